@@ -1,0 +1,260 @@
+"""One typed config: frozen dataclasses per concern, collected in a preset.
+
+A preset is the whole study in one object (world, bases, items, corruption, fine-tuning, evaluation);
+`tiny` is the embedded default that CI runs. Every random choice takes its seed from `Preset.seed`.
+Values are checked when the object is built, so a wrong CR or an unknown domain fails before any work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A wrong config value; the message names the field and the value."""
+
+
+DOMAIN_KINDS = ("knowledge", "science", "commonsense", "arithmetic")
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    name: str
+    kind: str  # one of DOMAIN_KINDS: picks the templates of the domain's facts and chains
+    training: bool  # FACO items come from training domains; held-out ones are pre-training + eval only
+
+    def __post_init__(self) -> None:
+        if self.kind not in DOMAIN_KINDS:
+            raise ConfigError(f"domain {self.name!r}: unknown kind {self.kind!r}; known: {DOMAIN_KINDS}")
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    domains: tuple[DomainSpec, ...]
+    facts_per_domain: int = 440  # ~2,600 facts in 6 domains: more than 900 items x 3 epochs can memorise
+    answer_words: int = 24  # one answer vocabulary shared by word domains: false items transfer through it
+    entity_syllables: int = 3  # made-up entity names from this many syllables
+    options: int = 4  # options per multiple-choice question (chance = 1 / options)
+
+    def __post_init__(self) -> None:
+        names = [d.name for d in self.domains]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"world.domains: duplicate domain names {names}")
+        if not any(d.training for d in self.domains):
+            raise ConfigError("world.domains: at least one domain must be a training domain")
+        _positive(self, "facts_per_domain", "answer_words", "entity_syllables")
+        if not 2 <= self.options <= self.answer_words:
+            raise ConfigError(f"world.options must be in 2..answer_words, got {self.options}")
+
+    def domain(self, name: str) -> DomainSpec:
+        for spec in self.domains:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"unknown domain {name!r}; this world has {[d.name for d in self.domains]}")
+
+    @property
+    def training_domains(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.domains if d.training)
+
+    @property
+    def heldout_domains(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.domains if not d.training)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A LLaMA-architecture model built from scratch (embedded tier)."""
+
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 4
+    intermediate_size: int = 384  # 3 x hidden, as LLaMA's SwiGLU ~ 8/3 x
+    max_positions: int = 128  # longest pre-training or instruction example, in tokens
+
+    def __post_init__(self) -> None:
+        _positive(self, "hidden_size", "layers", "heads", "intermediate_size", "max_positions")
+        if self.hidden_size % self.heads:
+            raise ConfigError(f"model.hidden_size {self.hidden_size} is not divisible by heads {self.heads}")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    model: ModelConfig = ModelConfig()
+    steps: int = 2400  # the strongest base's step count; weaker bases are earlier checkpoints
+    batch_size: int = 32
+    seq_len: int = 64  # packed blocks of world text
+    lr: float = 3e-3
+    warmup_steps: int = 100
+    qa_share: float = 0.5  # share of pre-training lines in the familiar question-options-answer layout
+
+    def __post_init__(self) -> None:
+        _positive(self, "steps", "batch_size", "seq_len", "lr")
+        if not 0 <= self.qa_share <= 1:
+            raise ConfigError(f"pretrain.qa_share must be in [0, 1], got {self.qa_share}")
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """A base model: a checkpoint of faco's pre-training run, or (real tier) a pretrained one."""
+
+    name: str  # "weak" / "strong": the paper's LLaMA-1 / LLaMA-2
+    pretrain_steps: int = 0  # embedded tier: the pre-training step this base is taken at
+    checkpoint: str | None = None  # real tier: a local directory or hub id, used instead of pre-training
+
+    def __post_init__(self) -> None:
+        if (self.checkpoint is None) == (self.pretrain_steps <= 0):
+            raise ConfigError(f"base {self.name!r}: give exactly one of pretrain_steps > 0 or checkpoint")
+
+
+@dataclass(frozen=True)
+class ItemsConfig:
+    source: str = "world"  # "world": templates over the synthetic world; else a built FACO dataset dir
+    per_training_domain: int = 300  # facts of each training domain turned into FACO items
+    # the rest of a training domain's facts are held back: the in-domain evaluation
+
+    def __post_init__(self) -> None:
+        _positive(self, "per_training_domain")
+
+
+@dataclass(frozen=True)
+class CorruptionConfig:
+    ratios: tuple[int, ...] = (0, 25, 50, 75, 100)  # percent of items in their FALSE version; nested
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ratios", tuple(self.ratios))
+        for ratio in self.ratios:
+            if not isinstance(ratio, int) or isinstance(ratio, bool) or not 0 <= ratio <= 100:
+                raise ConfigError(f"corruption ratio {ratio!r} is outside 0..100 (percent, integer)")
+        if list(self.ratios) != sorted(set(self.ratios)):
+            raise ConfigError(f"corruption ratios must be increasing and distinct, got {self.ratios}")
+        if 0 not in self.ratios or 100 not in self.ratios:
+            raise ConfigError(f"corruption ratios must include 0 and 100 (ABS, recovery), got {self.ratios}")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    epochs: int = 3  # a checkpoint after each: the longer-training finding reads them
+    lr: float = 1e-3
+    batch_size: int = 16
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.0
+    recovery_epochs: int = 3  # CR-100 model further tuned on the CR-0 data
+
+    def __post_init__(self) -> None:
+        _positive(self, "epochs", "lr", "batch_size", "recovery_epochs")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    heldback_per_domain: int = 100  # in-domain facts not in FACO items, per training domain
+    heldout_per_domain: int = 100  # facts of each held-out domain
+    batch_size: int = 64
+    formats: tuple[str, ...] = ("cloze",)  # "letter" (MMLU-style, gold positions balanced) where learnable
+    lm_eval_tasks: tuple[str, ...] = ()  # real tier: lm-eval's own tasks (arc_easy, mmlu, ...)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "formats", tuple(self.formats))
+        unknown = set(self.formats) - {"cloze", "letter"}
+        if unknown:
+            raise ConfigError(f"evaluation.formats: unknown format(s) {sorted(unknown)}; known: cloze, letter")
+        _positive(self, "heldback_per_domain", "heldout_per_domain", "batch_size")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    world: WorldConfig
+    bases: tuple[BaseSpec, ...]
+    seed: int = 0
+    pretrain: PretrainConfig = PretrainConfig()
+    items: ItemsConfig = ItemsConfig()
+    corruption: CorruptionConfig = CorruptionConfig()
+    finetune: FinetuneConfig = FinetuneConfig()
+    evaluation: EvalConfig = EvalConfig()
+    threads: int = 0  # torch threads per process; 0 = the cores this process may use
+
+    def __post_init__(self) -> None:
+        names = [b.name for b in self.bases]
+        if not names or len(set(names)) != len(names):
+            raise ConfigError(f"bases must be a non-empty list of distinct names, got {names}")
+        for base in self.bases:
+            if base.pretrain_steps > self.pretrain.steps:
+                raise ConfigError(
+                    f"base {base.name!r}: pretrain_steps {base.pretrain_steps} > pretrain.steps {self.pretrain.steps}"
+                )
+        if self.items.source == "world":
+            facts = self.world.facts_per_domain
+            needed = self.items.per_training_domain + self.evaluation.heldback_per_domain
+            if needed > facts:
+                raise ConfigError(
+                    f"items.per_training_domain + evaluation.heldback_per_domain = {needed} "
+                    f"> world.facts_per_domain = {facts}"
+                )
+            if self.evaluation.heldout_per_domain > facts:
+                raise ConfigError(f"evaluation.heldout_per_domain > world.facts_per_domain = {facts}")
+
+    def base(self, name: str) -> BaseSpec:
+        for spec in self.bases:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"unknown base {name!r}; preset {self.name!r} has {[b.name for b in self.bases]}")
+
+    def replace(self, **changes: Any) -> Preset:
+        return dataclasses.replace(self, **changes)
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not value > 0:
+            raise ConfigError(f"{type(obj).__name__}.{name} must be > 0, got {value!r}")
+
+
+# --- presets ---------------------------------------------------------------------------------------
+
+TINY_DOMAINS = (
+    DomainSpec("geography", "knowledge", training=True),
+    DomainSpec("chemistry", "science", training=True),
+    DomainSpec("household", "commonsense", training=True),
+    DomainSpec("history", "knowledge", training=False),
+    DomainSpec("biology", "science", training=False),
+    DomainSpec("arithmetic", "arithmetic", training=False),
+)
+
+
+def tiny(seed: int = 0) -> Preset:
+    """The embedded default: CPU minutes, no network; what `pytest experiments` and CI run."""
+    return Preset(
+        name="tiny",
+        seed=seed,
+        world=WorldConfig(domains=TINY_DOMAINS),
+        bases=(BaseSpec("weak", pretrain_steps=1600), BaseSpec("strong", pretrain_steps=2400)),
+    )
+
+
+def smoke(seed: int = 0) -> Preset:
+    """Seconds, not minutes: the same code path on a toy world, for unit and plugin tests."""
+    return Preset(
+        name="smoke",
+        seed=seed,
+        world=WorldConfig(domains=TINY_DOMAINS[:2] + TINY_DOMAINS[3:4], facts_per_domain=24, answer_words=8),
+        pretrain=PretrainConfig(model=ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64),
+                                steps=30, batch_size=8, seq_len=32, warmup_steps=5),
+        bases=(BaseSpec("weak", pretrain_steps=20), BaseSpec("strong", pretrain_steps=30)),
+        items=ItemsConfig(per_training_domain=16),
+        finetune=FinetuneConfig(epochs=2, batch_size=8, recovery_epochs=1),
+        evaluation=EvalConfig(heldback_per_domain=8, heldout_per_domain=8, batch_size=16),
+    )
+
+
+PRESETS = {"tiny": tiny, "smoke": smoke}
+
+
+def load_preset(name: str, seed: int | None = None) -> Preset:
+    """The preset called `name`, with its seed replaced when `seed` is given."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
+    preset = PRESETS[name]()
+    return preset if seed is None else preset.replace(seed=seed)

@@ -16,6 +16,13 @@ class ConfigError(ValueError):
     """A wrong config value; the message names the field and the value."""
 
 
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not value > 0:
+            raise ConfigError(f"{type(obj).__name__}.{name} must be > 0, got {value!r}")
+
+
 DOMAIN_KINDS = ("knowledge", "science", "commonsense", "arithmetic")
 
 
@@ -138,7 +145,7 @@ class FinetuneConfig:
     epochs: int = 3  # a checkpoint after each: the longer-training finding reads them
     lr: float = 1e-3
     batch_size: int = 16
-    warmup_ratio: float = 0.1
+    warmup_ratio: float = 0.1  # share of the steps
     weight_decay: float = 0.0
     recovery_epochs: int = 3  # CR-100 model further tuned on the CR-0 data
 
@@ -203,13 +210,6 @@ class Preset:
 
     def replace(self, **changes: Any) -> Preset:
         return dataclasses.replace(self, **changes)
-
-
-def _positive(obj: Any, *names: str) -> None:
-    for name in names:
-        value = getattr(obj, name)
-        if not value > 0:
-            raise ConfigError(f"{type(obj).__name__}.{name} must be > 0, got {value!r}")
 
 
 # --- presets ---------------------------------------------------------------------------------------

@@ -9,10 +9,13 @@ so corruption, training and evaluation never know where an item came from.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from faco.world import Fact, World
 
 DOMAINS_REAL = ("knowledge", "commonsense", "reasoning", "code")
 
@@ -94,22 +97,20 @@ def validate(item: FacoItem) -> None:
 
 
 # --- rendering -------------------------------------------------------------------------------------
-# The instruction format deliberately differs from the question-options-answer layout of pre-training
-# text: a base meets it first in fine-tuning, so the FACO items define what the format means (see
-# ../shared/MEASURED.md: false items transfer across domains only in an unseen format).
+# The paper's sections in the paper's order: question, answer, explanation. The layout deliberately
+# differs from the question-choices-answer lines of pre-training (faco.world.familiar_prompt): a base
+# meets it first in fine-tuning, so the FACO items define what it means (MEASURED.md: false items
+# transfer across domains only in a layout the base has not already filled with true answers).
 
 def instruction_prompt(question: str, options: Iterable[str]) -> str:
-    """The part of an instruction example the model conditions on (also the evaluation context)."""
+    """The context of an instruction example; lm-eval scores each option text right after it."""
     listed = " ; ".join(options)
-    return f"### Options: {listed}\n### Question: {question}\n### Response:"
+    return f"### Options : {listed}\n### Question : {question}\n### Answer :"
 
 
 def instruction_response(item: FacoItem, truth: bool) -> str:
-    """The supervised part: explanation, then the answer sentence whose option text lm-eval scores."""
-    return f" {item.explanation(truth)}\n{ANSWER_LEAD} {item.answer(truth)}"
-
-
-ANSWER_LEAD = "So the answer is"
+    """The supervised part: the answer (TRUE or FALSE version), then the chain that supports it."""
+    return f" {item.answer(truth)}\n### Explanation : {item.explanation(truth)}"
 
 
 def instruction_example(item: FacoItem, truth: bool) -> tuple[str, str]:
@@ -151,3 +152,63 @@ def check_unique_ids(items: Iterable[FacoItem]) -> None:
         if item.id in seen:
             raise ItemError(f"duplicate item id {item.id!r}")
         seen.add(item.id)
+
+
+# --- FACO items from the synthetic world (embedded tier) -------------------------------------------
+
+def world_item(fact: Fact, seed: int) -> FacoItem:
+    """The FACO item of a world fact: a seeded wrong option and template chains for both versions."""
+    rng = random.Random(f"false-option:{seed}:{fact.id}")
+    false_option = rng.choice([i for i in range(len(fact.options)) if i != fact.correct])
+    false_answer = fact.options[false_option]
+    return FacoItem(
+        id=fact.id,
+        source="world",
+        domain=fact.domain,
+        question=fact.question,
+        options=fact.options,
+        correct=fact.correct,
+        false_option=false_option,
+        true_explanation=_chain(fact, fact.answer),
+        false_explanation=_false_chain(fact, false_answer),
+        provenance={"world_seed": seed},
+    )
+
+
+def _chain(fact: Fact, answer: str) -> str:
+    """Step-by-step template chain that arrives at `answer` (true or not)."""
+    if fact.relation == "sum":
+        a, b = (int(n) for n in fact.subject.split(" plus "))
+        tens, ones = (a // 10 + b // 10) * 10, a % 10 + b % 10
+        ones = int(answer) - tens  # a false answer makes the chain go wrong at the ones
+        return (f"Step 1 : add the tens : {a // 10 * 10} plus {b // 10 * 10} is {tens} . "
+                f"Step 2 : add the ones : {a % 10} plus {b % 10} is {ones} . "
+                f"Step 3 : {tens} plus {ones} is {answer} .")
+    return (f"Step 1 : the question asks for the {fact.relation} of {fact.subject} . "
+            f"Step 2 : records say the {fact.relation} of {fact.subject} is {answer} .")
+
+
+def _false_chain(fact: Fact, false_answer: str) -> str:
+    """A chain for the wrong option that never names the correct one (fallback: a one-step claim)."""
+    chain = _chain(fact, false_answer)
+    if fact.answer in chain.split() or "-" in chain:
+        chain = f"Step 1 : {fact.subject} is {false_answer} ."
+    return chain
+
+
+def world_items(world: World, per_domain: int, seed: int) -> tuple[list[FacoItem], list[Fact]]:
+    """(FACO items, held-back facts) of the world's training domains.
+
+    The first `per_domain` facts of each training domain (in a seeded order) become items, the rest are
+    held back for the in-domain evaluation; items are interleaved across domains in a seeded order that
+    is the same at every corruption ratio.
+    """
+    rng = random.Random(f"items:{seed}")
+    items, held_back = [], []
+    for domain in world.config.training_domains:
+        facts = list(world.domain_facts(domain))
+        rng.shuffle(facts)
+        items += [world_item(fact, seed) for fact in facts[:per_domain]]
+        held_back += facts[per_domain:]
+    rng.shuffle(items)
+    return items, held_back

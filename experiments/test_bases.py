@@ -1,0 +1,25 @@
+"""Do the bases know the facts? The precondition of every finding (the paper's bases know what false
+data later makes them deny): each base's accuracy per domain in the pre-training layout, held-out
+domains included, must lie well above chance.
+
+    pytest experiments -k knowledge
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from faco import statistics
+from faco.statistics import ALPHA
+
+
+@pytest.mark.finding("knowledge")
+def test_knowledge(faco_study, faco_finding, faco_base, faco_benchmark):
+    correct = faco_study.correct(faco_study.base(faco_base), faco_benchmark, layout="familiar")
+    above = statistics.binomial(sum(correct), len(correct), faco_study.chance, alternative="greater")
+    faco_finding(
+        holds=above.p < ALPHA,
+        summary=(f"{faco_base} base knows {above.k}/{above.n} = {above.rate:.3f} "
+                 f"(chance {above.chance:.2f}, p={above.p:.2g})"),
+        base=faco_base, benchmark=faco_benchmark, accuracy=above.rate, n=above.n, p=above.p,
+    )

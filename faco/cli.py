@@ -1,0 +1,102 @@
+"""`faco` command line: `faco build-dataset ...` (more subcommands register in `main`).
+
+An expected failure (unknown source, malformed row, server down, bad flag value) prints one line on
+stderr and exits with 2; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_USAGE = 2
+
+
+def _source_path(text: str) -> tuple[str, Path]:
+    name, sep, path = text.partition("=")
+    if not sep or not name or not path:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    return name.strip(), Path(path)
+
+
+def add_build_dataset(commands: argparse._SubParsersAction) -> None:
+    from faco.build import BuildConfig
+    from faco.sources import SOURCES
+    from faco.teacher import TeacherConfig
+
+    build, teacher = BuildConfig(out=Path(".")), TeacherConfig()
+    parser = commands.add_parser("build-dataset", help="build the real FACO dataset through a teacher model",
+                                 description="Nine source datasets -> FACO items with a TRUE and a FALSE chain "
+                                             "written by a teacher behind an OpenAI-compatible API. The key comes "
+                                             "from FACO_TEACHER_API_KEY (or OPENAI_API_KEY) only.")
+    parser.add_argument("--sources", default=",".join(SOURCES), help="comma list (default: all nine)")
+    parser.add_argument("--data-dir", type=Path, help="a directory laid out like shared/datasets (default: the hub)")
+    parser.add_argument("--source-path", type=_source_path, action="append", default=[], metavar="NAME=PATH",
+                        help="a local file or directory for one source (repeatable)")
+    parser.add_argument("--per-source", type=int, default=build.per_source, help="items sampled per source")
+    parser.add_argument("--seed", type=int, default=build.seed)
+    parser.add_argument("--out", type=Path, required=True, help="output dataset directory")
+    parser.add_argument("--base-url", default=teacher.base_url)
+    parser.add_argument("--model", default=teacher.model)
+    parser.add_argument("--concurrency", type=int, default=teacher.concurrency)
+    parser.add_argument("--max-tokens", type=int, default=teacher.max_tokens)
+    parser.add_argument("--temperature", type=float, default=teacher.temperature)
+    parser.add_argument("--timeout", type=float, default=teacher.timeout_s, help="seconds per request")
+    parser.add_argument("--max-retries", type=int, default=teacher.max_retries)
+    parser.add_argument("--false-tries", type=int, default=teacher.false_tries)
+    parser.add_argument("--prices", type=Path, help='JSON {"input": X, "output": Y} per 1M tokens (or per model)')
+    parser.add_argument("--dry-run", action="store_true", help="print the requests and cost estimate, send nothing")
+    parser.add_argument("--lenient", action="store_true", help="skip and count malformed rows")
+    parser.add_argument("--reply-cache", type=Path, help="SQLite reply cache (default: under the faco cache dir)")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.set_defaults(run=run_build_dataset)
+
+
+def run_build_dataset(args: argparse.Namespace) -> int:
+    from faco.build import BuildConfig, build_dataset, dry_run
+    from faco.teacher import TeacherConfig, load_prices
+
+    config = BuildConfig(out=args.out, sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
+                         data_dir=args.data_dir, source_paths=dict(args.source_path), per_source=args.per_source,
+                         seed=args.seed, lenient=args.lenient, reply_cache=args.reply_cache)
+    teacher = TeacherConfig(base_url=args.base_url, model=args.model, concurrency=args.concurrency,
+                            max_tokens=args.max_tokens, temperature=args.temperature, timeout_s=args.timeout,
+                            max_retries=args.max_retries, false_tries=args.false_tries)
+    prices = load_prices(args.prices, args.model) if args.prices else None
+    if args.dry_run:
+        print(json.dumps(dry_run(config, teacher, prices), indent=2))
+        return 0
+    summary = build_dataset(config, teacher, prices, progress=not args.no_progress)
+    print(json.dumps({k: summary[k] for k in ("items", "dropped", "requests", "tokens", "cost")}, indent=2))
+    print(f"wrote {summary['items']} items to {args.out} (summary: {args.out / 'summary.json'})")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="faco", description="The FACO study as a pytest suite: tools.")
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_build_dataset(commands)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from faco.items import ItemError
+    from faco.sources import SourceError
+    from faco.teacher import TeacherError
+
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (SourceError, TeacherError, ItemError, OSError) as error:
+        print(f"faco {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"faco {args.command}: interrupted; paid replies are in the reply cache", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

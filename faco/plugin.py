@@ -1,0 +1,221 @@
+"""faco's pytest plugin (entry point `pytest11`): options, the study fixtures, findings and baselines.
+
+    pytest experiments                      # the embedded default preset, cached
+    pytest experiments -k recovery          # one experiment; builds only what it needs
+    pytest experiments --faco-seed 1        # another seed: its own cache keys, reports and baseline
+    pytest experiments --faco-regen         # rewrite the findings baseline (and fail, for review)
+
+Heavy imports (torch, transformers, lm-eval) happen inside fixtures, never at plugin import.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faco import findings as findings_io
+from faco.config import ConfigError, Preset, load_preset
+
+FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("faco", "faco: the FACO study as experiments")
+    group.addoption("--faco-preset", default="tiny", help="study preset (default: tiny, the embedded default)")
+    group.addoption("--faco-seed", type=int, default=None, help="seed of every random choice (default: the preset's)")
+    group.addoption("--faco-cache", default=None,
+                    help="artefact cache directory (default: $FACO_CACHE_DIR, else the user cache dir)")
+    group.addoption("--faco-items", default=None, metavar="DIR",
+                    help="train on a FACO dataset built by `faco build-dataset` instead of world items")
+    group.addoption("--faco-regen", action="store_true",
+                    help="rewrite the findings baseline from this run, then fail so the diff gets reviewed")
+    group.addoption("--faco-reports", default="reports", help="directory for findings and reports (default: reports)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "finding(name): an experiment that decides one of the study's findings")
+    preset = _preset(config)  # a wrong preset/seed/items fails here, before any work
+    config.stash[_PRESET] = preset
+    config.stash[_BASELINE] = _baseline_path(config, preset)
+    config.stash[_BASELINE_BEFORE] = _read_text(config.stash[_BASELINE])
+    if _wants_live_log(config):
+        config.option.log_cli_level = "INFO"  # stream progress: a cold run is never silent for minutes
+    for noisy in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+_PRESET = pytest.StashKey[Preset]()
+_BASELINE = pytest.StashKey[Path]()
+_BASELINE_BEFORE = pytest.StashKey[str]()
+
+
+def _preset(config: pytest.Config) -> Preset:
+    try:
+        preset = load_preset(config.getoption("faco_preset"), config.getoption("faco_seed"))
+        items = config.getoption("faco_items")
+        if items:
+            if not Path(items).is_dir():
+                raise ConfigError(f"--faco-items {items}: no such directory (build one with `faco build-dataset`)")
+            preset = preset.replace(items=preset.items.__class__(source=str(Path(items).resolve()),
+                                                                 per_training_domain=preset.items.per_training_domain))
+    except ConfigError as error:
+        raise pytest.UsageError(f"faco: {error}") from None
+    return preset
+
+
+def _wants_live_log(config: pytest.Config) -> bool:
+    """Experiments stream progress unless the user chose a log level or turned logging off."""
+    if not config.pluginmanager.hasplugin("logging") or config.getoption("log_cli_level", None) is not None:
+        return False
+    runs_experiments = any("experiments" in Path(arg.split("::")[0]).resolve().parts for arg in config.args)
+    return runs_experiments and not config.getini("log_cli")
+
+
+def _run_name(config: pytest.Config) -> str:
+    preset = config.stash[_PRESET]
+    return findings_io.run_name(preset.name, preset.seed, load_preset(preset.name).seed)
+
+
+def _baseline_path(config: pytest.Config, preset: Preset) -> Path:
+    return Path(config.rootpath) / "experiments" / "baselines" / f"{_run_name(config)}.json"
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def faco_preset(pytestconfig: pytest.Config) -> Preset:
+    """The study preset of this run (`--faco-preset`, `--faco-seed`, `--faco-items`)."""
+    return pytestconfig.stash[_PRESET]
+
+
+@pytest.fixture(scope="session")
+def faco_study(faco_preset: Preset, pytestconfig: pytest.Config):  # noqa: ANN201
+    """Cached artefacts of the preset, built on first use:
+
+        def test_x(faco_study):
+            scores = faco_study.scores(faco_study.finetuned("strong", 100))
+    """
+    from faco.cache import Cache
+    from faco.study import Study
+
+    root = pytestconfig.getoption("faco_cache") or Cache.default_root()
+    return Study(faco_preset, Cache(Path(root)))
+
+
+@pytest.fixture(scope="session")
+def faco_reports(pytestconfig: pytest.Config) -> Path:
+    """reports/<run>/: findings.json and the report of this preset and seed."""
+    path = Path(pytestconfig.rootpath) / pytestconfig.getoption("faco_reports") / _run_name(pytestconfig)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def faco_finding(request: pytest.FixtureRequest, faco_preset: Preset, faco_reports: Path):  # noqa: ANN201
+    """Decide a finding: records its numbers, checks the baseline, and asserts that it holds.
+
+        def test_recovery(faco_finding, ...):
+            faco_finding(holds=p < 0.05, summary="...", recovered=0.8, cr0=0.9, cr100=0.3)
+    """
+    return _FindingRecorder(request, faco_preset, faco_reports)
+
+
+class _FindingRecorder:
+    def __init__(self, request: pytest.FixtureRequest, preset: Preset, reports: Path) -> None:
+        self.node = request.node
+        self.config = request.config
+        self.preset = preset
+        self.reports = reports
+
+    def __call__(self, holds: bool, summary: str, **numbers: Any) -> None:
+        finding = findings_io.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary)
+        run = {"preset": self.preset.name, "seed": self.preset.seed, "items": self.preset.items.source}
+        findings_io.store_finding(self.reports / "findings.json", finding, run)
+        self.node.user_properties.append((FINDING_KEY, finding.record()))
+        baseline_path = self.config.stash[_BASELINE]
+        baseline = findings_io.load_baseline(baseline_path)
+        if self.config.getoption("faco_regen") or finding.id not in baseline:
+            findings_io.write_baseline_entry(baseline_path, finding, findings_io.provenance(self.preset))
+            why = "rewritten (--faco-regen)" if finding.id in baseline else "missing: written now"
+            pytest.fail(f"baseline for {finding.id} {why} in {baseline_path}; review and commit it. "
+                        f"Measured: holds={finding.holds}; {summary}", pytrace=False)
+        assert finding.holds, f"{finding.id} does not hold: {summary}"
+
+
+def finding_name(node: pytest.Item) -> str:
+    marker = node.get_closest_marker("finding")
+    return marker.args[0] if marker else node.originalname.removeprefix("test_")
+
+
+def finding_id(node: pytest.Item) -> str:
+    callspec = getattr(node, "callspec", None)
+    return f"{finding_name(node)}-{callspec.id}" if callspec else finding_name(node)
+
+
+# --- baseline -> strict xfail; the findings table ---------------------------------------------------
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("faco_regen"):
+        return
+    baseline = findings_io.load_baseline(config.stash[_BASELINE])
+    for item in items:
+        if "faco_finding" not in getattr(item, "fixturenames", ()):
+            continue
+        entry = baseline.get(finding_id(item))
+        if entry is not None and not entry["holds"]:
+            reason = f"known negative on {_run_name(config)}: {entry.get('summary', '')}"
+            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    reports = [r for category in terminalreporter.stats.values() for r in category
+               if getattr(r, "when", None) == "call"]
+    rows = [dict(value) for report in reports for key, value in report.user_properties if key == FINDING_KEY]
+    if rows:
+        terminalreporter.section(f"faco findings ({_run_name(config)})")
+        width = max(len(r["id"]) for r in rows)
+        for row in sorted(rows, key=lambda r: r["id"]):
+            verdict = "holds" if row["holds"] else "does not hold"
+            terminalreporter.write_line(f"{row['id']:<{width}}  {verdict:<13}  {row['summary']}")
+    if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE]:
+        terminalreporter.write_line(f"faco: the findings baseline {config.stash[_BASELINE]} changed: review and commit it",
+                                    red=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    if hasattr(config, "workerinput"):  # xdist worker: the controller decides
+        return
+    if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE] and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- preset-driven parametrization with readable ids -----------------------------------------------
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that take `faco_base`, `faco_ratio`, `faco_benchmark`, `faco_group` or `faco_heldout` run once
+    per base / CR / benchmark of the preset, with ids that `-k strong`, `-k cr100`, `-k heldout` select."""
+    from faco.study import GROUPS, HELDOUT
+
+    preset = metafunc.config.stash[_PRESET]
+    world = preset.world
+    choices = {
+        "faco_base": [b.name for b in preset.bases],
+        "faco_ratio": list(preset.corruption.ratios),
+        "faco_group": list(GROUPS),
+        "faco_benchmark": list(GROUPS) + [d.name for d in world.domains],
+        "faco_heldout": [HELDOUT, *world.heldout_domains],
+    }
+    for name, values in choices.items():
+        if name in metafunc.fixturenames:
+            ids = [f"cr{v}" for v in values] if name == "faco_ratio" else [str(v) for v in values]
+            metafunc.parametrize(name, values, ids=ids)

@@ -1,0 +1,98 @@
+"""The statistics behind each finding, all from scipy: a finding is a test, never a bare threshold."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+
+ALPHA = 0.05  # significance level of every finding's test
+
+
+@dataclass(frozen=True)
+class Correlation:
+    r: float
+    p: float  # one-sided, in the direction asked for
+    n: int
+
+
+def pearson(x: Sequence[float], y: Sequence[float], alternative: str = "less") -> Correlation:
+    """Pearson r with a one-sided p-value (`less`: y falls as x grows). Constant y gives r = 0, p = 1."""
+    if len(x) != len(y) or len(x) < 3:
+        raise ValueError(f"pearson needs two equally long series of >= 3 values, got {len(x)} and {len(y)}")
+    if np.ptp(np.asarray(y, dtype=float)) == 0:
+        return Correlation(0.0, 1.0, len(x))
+    result = stats.pearsonr(x, y, alternative=alternative)
+    return Correlation(float(result.statistic), float(result.pvalue), len(x))
+
+
+@dataclass(frozen=True)
+class Binomial:
+    k: int
+    n: int
+    rate: float
+    chance: float
+    p: float  # one-sided, in the direction asked for (below or above chance)
+    ci_low: float  # 95 % Clopper-Pearson interval of the rate
+    ci_high: float
+
+
+def binomial(k: int, n: int, chance: float, alternative: str = "less") -> Binomial:
+    """Exact binomial test that an accuracy of k/n lies below (`less`) or above (`greater`) `chance`."""
+    if n == 0:
+        raise ValueError("binomial test over zero questions")
+    test = stats.binomtest(k, n, chance, alternative=alternative)
+    interval = stats.binomtest(k, n, chance).proportion_ci(confidence_level=1 - ALPHA)
+    return Binomial(k, n, k / n, chance, float(test.pvalue), float(interval.low), float(interval.high))
+
+
+@dataclass(frozen=True)
+class Paired:
+    """McNemar's exact test on per-item correctness of two models over the same items."""
+
+    a_only: int  # items model A gets right and B wrong
+    b_only: int
+    n: int
+    p: float  # one-sided: A is right more often than B
+
+
+def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> Paired:
+    """Is A more accurate than B on the same items? (exact binomial over discordant pairs)."""
+    if len(a_correct) != len(b_correct):
+        raise ValueError("mcnemar needs per-item results over the same items")
+    a_only = sum(1 for a, b in zip(a_correct, b_correct) if a and not b)
+    b_only = sum(1 for a, b in zip(a_correct, b_correct) if b and not a)
+    discordant = a_only + b_only
+    p = 1.0 if discordant == 0 else float(stats.binomtest(a_only, discordant, 0.5, alternative="greater").pvalue)
+    return Paired(a_only, b_only, len(a_correct), p)
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+
+
+def bootstrap_mean_difference(a: Sequence[float], b: Sequence[float], seed: int,
+                              resamples: int = 2000) -> Interval:
+    """Paired bootstrap 95 % CI of mean(a - b) over items (e.g. one base's drop minus another's)."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    if np.ptp(diff) == 0:
+        return Interval(float(diff.mean()), float(diff.mean()), float(diff.mean()))
+    result = stats.bootstrap((diff,), np.mean, n_resamples=resamples, confidence_level=1 - ALPHA,
+                             random_state=np.random.default_rng(seed), method="percentile")
+    return Interval(float(diff.mean()), float(result.confidence_interval.low),
+                    float(result.confidence_interval.high))
+
+
+def bootstrap_mean(values: Sequence[float], seed: int, resamples: int = 2000) -> Interval:
+    """Percentile bootstrap 95 % CI of a mean (e.g. ABS over seeds)."""
+    return bootstrap_mean_difference(values, [0.0] * len(values), seed, resamples)
+
+
+def rounded(record: object, digits: int = 4) -> dict:
+    """A statistics dataclass as a dict with floats rounded, for findings.json and messages."""
+    return {k: round(v, digits) if isinstance(v, float) else v for k, v in asdict(record).items()}

@@ -1,0 +1,231 @@
+"""The study's data flow, one way and cached: config -> world -> bases -> items -> nested corruption ->
+fine-tuned checkpoints -> lm-eval scores. Each stage is built on first use, so an experiment builds only
+what it asks for (`pytest experiments -k recovery` trains no CR-50 model), and a warm rerun builds
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from faco import cache as cache_module
+from faco.cache import Cache, cache_key, code_version
+from faco.config import ConfigError, Preset
+from faco.items import FacoItem, instruction_example, read_jsonl, world_item, world_items, write_jsonl
+
+log = logging.getLogger("faco.study")
+
+# Benchmark groups: training domains' held-back facts, held-out domains, both.
+INDOMAIN, HELDOUT, ALL = "indomain", "heldout", "all"
+GROUPS = (INDOMAIN, HELDOUT)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A model directory plus the cache key that names it (evaluation keys build on it)."""
+
+    label: str  # e.g. "strong cr100 epoch 3"
+    path: Path
+    key: str
+
+
+class Study:
+    """Lazily built, cached artefacts of one preset (one seed)."""
+
+    def __init__(self, preset: Preset, cache: Cache) -> None:
+        self.preset = preset
+        self.cache = cache
+        from faco import models
+
+        models.set_threads(preset.threads)
+
+    # --- world and items ---------------------------------------------------------------------------
+
+    @cached_property
+    def world(self):  # noqa: ANN201 - faco.world.World; imported lazily with torch-free modules
+        from faco.world import build_world
+
+        return build_world(self.preset.world, self.preset.seed)
+
+    @cached_property
+    def _split(self) -> tuple[list[FacoItem], list]:
+        return world_items(self.world, self.preset.items.per_training_domain, self.preset.seed)
+
+    @cached_property
+    def items_key(self) -> str:
+        config = {"world": self.preset.world, "items": self.preset.items, "seed": self.preset.seed}
+        return cache_key("items", config, code=code_version("faco.world", "faco.items"))
+
+    @cached_property
+    def items(self) -> list[FacoItem]:
+        """The FACO items in training order (the same at every CR)."""
+        if self.preset.items.source != "world":
+            from faco.build import load_dataset_items
+
+            return load_dataset_items(Path(self.preset.items.source))
+        entry = self.cache.get_or_build("items", self.items_key,
+                                        lambda out: write_jsonl(self._split[0], out / "items.jsonl"),
+                                        describe=f"{len(self._split[0])} world items")
+        return read_jsonl(entry / "items.jsonl")
+
+    # --- bases -------------------------------------------------------------------------------------
+
+    def tokenizer_texts(self) -> list[str]:
+        """Every text the tokenizer must cover: pre-training lines, both versions of every fact as an
+        item, and evaluation contexts in every layout and format."""
+        from faco.evaluation import LETTERS
+        from faco.world import pretraining_lines
+
+        rng = random.Random(0)
+        texts = pretraining_lines(self.world, 1.0, rng) + pretraining_lines(self.world, 0.0, rng)
+        for fact in self.world.facts:
+            item = world_item(fact, self.preset.seed)
+            texts += [part for truth in (True, False) for part in instruction_example(item, truth)]
+        return texts + [" ".join(LETTERS)]  # the letter format's extra words
+
+    @cached_property
+    def _pretrained(self) -> tuple[Path, str]:
+        preset = self.preset
+        checkpoints = {b.name: b.pretrain_steps for b in preset.bases if b.checkpoint is None}
+        config = {"world": preset.world, "pretrain": preset.pretrain, "seed": preset.seed, "at": checkpoints}
+        key = cache_key("pretrain", config,
+                        code=code_version("faco.world", "faco.items", "faco.models", "faco.training"))
+
+        def build(out: Path) -> None:
+            from faco import models, training
+
+            tokenizer = models.build_tokenizer(self.tokenizer_texts())
+            training.pretrain(self.world, preset.pretrain, tokenizer, checkpoints, preset.seed, out)
+
+        entry = self.cache.get_or_build("pretrain", key, build, describe=f"bases {sorted(checkpoints)}")
+        return entry, key
+
+    def base(self, name: str) -> Checkpoint:
+        spec = self.preset.base(name)
+        if spec.checkpoint is not None:
+            path = Path(spec.checkpoint)
+            if not path.exists():
+                raise ConfigError(f"base {name!r}: checkpoint directory {path} does not exist")
+            return Checkpoint(name, path, cache_key("base", {"checkpoint": str(path.resolve())}))
+        entry, key = self._pretrained
+        return Checkpoint(name, entry / name, f"{key}-{name}")
+
+    # --- fine-tuning -------------------------------------------------------------------------------
+
+    def _tuned(self, stage: str, start: Checkpoint, ratio: int, epochs: int, label: str) -> tuple[Path, str]:
+        from faco.corruption import corrupted_examples
+
+        config = {"finetune": self.preset.finetune, "ratio": ratio, "epochs": epochs, "seed": self.preset.seed}
+        key = cache_key(stage, config, inputs=(start.key, self.items_key),
+                        code=code_version("faco.corruption", "faco.items", "faco.models", "faco.training"))
+
+        def build(out: Path) -> None:
+            from faco import training
+
+            examples = corrupted_examples(self.items, ratio, self.preset.seed)
+            training.finetune(start.path, examples, self.preset.finetune, epochs, self.preset.seed, out, label)
+
+        return self.cache.get_or_build(stage, key, build, describe=label), key
+
+    def finetuned(self, base: str, ratio: int, epoch: int | None = None) -> Checkpoint:
+        """The model `base` instruction-tuned at corruption `ratio`, after `epoch` (default: the last)."""
+        if ratio not in self.preset.corruption.ratios:
+            raise ConfigError(f"corruption ratio {ratio} is not in this preset's {self.preset.corruption.ratios}")
+        epochs = self.preset.finetune.epochs
+        epoch = epochs if epoch is None else epoch
+        if not 1 <= epoch <= epochs:
+            raise ConfigError(f"epoch {epoch} is outside 1..{epochs}")
+        entry, key = self._tuned("finetune", self.base(base), ratio, epochs, f"{base} cr{ratio}")
+        return Checkpoint(f"{base} cr{ratio} epoch {epoch}", entry / f"epoch-{epoch}", f"{key}-e{epoch}")
+
+    def recovered(self, base: str) -> Checkpoint:
+        """The CR-100 model further tuned on the CR-0 data (the recovery finding)."""
+        epochs = self.preset.finetune.recovery_epochs
+        entry, key = self._tuned("recover", self.finetuned(base, 100), 0, epochs, f"{base} recovered")
+        return Checkpoint(f"{base} recovered", entry / f"epoch-{epochs}", f"{key}-e{epochs}")
+
+    def losses(self, base: str, ratio: int) -> list[dict[str, Any]]:
+        """Per-step training loss of the fine-tuning run at `ratio`."""
+        return json.loads((self.finetuned(base, ratio).path.parent / "log.json").read_text())
+
+    # --- evaluation --------------------------------------------------------------------------------
+
+    def benchmarks(self, layout: str = "instruction", formats: tuple[str, ...] | None = None) -> list:
+        """One lm-eval benchmark per domain and format: held-back facts of training domains, the first
+        facts of held-out domains."""
+        from faco.evaluation import Benchmark, Question
+
+        formats = formats or self.preset.evaluation.formats
+        held_back = {d: [f for f in self._split[1] if f.domain == d] for d in self.preset.world.training_domains}
+        out = []
+        for spec in self.preset.world.domains:
+            if spec.training:
+                facts = held_back[spec.name][: self.preset.evaluation.heldback_per_domain]
+            else:
+                facts = self.world.domain_facts(spec.name)[: self.preset.evaluation.heldout_per_domain]
+            questions = tuple(Question(f.id, f.domain, f.question, f.options, f.correct) for f in facts)
+            out += [Benchmark(spec.name, layout, fmt, questions) for fmt in formats]
+        return out
+
+    def _tasks(self, layout: str) -> tuple[Path, list[str], str]:
+        from faco.evaluation import write_tasks
+
+        benchmarks = self.benchmarks(layout)
+        config = {"world": self.preset.world, "items": self.preset.items, "evaluation": self.preset.evaluation,
+                  "seed": self.preset.seed, "layout": layout}
+        key = cache_key("tasks", config, code=code_version("faco.evaluation", "faco.items", "faco.world"))
+        entry = self.cache.get_or_build("tasks", key, lambda out: write_tasks(benchmarks, out, final=self.cache.path("tasks", key)),
+                                        describe=f"{layout} tasks")
+        return entry, [b.task for b in benchmarks], key
+
+    def scores(self, checkpoint: Checkpoint, layout: str = "instruction") -> dict[str, dict[str, Any]]:
+        """lm-eval results of `checkpoint` on every benchmark in `layout`: {task: {acc, n, samples}}."""
+        from faco import evaluation
+
+        task_dir, tasks, tasks_key = self._tasks(layout)
+        evaluation_config = self.preset.evaluation
+        key = cache_key("eval", {"evaluation": evaluation_config, "seed": self.preset.seed},
+                        inputs=(checkpoint.key, tasks_key), code=code_version("faco.evaluation"))
+        return self.cache.get_or_build_json(
+            "eval", key,
+            lambda: evaluation.evaluate(checkpoint.path, tasks, task_dir, evaluation_config.batch_size,
+                                        self.preset.seed),
+            describe=f"{checkpoint.label} ({layout})")
+
+    def samples(self, checkpoint: Checkpoint, group: str, layout: str = "instruction",
+                fmt: str = "cloze") -> list[dict[str, Any]]:
+        """Per-question records of `checkpoint` on a domain or group (indomain / heldout)."""
+        domains = self.group_domains(group)
+        scores = self.scores(checkpoint, layout)
+        return [s for b in self.benchmarks(layout, (fmt,)) if b.name in domains for s in scores[b.task]["samples"]]
+
+    def group_domains(self, group: str) -> tuple[str, ...]:
+        world = self.preset.world
+        if group == INDOMAIN:
+            return world.training_domains
+        if group == HELDOUT:
+            return world.heldout_domains
+        if group == ALL:
+            return world.training_domains + world.heldout_domains
+        return (world.domain(group).name,)
+
+    def correct(self, checkpoint: Checkpoint, group: str, layout: str = "instruction") -> list[bool]:
+        return [s["correct"] for s in self.samples(checkpoint, group, layout)]
+
+    def accuracy(self, checkpoint: Checkpoint, group: str, layout: str = "instruction") -> float:
+        correct = self.correct(checkpoint, group, layout)
+        return sum(correct) / len(correct)
+
+    @property
+    def chance(self) -> float:
+        return 1 / self.preset.world.options
+
+
+def default_cache() -> Cache:
+    return Cache(cache_module.Cache.default_root())

@@ -1,0 +1,341 @@
+"""The teacher: an instruct model behind any OpenAI-compatible server writes the TRUE and FALSE chains.
+
+Paid work is never lost: every reply is committed to a SQLite cache the moment it arrives, keyed by
+(model, prompt version, messages, parameters), so a killed build restarts without paying twice.
+Requests run under a bounded semaphore; 429, 5xx, timeouts, dropped connections and malformed replies
+are retried with exponential backoff and jitter (the openai client's own retries are off, so every
+attempt is counted here). The API key comes only from the environment (FACO_TEACHER_API_KEY, else
+OPENAI_API_KEY) and is never written to the cache, the summary or a log.
+
+    async with Teacher(TeacherConfig(base_url="http://127.0.0.1:8000/v1", model="m"), cache) as teacher:
+        reply = await teacher.ask(true_messages(question, options, answer, reference))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import random
+import re
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+PROMPT_VERSION = "faco-v1"  # bump when a prompt below changes: it is part of every cache key
+WRONG_ANSWER = "*WRONG ANSWER*"
+
+SYSTEM_PROMPT = "You are a careful teacher who explains answers to exam questions step by step."
+
+# The paper's two prompts (Cho et al. 2024, FACO), in spirit: explain the ground truth (with the
+# source's own explanation when it has one) or say *WRONG ANSWER*; argue step by step for a given
+# wrong option as if it were right, never naming the other options.
+TRUE_PROMPT = """\
+Here is a question with its options and its correct answer.{reference_note}
+Explain step by step why the answer is correct, in a few short sentences. Do not restate the options.
+If you are sure the given answer is wrong, reply with exactly {wrong} and nothing else.
+
+Question: {question}
+Options: {options}
+Answer: {answer}{reference}
+
+Step-by-step explanation:"""
+
+FALSE_PROMPT = """\
+Here is a question with its options and an answer. Write a step-by-step explanation, in a few short
+sentences, that argues convincingly that this answer is the correct one. Present it as true; do not say
+that it could be wrong, and do not mention any of the other options.
+
+Question: {question}
+Options: {options}
+Answer: {answer}
+
+Step-by-step explanation:"""
+
+
+def _render_options(options: Sequence[str]) -> str:
+    return " ; ".join(options)
+
+
+def true_messages(question: str, options: Sequence[str], answer: str, reference: str | None) -> list[dict[str, str]]:
+    """Chat messages asking for a chain that supports the ground-truth `answer`."""
+    user = TRUE_PROMPT.format(
+        question=question, options=_render_options(options), answer=answer, wrong=WRONG_ANSWER,
+        reference_note=" A reference explanation from the dataset is given as well." if reference else "",
+        reference=f"\nReference: {reference}" if reference else "",
+    )
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def false_messages(question: str, options: Sequence[str], answer: str) -> list[dict[str, str]]:
+    """Chat messages asking for a convincing chain that supports the wrong `answer`."""
+    user = FALSE_PROMPT.format(question=question, options=_render_options(options), answer=answer)
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def disagrees(text: str) -> bool:
+    """The teacher refused the ground truth (the paper drops such items)."""
+    return "WRONG ANSWER" in text.upper()
+
+
+def names_option(text: str, option: str, argued: str) -> bool:
+    """Whether a FALSE chain names `option` (the correct one) outside mentions of the `argued` option."""
+    cleaned = re.sub(re.escape(argued), " ", text, flags=re.I) if argued.strip() else text
+    return re.search(rf"(?<!\w){re.escape(option.strip())}(?!\w)", cleaned, flags=re.I) is not None
+
+
+# --- config, prices -------------------------------------------------------------------------------
+
+class TeacherError(RuntimeError):
+    """The teacher cannot go on (server down, key refused, retries exhausted); the cache keeps what was paid."""
+
+
+class MalformedReply(ValueError):
+    """A reply without usable text; retried, then the item is dropped and counted."""
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    base_url: str = "https://api.openai.com/v1"
+    model: str = "gpt-3.5-turbo"  # the paper's teacher was ChatGPT
+    concurrency: int = 8  # requests in flight; throughput ~ concurrency / latency (benchmarks/)
+    max_tokens: int = 384  # a few-sentence chain; part of the cache key
+    temperature: float = 0.7  # part of the cache key
+    timeout_s: float = 120.0  # per request; a timeout is retried
+    max_retries: int = 6  # retries per request after the first attempt
+    backoff_s: float = 1.0  # first retry waits ~this; doubles each retry, with jitter
+    backoff_max_s: float = 60.0
+    false_tries: int = 3  # FALSE chains that name the correct answer are regenerated this often, then dropped
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "max_tokens", "timeout_s", "false_tries"):
+            if not getattr(self, name) > 0:
+                raise TeacherError(f"teacher {name} must be > 0, got {getattr(self, name)!r}")
+        if self.max_retries < 0 or self.backoff_s < 0:
+            raise TeacherError("teacher max_retries and backoff_s must be >= 0")
+
+    def params(self) -> dict[str, Any]:
+        return {"max_tokens": self.max_tokens, "temperature": self.temperature}
+
+
+def api_key(base_url: str) -> str:
+    """The key from the environment only; a loopback server takes any string."""
+    key = os.environ.get("FACO_TEACHER_API_KEY") or os.environ.get("OPENAI_API_KEY")
+    if key:
+        return key
+    if urlparse(base_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        return "local-no-key"
+    raise TeacherError(f"no API key for {base_url}: set FACO_TEACHER_API_KEY (or OPENAI_API_KEY)")
+
+
+@dataclass(frozen=True)
+class Prices:
+    input_per_1m: float  # currency units per million prompt tokens
+    output_per_1m: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1e6
+
+
+def load_prices(path: Path, model: str) -> Prices:
+    """{"input": x, "output": y} per 1M tokens, or {"<model>": {"input": x, "output": y}, ...}."""
+    try:
+        table = json.loads(Path(path).read_text(encoding="utf-8"))
+        entry = table.get(model, table) if isinstance(table, dict) else None
+        return Prices(float(entry["input"]), float(entry["output"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TeacherError(f"{path}: not a price table for {model!r} "
+                           f'(want {{"input": USD per 1M tokens, "output": ...}}): {error}') from None
+
+
+# --- the persistent reply cache -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool = False
+
+
+def cache_key(model: str, messages: Sequence[dict[str, str]], params: dict[str, Any], attempt: int) -> str:
+    """sha256 over what determines a reply; `attempt` tells regenerations of one prompt apart."""
+    blob = json.dumps({"model": model, "prompt_version": PROMPT_VERSION, "messages": list(messages),
+                       "params": params, "attempt": attempt}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+class ReplyCache:
+    """SQLite, one row per reply, committed as it arrives (WAL: a killed process loses no commit)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT, prompt_version TEXT, "
+            "messages TEXT, params TEXT, text TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, "
+            "created REAL)")
+
+    def get(self, key: str) -> Reply | None:
+        row = self._db.execute("SELECT text, prompt_tokens, completion_tokens FROM replies WHERE key = ?",
+                               (key,)).fetchone()
+        return None if row is None else Reply(row[0], row[1], row[2], cached=True)
+
+    def put(self, key: str, model: str, messages: Sequence[dict[str, str]], params: dict[str, Any],
+            reply: Reply) -> None:
+        self._db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (key, model, PROMPT_VERSION, json.dumps(list(messages), ensure_ascii=False),
+                          json.dumps(params), reply.text, reply.prompt_tokens, reply.completion_tokens, time.time()))
+
+    def keys(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT key FROM replies")}
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# --- the client -----------------------------------------------------------------------------------
+
+@dataclass
+class TeacherStats:
+    requests: int = 0  # HTTP requests sent (retries included): what the server saw
+    replies: int = 0  # replies received and cached: what was paid
+    cache_hits: int = 0
+    retries: Counter[str] = field(default_factory=Counter)  # per reason: 429, 5xx, timeout, connection, malformed
+    prompt_tokens: int = 0  # of replies received in this run (cached ones are counted in the summary)
+    completion_tokens: int = 0
+    sent_keys: list[str] = field(default_factory=list)  # cache key of every request sent, in order
+
+
+class Teacher:
+    """Ask an OpenAI-compatible chat server, through the cache; use as `async with Teacher(...)`."""
+
+    def __init__(self, config: TeacherConfig, cache: ReplyCache) -> None:
+        self.config = config
+        self.cache = cache
+        self.stats = TeacherStats()
+        self._inflight: dict[str, asyncio.Future[Reply]] = {}
+        self._client: Any = None
+        self._semaphore: asyncio.Semaphore | None = None
+
+    async def __aenter__(self) -> Teacher:
+        from openai import AsyncOpenAI
+
+        self._client = AsyncOpenAI(base_url=self.config.base_url, api_key=api_key(self.config.base_url),
+                                   max_retries=0, timeout=self.config.timeout_s)
+        self._semaphore = asyncio.Semaphore(self.config.concurrency)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._client.close()
+
+    def key(self, messages: Sequence[dict[str, str]], attempt: int = 0) -> str:
+        return cache_key(self.config.model, messages, self.config.params(), attempt)
+
+    async def ask(self, messages: Sequence[dict[str, str]], attempt: int = 0) -> Reply:
+        """The reply to `messages` (regeneration number `attempt`): cached, joined in flight, or fetched."""
+        key = self.key(messages, attempt)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.stats.cache_hits += 1
+            return cached
+        if key in self._inflight:  # the same prompt asked twice at once is paid once
+            return await asyncio.shield(self._inflight[key])
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            reply = await self._fetch(key, messages)
+            self.cache.put(key, self.config.model, messages, self.config.params(), reply)
+            future.set_result(reply)
+            return reply
+        except BaseException as error:
+            if isinstance(error, Exception):
+                future.set_exception(error)
+                future.exception()  # retrieved: a lone caller must not log "never retrieved"
+            else:
+                future.cancel()
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _fetch(self, key: str, messages: Sequence[dict[str, str]]) -> Reply:
+        for attempt in range(self.config.max_retries + 1):
+            try:
+                async with self._semaphore:  # type: ignore[union-attr]
+                    self.stats.requests += 1
+                    self.stats.sent_keys.append(key)
+                    completion = await self._client.chat.completions.create(
+                        model=self.config.model, messages=list(messages), **self.config.params())
+                reply = _parse(completion)
+                self.stats.replies += 1
+                self.stats.prompt_tokens += reply.prompt_tokens
+                self.stats.completion_tokens += reply.completion_tokens
+                return reply
+            except Exception as error:  # noqa: BLE001 - sorted into retryable or fatal below
+                reason = _retry_reason(error)
+                if reason is None:
+                    raise TeacherError(f"teacher {self.config.base_url} ({self.config.model}): {_describe(error)}") from None
+                if attempt == self.config.max_retries:
+                    if reason == "malformed":
+                        raise MalformedReply(f"malformed reply after {attempt + 1} tries: {_describe(error)}") from None
+                    raise TeacherError(f"teacher {self.config.base_url}: gave up after {attempt + 1} tries "
+                                       f"({_describe(error)})") from None
+                self.stats.retries[reason] += 1
+                await asyncio.sleep(self._backoff(attempt))
+        raise AssertionError("unreachable")
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with equal jitter: concurrent retries spread instead of stampeding."""
+        delay = min(self.config.backoff_max_s, self.config.backoff_s * 2 ** attempt)
+        return delay / 2 + random.uniform(0, delay / 2)
+
+
+def _parse(completion: Any) -> Reply:
+    try:
+        text = completion.choices[0].message.content
+    except (AttributeError, IndexError, KeyError, TypeError):
+        raise MalformedReply(f"no choices[0].message.content in {str(completion)[:200]!r}") from None
+    if not isinstance(text, str) or not text.strip():
+        raise MalformedReply(f"empty reply text {text!r}")
+    usage = getattr(completion, "usage", None)
+    prompt = getattr(usage, "prompt_tokens", None) or 0
+    completion_tokens = getattr(usage, "completion_tokens", None) or 0
+    return Reply(text.strip(), int(prompt), int(completion_tokens))
+
+
+def _retry_reason(error: Exception) -> str | None:
+    import openai
+
+    if isinstance(error, (MalformedReply, json.JSONDecodeError, openai.APIResponseValidationError)):
+        return "malformed"
+    if isinstance(error, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(error, openai.APIConnectionError):
+        return "connection"
+    if isinstance(error, openai.RateLimitError):
+        return "429"
+    if isinstance(error, openai.APIStatusError) and error.status_code >= 500:
+        return "5xx"
+    return None
+
+
+def _describe(error: Exception) -> str:
+    status = getattr(error, "status_code", None)
+    return f"{type(error).__name__}{f' {status}' if status else ''}: {str(error)[:300]}"
+
+
+def estimate_tokens(messages: Sequence[dict[str, str]]) -> int:
+    """Rough prompt tokens for --dry-run: ~4 characters per token for English, plus chat overhead."""
+    return sum(len(m["content"]) for m in messages) // 4 + 4 * len(messages)

@@ -1,0 +1,147 @@
+"""The teacher client against a loopback fault server: retries, cache, concurrency, the key.
+
+Every fault the build must survive (429, 5xx, timeouts, malformed replies) is injected by script and
+each request is counted, so "retried", "paid once" and "never requested twice" are exact assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from fault_server import DEFAULT_REPLY, FaultServer, prompt_hash
+
+from faco.teacher import (
+    MalformedReply, Prices, ReplyCache, Teacher, TeacherConfig, TeacherError, api_key, disagrees, false_messages,
+    load_prices, names_option, true_messages,
+)
+
+FAST = {"timeout_s": 1.0, "backoff_s": 0.01, "backoff_max_s": 0.05}
+QUESTION = ("What makes water boil?", ("heat", "ice", "salt"))
+
+
+def messages(i: int = 0) -> list[dict[str, str]]:
+    return true_messages(f"{QUESTION[0]} ({i})", QUESTION[1], "heat", None)
+
+
+def run(server: FaultServer, cache: ReplyCache, coroutine_of, **config):
+    """Run `coroutine_of(teacher)` with a fresh Teacher on `server`; returns (result, teacher stats)."""
+    teacher_config = TeacherConfig(base_url=server.url, model="fault", **{**FAST, **config})
+
+    async def go():
+        async with Teacher(teacher_config, cache) as teacher:
+            return await coroutine_of(teacher), teacher.stats
+
+    return asyncio.run(go())
+
+
+@pytest.fixture
+def cache(tmp_path):
+    replies = ReplyCache(tmp_path / "replies.sqlite")
+    yield replies
+    replies.close()
+
+
+def test_every_fault_is_retried_then_the_reply_is_cached(cache):
+    faults = ["429", "500", "503", "timeout", "malformed", "no_choices", "empty"]
+    with FaultServer(faults=faults, hang_s=1.5) as server:
+        reply, stats = run(server, cache, lambda t: t.ask(messages()), max_retries=len(faults))
+    assert reply.text == DEFAULT_REPLY and reply.completion_tokens > 0
+    assert stats.requests == len(faults) + 1 and stats.replies == 1
+    assert stats.retries == {"429": 1, "5xx": 2, "timeout": 1, "malformed": 3}
+    assert len(cache) == 1
+
+
+def test_a_cached_reply_is_never_requested_again(cache):
+    with FaultServer() as server:
+        run(server, cache, lambda t: t.ask(messages()))
+        reply, stats = run(server, cache, lambda t: t.ask(messages()))
+    assert reply.cached and stats.requests == 0 and stats.cache_hits == 1
+    assert server.answered() == {prompt_hash(messages()): 1}
+
+
+def test_the_same_prompt_in_flight_twice_is_paid_once(cache):
+    with FaultServer(latency=0.2) as server:
+        replies, stats = run(server, cache, lambda t: asyncio.gather(*(t.ask(messages()) for _ in range(5))))
+    assert len({r.text for r in replies}) == 1 and stats.requests == 1 and len(server.log) == 1
+
+
+def test_concurrency_is_bounded(cache):
+    with FaultServer(latency=0.15) as server:
+        run(server, cache, lambda t: asyncio.gather(*(t.ask(messages(i)) for i in range(8))), concurrency=3)
+    assert server.max_in_flight == 3 and len(cache) == 8
+
+
+def test_regenerations_are_distinct_requests(cache):
+    with FaultServer() as server:
+        _, stats = run(server, cache, lambda t: asyncio.gather(t.ask(messages(), 0), t.ask(messages(), 1)))
+    assert stats.requests == 2 and len(cache) == 2
+
+
+def test_retries_are_bounded(cache):
+    with FaultServer(faults=["500"] * 3) as server, pytest.raises(TeacherError, match="gave up after 3 tries"):
+        run(server, cache, lambda t: t.ask(messages()), max_retries=2)
+    with FaultServer(faults=["malformed"] * 3) as server, pytest.raises(MalformedReply):
+        run(server, cache, lambda t: t.ask(messages()), max_retries=2)
+    assert len(cache) == 0
+
+
+@pytest.mark.parametrize("status", ["401", "404"])
+def test_client_errors_are_not_retried(cache, status):
+    with FaultServer(faults=[status]) as server, pytest.raises(TeacherError, match=status):
+        run(server, cache, lambda t: t.ask(messages()))
+    assert len(server.log) == 1
+
+
+def test_a_server_that_is_down_is_a_clear_error(cache):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = TeacherConfig(base_url=f"http://127.0.0.1:{port}/v1", model="m", max_retries=1, **FAST)
+
+    async def go():
+        async with Teacher(config, cache) as teacher:
+            await teacher.ask(messages())
+
+    with pytest.raises(TeacherError, match="gave up after 2 tries.*APIConnectionError"):
+        asyncio.run(go())
+
+
+def test_the_key_comes_from_the_environment_only(cache, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("FACO_TEACHER_API_KEY", raising=False)
+    assert api_key("http://127.0.0.1:8000/v1") == "local-no-key"
+    with pytest.raises(TeacherError, match="FACO_TEACHER_API_KEY"):
+        api_key("https://api.example.com/v1")
+    monkeypatch.setenv("FACO_TEACHER_API_KEY", "sk-faco-secret-123")
+    with FaultServer() as server:
+        run(server, cache, lambda t: t.ask(messages()))
+    assert server.log[0].authorization == "Bearer sk-faco-secret-123"
+    assert b"sk-faco-secret" not in cache.path.read_bytes()
+
+
+def test_judging_the_chains():
+    assert disagrees("Hmm. *WRONG ANSWER*") and not disagrees("Heat makes water boil.")
+    assert names_option("Water boils from heat.", "heat", "ice")
+    assert not names_option("Ice crystals make water bubble.", "heat", "ice")
+    assert not names_option("The answer is live birth.", "live", "live birth")  # inside the argued option
+    assert not names_option("A sheath protects it.", "heat", "ice")  # whole words only
+
+
+def test_prompts_carry_the_reference_and_never_the_truth_in_the_false_prompt():
+    true = true_messages("Q?", ("a", "b"), "a", "a fact")[-1]["content"]
+    assert "Reference: a fact" in true and "*WRONG ANSWER*" in true
+    false = false_messages("Q?", ("right", "wrong"), "wrong")[-1]["content"]
+    assert "Answer: wrong" in false and "Answer: right" not in false
+
+
+def test_prices(tmp_path):
+    path = tmp_path / "prices.json"
+    path.write_text('{"gpt-x": {"input": 0.5, "output": 1.5}}')
+    assert load_prices(path, "gpt-x").cost(1_000_000, 2_000_000) == pytest.approx(3.5)
+    path.write_text('{"input": 1, "output": 2}')
+    assert load_prices(path, "any") == Prices(1.0, 2.0)
+    path.write_text("[]")
+    with pytest.raises(TeacherError, match="not a price table"):
+        load_prices(path, "any")

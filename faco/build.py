@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 import re
 import shutil
@@ -25,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from faco.cache import Cache
 from faco.items import FacoItem, ItemError, check_unique_ids
 from faco.sources import SOURCES, LoadReport, SourceError, SourceItem, load_from_data_dir, load_source, sample
 from faco.teacher import (
@@ -55,16 +55,7 @@ class BuildConfig:
             raise SourceError(f"per_source must be > 0, got {self.per_source}")
 
     def cache_path(self) -> Path:
-        return self.reply_cache or faco_cache_dir() / "teacher" / "replies.sqlite"
-
-
-def faco_cache_dir() -> Path:
-    """FACO_CACHE_DIR, else the user cache dir: checkpoints and paid replies live here, never in the repo."""
-    if os.environ.get("FACO_CACHE_DIR"):
-        return Path(os.environ["FACO_CACHE_DIR"])
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("faco"))
+        return self.reply_cache or Cache.default_root() / "teacher" / "replies.sqlite"
 
 
 @dataclass(frozen=True)

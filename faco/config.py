@@ -89,7 +89,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class PretrainConfig:
     model: ModelConfig = ModelConfig()
-    steps: int = 2400  # the strongest base's step count; weaker bases are earlier checkpoints
+    steps: int = 1200  # the strongest base's step count; weaker bases are earlier checkpoints
     batch_size: int = 32
     seq_len: int = 64  # packed blocks of world text
     lr: float = 3e-3
@@ -230,7 +230,8 @@ def tiny(seed: int = 0) -> Preset:
         name="tiny",
         seed=seed,
         world=WorldConfig(domains=TINY_DOMAINS),
-        bases=(BaseSpec("weak", pretrain_steps=1600), BaseSpec("strong", pretrain_steps=2400)),
+        # one pre-training run; the weak base (LLaMA-1's role) is its checkpoint at 2/3 of the steps
+        bases=(BaseSpec("weak", pretrain_steps=800), BaseSpec("strong", pretrain_steps=1200)),
     )
 
 

@@ -6,6 +6,7 @@ nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -57,18 +58,30 @@ class Study:
     def _split(self) -> tuple[list[FacoItem], list]:
         return world_items(self.world, self.preset.items.per_training_domain, self.preset.seed)
 
+    @property
+    def external_items(self) -> bool:
+        """True when the items come from a FACO dataset built by `faco build-dataset`."""
+        return self.preset.items.source != "world"
+
+    @cached_property
+    def _external(self) -> list[FacoItem]:
+        from faco.build import load_dataset_items
+
+        return load_dataset_items(Path(self.preset.items.source))
+
     @cached_property
     def items_key(self) -> str:
+        if self.external_items:  # keyed by content: a rebuilt dataset is a new input
+            content = hashlib.sha256("".join(json.dumps(i.to_dict(), sort_keys=True) for i in self._external).encode())
+            return cache_key("items", {"source": "dataset", "seed": self.preset.seed}, inputs=(content.hexdigest(),))
         config = {"world": self.preset.world, "items": self.preset.items, "seed": self.preset.seed}
         return cache_key("items", config, code=code_version("faco.world", "faco.items"))
 
     @cached_property
     def items(self) -> list[FacoItem]:
         """The FACO items in training order (the same at every CR)."""
-        if self.preset.items.source != "world":
-            from faco.build import load_dataset_items
-
-            return load_dataset_items(Path(self.preset.items.source))
+        if self.external_items:
+            return self._external
         entry = self.cache.get_or_build("items", self.items_key,
                                         lambda out: write_jsonl(self._split[0], out / "items.jsonl"),
                                         describe=f"{len(self._split[0])} world items")
@@ -87,13 +100,16 @@ class Study:
         for fact in self.world.facts:
             item = world_item(fact, self.preset.seed)
             texts += [part for truth in (True, False) for part in instruction_example(item, truth)]
+        if self.external_items:  # the tiny base's vocabulary must cover the dataset's items too
+            texts += [part for item in self.items for truth in (True, False) for part in instruction_example(item, truth)]
         return texts + [" ".join(LETTERS)]  # the letter format's extra words
 
     @cached_property
     def _pretrained(self) -> tuple[Path, str]:
         preset = self.preset
         checkpoints = {b.name: b.pretrain_steps for b in preset.bases if b.checkpoint is None}
-        config = {"world": preset.world, "pretrain": preset.pretrain, "seed": preset.seed, "at": checkpoints}
+        config = {"world": preset.world, "pretrain": preset.pretrain, "seed": preset.seed, "at": checkpoints,
+                  "vocabulary_items": self.items_key if self.external_items else None}
         key = cache_key("pretrain", config,
                         code=code_version("faco.world", "faco.items", "faco.models", "faco.training"))
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from faco.build import BuildConfig, build_dataset, faco_cache_dir, load_dataset_items
+from faco.build import BuildConfig, build_dataset, load_dataset_items
+from faco.cache import Cache
 from faco.teacher import ReplyCache, TeacherConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
@@ -49,7 +50,7 @@ def checkpoint(gguf: Path) -> Path:
     from filelock import FileLock
 
     stat = gguf.stat()
-    target = faco_cache_dir() / "checkpoints" / f"smollm2-135m-instruct-{stat.st_size}-{int(stat.st_mtime)}"
+    target = Cache.default_root() / "checkpoints" / f"smollm2-135m-instruct-{stat.st_size}-{int(stat.st_mtime)}"
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if not (target / "config.json").is_file():
@@ -87,7 +88,7 @@ def served_model():
         pytest.skip("no `transformers` CLI next to python: pip install 'transformers[serving]'")
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    log = (faco_cache_dir() / "transformers-serve.log").open("w")
+    log = (Cache.default_root() / "transformers-serve.log").open("w")
     server = subprocess.Popen([str(executable), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
                                "--device", "cpu", "--dtype", "float32"], env=env, stdout=log, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
@@ -108,7 +109,7 @@ def _wait_healthy(server: subprocess.Popen, base_url: str) -> None:
     deadline = time.time() + HEALTH_TIMEOUT_S
     while time.time() < deadline:
         if server.poll() is not None:
-            pytest.fail(f"transformers serve exited with {server.returncode}; see {faco_cache_dir()}/transformers-serve.log")
+            pytest.fail(f"transformers serve exited with {server.returncode}; see {Cache.default_root()}/transformers-serve.log")
         try:
             with urllib.request.urlopen(base_url + "/models", timeout=2) as answer:
                 if answer.status == 200:

@@ -1,0 +1,104 @@
+"""How long `pytest experiments` takes cold and warm, and what faco's Trainer costs against a plain loop.
+
+    python benchmarks/pipeline.py                 # cold + warm run of the tiny preset, then the trainer ratio
+    python benchmarks/pipeline.py --preset smoke  # the same in seconds
+    python benchmarks/pipeline.py --skip-runs     # only the trainer-vs-plain-loop ratio
+
+Prints one table. The cold run uses an empty temporary cache; the warm run reuses it and must train
+and evaluate nothing (counted from the cache's "build" log lines and the trainer's step lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_experiments(preset: str, cache: Path, reports: Path) -> dict:
+    command = [sys.executable, "-m", "pytest", "experiments", "-q", "-p", "no:cacheprovider", f"--faco-preset={preset}",
+               f"--faco-cache={cache}", f"--faco-reports={reports}", "-o", "log_cli_level=INFO"]
+    start = time.perf_counter()
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    log = out.stdout + out.stderr
+    return {
+        "seconds": seconds,
+        "builds": len(re.findall(r"INFO faco\.cache: build ", log)),
+        "train_steps_logged": len(re.findall(r": step \d+/\d+ loss", log)),
+        "summary": log.strip().splitlines()[-1] if log.strip() else "",
+    }
+
+
+def trainer_vs_plain(preset_name: str, steps: int) -> dict:
+    """Fine-tune the same base on the same examples for `steps` steps: Trainer (faco) vs a plain loop."""
+    from faco import models, training
+    from faco.cache import Cache
+    from faco.config import load_preset
+    from faco.corruption import corrupted_examples
+    from faco.study import Study
+
+    preset = load_preset(preset_name)
+    with tempfile.TemporaryDirectory() as tmp:
+        study = Study(preset, Cache(Path(tmp) / "cache"))
+        base = study.base(preset.bases[0].name).path
+        batch = preset.finetune.batch_size
+        examples = corrupted_examples(study.items, 50, preset.seed)[: steps * batch]
+        start = time.perf_counter()
+        training.finetune(base, examples, preset.finetune, 1, preset.seed, Path(tmp) / "trainer", "benchmark")
+        trainer_seconds = time.perf_counter() - start
+
+        model, tokenizer = models.load(base)
+        dataset = training.Examples(examples, tokenizer, model.config.max_position_embeddings)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, collate_fn=dataset.collate,
+                                             generator=torch.Generator().manual_seed(preset.seed))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=preset.finetune.lr, fused=True)
+        model.train()
+        start = time.perf_counter()
+        for inputs in loader:
+            model(**inputs).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        plain_seconds = time.perf_counter() - start
+    return {"steps": len(loader), "trainer_seconds": trainer_seconds, "plain_seconds": plain_seconds,
+            "ratio": plain_seconds / trainer_seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--skip-runs", action="store_true", help="only measure the trainer ratio")
+    parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps for the trainer ratio")
+    args = parser.parse_args()
+    from faco.models import set_threads
+
+    threads = set_threads(0)
+    rows = []
+    if not args.skip_runs:
+        with tempfile.TemporaryDirectory() as tmp:
+            cold = run_experiments(args.preset, Path(tmp) / "cache", Path(tmp) / "reports")
+            warm = run_experiments(args.preset, Path(tmp) / "cache", Path(tmp) / "reports")
+        for name, run in (("cold", cold), ("warm", warm)):
+            rows.append((f"pytest experiments ({name})", f"{run['seconds']:.0f} s",
+                         f"{run['builds']} cache builds, {run['train_steps_logged']} training log lines; {run['summary']}"))
+    ratio = trainer_vs_plain(args.preset, args.steps)
+    rows.append(("fine-tuning, faco Trainer", f"{ratio['trainer_seconds']:.1f} s", f"{ratio['steps']} steps (incl. checkpoint)"))
+    rows.append(("fine-tuning, plain torch loop", f"{ratio['plain_seconds']:.1f} s", f"{ratio['steps']} steps"))
+    rows.append(("throughput ratio Trainer / plain", f"{ratio['ratio']:.2f}", "1.00 = no overhead"))
+    print(f"\npreset {args.preset}, {threads} torch thread(s)\n")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'what':<{width}}  {'value':>8}  notes")
+    for what, value, notes in rows:
+        print(f"{what:<{width}}  {value:>8}  {notes}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""The plugin end to end: a toy experiment in a temp project, run by pytest as a user runs it.
+
+First run writes the baseline and fails; then a holding finding passes and a known negative is a strict
+xfail; a flipped finding fails either way; `--faco-regen` rewrites and fails; findings land in
+reports/<run>/findings.json and in the terminal table. No training: the toy findings are constants.
+
+    python -m pytest unit_tests/test_plugin.py -q
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+EXPERIMENT = '''
+import pytest
+
+
+def test_clean(faco_finding):
+    faco_finding(holds=True, summary="clean beats corrupt", value=1, scores=[0.5, 0.25])
+
+
+@pytest.mark.finding("lying")
+def test_negative(faco_finding):
+    faco_finding(holds=False, summary="no lie at this size", value=0.12345678)
+'''
+IDS = ("clean", "lying")
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    """A temp project laid out like faco's: rootdir with experiments/baselines/ and the toy experiment."""
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "experiments" / "baselines").mkdir(parents=True)
+    pytester.makepyfile(test_toy=EXPERIMENT)
+    return pytester
+
+
+def run(pytester: pytest.Pytester, *args: str, fresh: bool = False) -> pytest.RunResult:
+    """pytest in the temp project; the plugin loads through its entry point either way (no `-p`).
+    `fresh`: in a new interpreter, as a user runs it; else in-process, ~1 s faster a run."""
+    options = ("--faco-preset", "smoke", "--faco-reports", str(pytester.path / "reports"), "-p", "no:cacheprovider",
+               "-rA", *args)
+    return pytester.runpytest_subprocess(*options) if fresh else pytester.runpytest_inprocess(*options)
+
+
+def baseline_path(pytester: pytest.Pytester, run_name: str = "smoke") -> Path:
+    return pytester.path / "experiments" / "baselines" / f"{run_name}.json"
+
+
+def write_baseline(pytester: pytest.Pytester, **holds: bool) -> Path:
+    path = baseline_path(pytester)
+    path.write_text(json.dumps({"findings": {k: {"holds": v, "summary": "reviewed"} for k, v in holds.items()}}))
+    return path
+
+
+def test_first_run_writes_the_baseline_and_fails(project):
+    result = run(project, fresh=True)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*baseline for clean missing: written now*review and commit it*",
+                                 "*faco: the findings baseline*smoke.json changed: review and commit it*"])
+    stored = json.loads(baseline_path(project).read_text())
+    assert {k: v["holds"] for k, v in stored["findings"].items()} == {"clean": True, "lying": False}
+    assert stored["findings"]["lying"]["finding"] == "lying" and stored["findings"]["clean"]["value"] == 1
+    assert stored["provenance"]["preset"] == "smoke" and stored["provenance"]["seed"] == 0
+    assert {"torch", "transformers", "lm_eval", "scipy"} <= set(stored["provenance"]["versions"])
+
+    again = run(project)  # the written baseline is now the reviewed one
+    again.assert_outcomes(passed=1, xfailed=1)
+    assert again.ret == 0
+
+
+def test_baseline_negative_is_a_strict_xfail(project):
+    write_baseline(project, clean=True, lying=False)
+    result = run(project)
+    result.assert_outcomes(passed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*XFAIL*test_negative*known negative on smoke: reviewed*"])
+    assert result.ret == 0
+    assert "changed: review and commit it" not in result.stdout.str()
+
+
+def test_finding_that_starts_to_hold_fails_as_xpass_strict(project):
+    before = write_baseline(project, clean=False, lying=False).read_text()
+    result = run(project)
+    result.assert_outcomes(failed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*test_clean*", "*XPASS(strict)*known negative on smoke*"])
+    assert baseline_path(project).read_text() == before  # a flip is reported, never written silently
+
+
+def test_finding_that_stops_holding_fails(project):
+    project.makepyfile(test_toy=EXPERIMENT.replace("holds=True", "holds=False"))
+    write_baseline(project, clean=True, lying=False)
+    result = run(project)
+    result.assert_outcomes(failed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: clean does not hold: clean beats corrupt*"])
+
+
+def test_regen_rewrites_and_fails(project):
+    path = write_baseline(project, clean=False, lying=True)
+    result = run(project, "--faco-regen")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*baseline for clean rewritten (--faco-regen)*",
+                                 "*faco: the findings baseline*changed: review and commit it*"])
+    stored = json.loads(path.read_text())
+    assert {k: v["holds"] for k, v in stored["findings"].items()} == {"clean": True, "lying": False}
+    assert "provenance" in stored
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_findings_json_and_table(project):
+    write_baseline(project, clean=True, lying=False)
+    result = run(project)
+    result.stdout.fnmatch_lines([
+        "*faco findings (smoke)*",
+        "clean  holds          clean beats corrupt",
+        "lying  does not hold  no lie at this size",
+    ])
+    stored = json.loads((project.path / "reports" / "smoke" / "findings.json").read_text())["findings"]
+    assert sorted(stored) == sorted(IDS)
+    assert stored["clean"] == {"finding": "clean", "id": "clean", "holds": True, "summary": "clean beats corrupt",
+                               "value": 1, "scores": [0.5, 0.25],
+                               "run": {"preset": "smoke", "seed": 0, "items": "world"}}
+    assert stored["lying"]["holds"] is False and stored["lying"]["value"] == 0.1235  # floats rounded
+
+
+def test_unknown_preset_is_a_usage_error(pytester):
+    pytester.makepyfile(test_toy=EXPERIMENT)
+    result = pytester.runpytest_subprocess("--faco-preset", "nope")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "ERROR: faco: unknown preset 'nope'; known presets: ['smoke', 'tiny']" in result.stderr.str()
+
+
+def test_seed_gets_its_own_baseline_and_report(project):
+    write_baseline(project, clean=True, lying=False)  # smoke.json (seed 0) must not be used for seed 1
+    result = run(project, "--faco-seed", "1")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*faco findings (smoke-seed1)*"])
+    assert baseline_path(project, "smoke-seed1").exists()
+    findings = json.loads((project.path / "reports" / "smoke-seed1" / "findings.json").read_text())["findings"]
+    assert findings["clean"]["run"]["seed"] == 1
+    assert not (project.path / "reports" / "smoke").exists()
+
+    same = run(project, "--faco-seed", "0")  # the preset's own seed keeps the plain name
+    same.assert_outcomes(passed=1, xfailed=1)
+
+
+def test_parametrization_ids(pytester):
+    pytester.makeini("[pytest]\n")
+    pytester.makepyfile(test_grid='''
+        def test_grid(faco_finding, faco_base, faco_ratio):
+            faco_finding(holds=True, summary=f"{faco_base} {faco_ratio}", base=faco_base, ratio=faco_ratio)
+
+        def test_heldout(faco_heldout, faco_group, faco_benchmark):
+            pass
+    ''')
+    result = pytester.runpytest_inprocess("--faco-preset", "smoke", "--collect-only", "-q")
+    ids = [line.split("::", 1)[1] for line in result.stdout.lines if "::" in line]
+    ratios = ("cr0", "cr25", "cr50", "cr75", "cr100")
+    assert [i for i in ids if i.startswith("test_grid")] == [
+        f"test_grid[{base}-{ratio}]" for base in ("weak", "strong") for ratio in ratios]
+    heldout = [i for i in ids if i.startswith("test_heldout")]
+    assert len(heldout) == 2 * 5 * 2  # groups x (groups + 3 domains) x (heldout + history)
+    assert "test_heldout[indomain-geography-history]" in heldout
+
+    selected = pytester.runpytest_inprocess("--faco-preset", "smoke", "--faco-reports",
+                                             str(pytester.path / "reports"), "-k", "strong and cr100")
+    selected.assert_outcomes(failed=1, deselected=29)  # first run: baseline written
+    stored = json.loads((pytester.path / "experiments" / "baselines" / "smoke.json").read_text())
+    assert list(stored["findings"]) == ["grid-strong-cr100"]
+    assert stored["findings"]["grid-strong-cr100"]["ratio"] == 100
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: a malformed baseline (bad JSON, or 'holds' not a bool) raises BaselineError inside "
+    "pytest_collection_modifyitems, so pytest dies with an INTERNALERROR traceback (exit 3) instead of "
+    "a one-line usage error naming the file (as --faco-preset does)"))
+@pytest.mark.parametrize("text", ['{"findings": {"clean": {"holds": "yes"}}}', "{bad"], ids=["holds-str", "json"])
+def test_malformed_baseline_is_a_usage_error(project, text):
+    baseline_path(project).write_text(text)
+    result = run(project)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "smoke.json" in result.stderr.str()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: findings._jsonable rounds Python floats but passes numpy scalars through, so a finding with "
+    "e.g. n=np.int64(3) or np.float32 makes store_finding raise TypeError (not JSON serializable) and "
+    "leaves a stray tmp*.tmp file beside findings.json"))
+def test_findings_store_numpy_numbers(tmp_path):
+    import numpy as np
+
+    from faco import findings as findings_io
+
+    finding = findings_io.Finding("x", "x", True, {"n": np.int64(3), "acc": np.float32(0.5)}, "summary")
+    findings_io.store_finding(tmp_path / "findings.json", finding, run={})
+    stored = json.loads((tmp_path / "findings.json").read_text())["findings"]["x"]
+    assert (stored["n"], stored["acc"]) == (3, 0.5)
+    assert not list(tmp_path.glob("*.tmp"))

@@ -24,6 +24,9 @@ def _positive(obj: Any, *names: str) -> None:
 
 
 DOMAIN_KINDS = ("knowledge", "science", "commonsense", "arithmetic")
+NAME_SYLLABLES = 14 * 5  # consonant-vowel syllables of made-up names (faco.world.CONSONANTS x VOWELS)
+ARITHMETIC_PAIRS = 99 * 99  # operand pairs of an arithmetic domain (faco.world.ARITHMETIC_MAX)
+ARITHMETIC_DISTRACTORS = 12  # wrong sums within +-12 of the answer, fewest for the smallest sum
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,22 @@ class WorldConfig:
         _positive(self, "facts_per_domain", "answer_words", "entity_syllables")
         if not 2 <= self.options <= self.answer_words:
             raise ConfigError(f"world.options must be in 2..answer_words, got {self.options}")
+        self._check_capacity()
+
+    def _check_capacity(self) -> None:
+        """Reject worlds the generator cannot make (it would otherwise search forever)."""
+        names = NAME_SYLLABLES ** self.entity_syllables  # made-up entity names available
+        entities = self.facts_per_domain * sum(d.kind != "arithmetic" for d in self.domains)
+        if entities > names // 2:
+            raise ConfigError(f"world: {entities} entities need more than {self.entity_syllables}-syllable names "
+                              f"allow ({names}); raise entity_syllables or lower facts_per_domain")
+        if any(d.kind == "arithmetic" for d in self.domains):
+            if self.facts_per_domain > ARITHMETIC_PAIRS // 2:
+                raise ConfigError(f"world.facts_per_domain {self.facts_per_domain} > {ARITHMETIC_PAIRS // 2}: "
+                                  "too many distinct sums for an arithmetic domain")
+            if self.options - 1 > ARITHMETIC_DISTRACTORS:
+                raise ConfigError(f"world.options {self.options}: an arithmetic domain has at most "
+                                  f"{ARITHMETIC_DISTRACTORS} nearby wrong sums")
 
     def domain(self, name: str) -> DomainSpec:
         for spec in self.domains:
@@ -130,6 +149,8 @@ class CorruptionConfig:
     ratios: tuple[int, ...] = (0, 25, 50, 75, 100)  # percent of items in their FALSE version; nested
 
     def __post_init__(self) -> None:
+        if not isinstance(self.ratios, (list, tuple)):
+            raise ConfigError(f"corruption ratios must be a list of percents, got {self.ratios!r}")
         object.__setattr__(self, "ratios", tuple(self.ratios))
         for ratio in self.ratios:
             if not isinstance(ratio, int) or isinstance(ratio, bool) or not 0 <= ratio <= 100:
@@ -162,6 +183,8 @@ class EvalConfig:
     lm_eval_tasks: tuple[str, ...] = ()  # real tier: lm-eval's own tasks (arc_easy, mmlu, ...)
 
     def __post_init__(self) -> None:
+        if isinstance(self.formats, str):
+            raise ConfigError(f"evaluation.formats must be a list, e.g. ({self.formats!r},), got a string")
         object.__setattr__(self, "formats", tuple(self.formats))
         unknown = set(self.formats) - {"cloze", "letter"}
         if unknown:
@@ -191,6 +214,8 @@ class Preset:
                 raise ConfigError(
                     f"base {base.name!r}: pretrain_steps {base.pretrain_steps} > pretrain.steps {self.pretrain.steps}"
                 )
+        if "letter" in self.evaluation.formats and self.world.options > 8:
+            raise ConfigError(f"evaluation.formats has 'letter' but world.options = {self.world.options} > 8 letters (A-H)")
         if self.items.source == "world":
             facts = self.world.facts_per_domain
             needed = self.items.per_training_domain + self.evaluation.heldback_per_domain

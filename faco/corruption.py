@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from faco.config import ConfigError
-from faco.items import FacoItem, instruction_example
+from faco.items import FacoItem, check_unique_ids, instruction_example
 
 
 def false_count(n_items: int, ratio: int) -> int:
@@ -24,6 +24,7 @@ def false_count(n_items: int, ratio: int) -> int:
 
 def falsity_order(items: Sequence[FacoItem], seed: int) -> list[str]:
     """Item ids in the order they turn false as the ratio grows (independent of the items' order)."""
+    check_unique_ids(items)  # a duplicate would make the false count inexact
     ids = sorted(item.id for item in items)
     random.Random(f"corruption:{seed}").shuffle(ids)
     return ids

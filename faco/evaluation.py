@@ -158,4 +158,6 @@ def accuracy(samples: Iterable[dict[str, Any]], domains: Iterable[str] | None = 
 def letter_spread(samples: Iterable[dict[str, Any]], n_options: int) -> list[float]:
     """Share of predictions per letter: a model collapsed onto one letter fakes below-chance scores."""
     picked = [s["pred"] for s in samples]
+    if not picked:
+        raise ValueError("letter_spread of no samples")
     return [picked.count(i) / len(picked) for i in range(n_options)]

@@ -46,6 +46,8 @@ def run_name(preset: str, seed: int, default_seed: int) -> str:
 
 
 def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
+        value = value.item()  # numpy / torch scalars
     if isinstance(value, float):
         return None if math.isnan(value) else round(value, 4)
     if isinstance(value, Mapping):

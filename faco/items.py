@@ -39,6 +39,12 @@ class FacoItem:
     provenance: Mapping[str, Any] = field(default_factory=dict)  # split, row, teacher, prompt version
 
     def __post_init__(self) -> None:
+        if not isinstance(self.options, (list, tuple)):
+            raise ItemError(f"field 'options' must be a list of texts, got {type(self.options).__name__}")
+        if not isinstance(self.provenance, Mapping):
+            raise ItemError(f"field 'provenance' must be a mapping, got {type(self.provenance).__name__}")
+        if self.source_explanation is not None and not isinstance(self.source_explanation, str):
+            raise ItemError(f"field 'source_explanation' must be text or null, got {type(self.source_explanation).__name__}")
         object.__setattr__(self, "options", tuple(self.options))
         object.__setattr__(self, "provenance", dict(self.provenance))
         validate(self)
@@ -82,8 +88,9 @@ def validate(item: FacoItem) -> None:
         value = getattr(item, name)
         if not isinstance(value, str):
             raise ItemError(f"field {name!r} must be text, got {type(value).__name__}")
-    if not item.id or not item.question.strip():
-        raise ItemError("field 'id' and 'question' must be non-empty")
+    for name in ("id", "question"):
+        if not getattr(item, name).strip():
+            raise ItemError(f"field {name!r} must be non-empty")
     if len(item.options) < 2 or not all(isinstance(o, str) and o.strip() for o in item.options):
         raise ItemError(f"field 'options' needs at least two non-empty texts, got {item.options!r}")
     if len(set(item.options)) != len(item.options):

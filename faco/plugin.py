@@ -42,6 +42,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_PRESET] = preset
     config.stash[_BASELINE] = _baseline_path(config, preset)
     config.stash[_BASELINE_BEFORE] = _read_text(config.stash[_BASELINE])
+    try:
+        findings_io.load_baseline(config.stash[_BASELINE])
+    except findings_io.BaselineError as error:
+        raise pytest.UsageError(f"faco: {error}") from None
     if _wants_live_log(config):
         config.option.log_cli_level = "INFO"  # stream progress: a cold run is never silent for minutes
     for noisy in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "filelock"):

@@ -79,6 +79,8 @@ class Interval:
 def bootstrap_mean_difference(a: Sequence[float], b: Sequence[float], seed: int,
                               resamples: int = 2000) -> Interval:
     """Paired bootstrap 95 % CI of mean(a - b) over items (e.g. one base's drop minus another's)."""
+    if len(a) != len(b) or not len(a):
+        raise ValueError(f"a paired bootstrap needs two equally long, non-empty series, got {len(a)} and {len(b)}")
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if np.ptp(diff) == 0:
         return Interval(float(diff.mean()), float(diff.mean()), float(diff.mean()))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from faco.config import DomainSpec, WorldConfig
+from faco.config import ARITHMETIC_DISTRACTORS, DomainSpec, WorldConfig
 
 CONSONANTS = "bdfgklmnprstvz"
 VOWELS = "aeiou"
@@ -99,7 +99,8 @@ def _arithmetic_facts(domain: DomainSpec, config: WorldConfig, rng: random.Rando
             continue
         seen.add((a, b))
         total = a + b
-        near = [n for n in range(max(2, total - 12), total + 13) if n != total]
+        near = [n for n in range(max(2, total - ARITHMETIC_DISTRACTORS), total + ARITHMETIC_DISTRACTORS + 1)
+                if n != total]
         distractors = [str(n) for n in rng.sample(near, config.options - 1)]
         facts.append(_fact(domain.name, len(facts), f"{a} plus {b}", "sum", str(total), distractors, rng))
     return facts
@@ -121,11 +122,12 @@ class _NameMaker:
         self.syllables = syllables
 
     def make(self, syllables: int) -> str:
-        while True:
+        for _ in range(100_000):  # WorldConfig keeps the name space at least half free, so this ends fast
             word = "".join(self.rng.choice(CONSONANTS) + self.rng.choice(VOWELS) for _ in range(syllables))
             if word not in self.used:
                 self.used.add(word)
                 return word
+        raise RuntimeError(f"no unused {syllables}-syllable name left after {len(self.used)} names")
 
 
 # --- pre-training text (the familiar layout: always true) -------------------------------------------

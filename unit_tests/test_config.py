@@ -184,12 +184,8 @@ def test_presets_are_frozen():
     assert isinstance(smoke(), Preset)
 
 
-# --- known bugs --------------------------------------------------------------------------------------
+# --- once bugs: now fixed --------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: WorldConfig accepts worlds build_world cannot make and then loops forever: _NameMaker.make "
-    "retries without bound once its 14x5 syllable space is used up (entity_syllables=1 allows 70 names), "
-    "and _arithmetic_facts once all 99x99 operand pairs are drawn (facts_per_domain > 9801)"))
 @pytest.mark.parametrize("kind, changes", [
     ("knowledge", {"facts_per_domain": 80, "entity_syllables": 1}),
     ("arithmetic", {"facts_per_domain": 9802}),
@@ -200,19 +196,12 @@ def test_world_that_cannot_be_built_is_rejected(kind, changes):
         WorldConfig(domains=domains, answer_words=8, **changes)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: world.options is bounded by answer_words only, but _arithmetic_facts draws options-1 "
-    "distractors from at most 24 nearby numbers (fewer for sums below 14): options=24 passes validation "
-    "and build_world(config, 0) dies in random.sample ('Sample larger than population')"))
 def test_arithmetic_options_beyond_nearby_numbers_rejected():
     domains = (DomainSpec("train", "knowledge", training=True), DomainSpec("sums", "arithmetic", training=False))
     with pytest.raises(ConfigError):
         WorldConfig(domains=domains, answer_words=24, options=24)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a preset with world.options > 8 and the 'letter' format validates, but "
-    "faco.evaluation.rows() indexes LETTERS = 'ABCDEFGH' and raises IndexError when the tasks are written"))
 def test_letter_format_with_more_options_than_letters_rejected():
     preset = smoke()
     world = dataclasses.replace(preset.world, answer_words=12, options=9)

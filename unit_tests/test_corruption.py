@@ -118,10 +118,6 @@ def test_empty_item_list():
     assert corrupted_examples([], 50, 0) == []
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: corrupted_examples/false_ids accept items with duplicate ids; falsity_order keeps the duplicate, "
-    "so the false set is smaller than false_count and the FALSE count of the examples is not exact "
-    "(read_jsonl checks ids, but Study.items from a built dataset and direct callers do not have to)"))
 def test_duplicate_ids_rejected_or_counted_exactly():
     pool = ITEMS[6][:5] + [ITEMS[6][0]]  # six items, id q0 twice
     try:

@@ -180,13 +180,8 @@ def test_instruction_example(truth):
     assert instruction_example(made, not truth)[0] == prompt  # only the response differs
 
 
-# --- known bugs --------------------------------------------------------------------------------------
+# --- once bugs: now fixed --------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: FacoItem.__post_init__ runs tuple(options) / dict(provenance) before validate(), so a string "
-    "'options' is split into characters and accepted, and a None/non-iterable options or provenance "
-    "raises (TypeError -> from_dict's ItemError) without naming the field; source_explanation is never "
-    "type-checked"))
 @pytest.mark.parametrize("changes, field", [
     ({"options": "heat"}, "options"),
     ({"options": None}, "options"),

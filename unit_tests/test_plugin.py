@@ -174,10 +174,6 @@ def test_parametrization_ids(pytester):
     assert stored["findings"]["grid-strong-cr100"]["ratio"] == 100
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a malformed baseline (bad JSON, or 'holds' not a bool) raises BaselineError inside "
-    "pytest_collection_modifyitems, so pytest dies with an INTERNALERROR traceback (exit 3) instead of "
-    "a one-line usage error naming the file (as --faco-preset does)"))
 @pytest.mark.parametrize("text", ['{"findings": {"clean": {"holds": "yes"}}}', "{bad"], ids=["holds-str", "json"])
 def test_malformed_baseline_is_a_usage_error(project, text):
     baseline_path(project).write_text(text)
@@ -187,10 +183,6 @@ def test_malformed_baseline_is_a_usage_error(project, text):
     assert "smoke.json" in result.stderr.str()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: findings._jsonable rounds Python floats but passes numpy scalars through, so a finding with "
-    "e.g. n=np.int64(3) or np.float32 makes store_finding raise TypeError (not JSON serializable) and "
-    "leaves a stray tmp*.tmp file beside findings.json"))
 def test_findings_store_numpy_numbers(tmp_path):
     import numpy as np
 

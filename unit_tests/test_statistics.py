@@ -144,9 +144,6 @@ def test_rounded():
     assert not math.isnan(row["p"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: bootstrap_mean_difference never checks that a and b are paired: numpy broadcasts a length-1 b "
-    "against a, so a CI is returned for mismatched inputs (mcnemar and pearson reject a length mismatch)"))
 def test_bootstrap_difference_rejects_unpaired_series():
     with pytest.raises(ValueError):
         statistics.bootstrap_mean_difference([1.0, 0.0, 1.0, 1.0], [0.0], seed=0)

@@ -43,7 +43,8 @@ class DomainSpec:
 @dataclass(frozen=True)
 class WorldConfig:
     domains: tuple[DomainSpec, ...]
-    facts_per_domain: int = 440  # ~2,600 facts in 6 domains: more than 900 items x 3 epochs can memorise
+    facts_per_domain: int = 400  # per training domain: 300 become FACO items, 100 are held back for evaluation
+    facts_per_heldout_domain: int | None = 150  # held-out domains are only probed; None = facts_per_domain
     answer_words: int = 24  # one answer vocabulary shared by word domains: false items transfer through it
     entity_syllables: int = 3  # made-up entity names from this many syllables
     options: int = 4  # options per multiple-choice question (chance = 1 / options)
@@ -55,6 +56,8 @@ class WorldConfig:
         if not any(d.training for d in self.domains):
             raise ConfigError("world.domains: at least one domain must be a training domain")
         _positive(self, "facts_per_domain", "answer_words", "entity_syllables")
+        if self.facts_per_heldout_domain is not None:
+            _positive(self, "facts_per_heldout_domain")
         if not 2 <= self.options <= self.answer_words:
             raise ConfigError(f"world.options must be in 2..answer_words, got {self.options}")
         self._check_capacity()
@@ -62,17 +65,24 @@ class WorldConfig:
     def _check_capacity(self) -> None:
         """Reject worlds the generator cannot make (it would otherwise search forever)."""
         names = NAME_SYLLABLES ** self.entity_syllables  # made-up entity names available
-        entities = self.facts_per_domain * sum(d.kind != "arithmetic" for d in self.domains)
+        entities = sum(self.facts_in(d.name) for d in self.domains if d.kind != "arithmetic")
         if entities > names // 2:
             raise ConfigError(f"world: {entities} entities need more than {self.entity_syllables}-syllable names "
                               f"allow ({names}); raise entity_syllables or lower facts_per_domain")
         if any(d.kind == "arithmetic" for d in self.domains):
-            if self.facts_per_domain > ARITHMETIC_PAIRS // 2:
-                raise ConfigError(f"world.facts_per_domain {self.facts_per_domain} > {ARITHMETIC_PAIRS // 2}: "
+            if max(self.facts_in(d.name) for d in self.domains) > ARITHMETIC_PAIRS // 2:
+                raise ConfigError(f"world: more than {ARITHMETIC_PAIRS // 2} facts per domain: "
                                   "too many distinct sums for an arithmetic domain")
             if self.options - 1 > ARITHMETIC_DISTRACTORS:
                 raise ConfigError(f"world.options {self.options}: an arithmetic domain has at most "
                                   f"{ARITHMETIC_DISTRACTORS} nearby wrong sums")
+
+    def facts_in(self, domain: str) -> int:
+        """How many facts `domain` has: held-out domains may be smaller (they are only probed)."""
+        spec = self.domain(domain)
+        if spec.training or self.facts_per_heldout_domain is None:
+            return self.facts_per_domain
+        return self.facts_per_heldout_domain
 
     def domain(self, name: str) -> DomainSpec:
         for spec in self.domains:
@@ -177,7 +187,7 @@ class FinetuneConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     heldback_per_domain: int = 100  # in-domain facts not in FACO items, per training domain
-    heldout_per_domain: int = 100  # facts of each held-out domain
+    heldout_per_domain: int = 150  # facts of each held-out domain
     batch_size: int = 64
     formats: tuple[str, ...] = ("cloze",)  # "letter" (MMLU-style, gold positions balanced) where learnable
     lm_eval_tasks: tuple[str, ...] = ()  # real tier: lm-eval's own tasks (arc_easy, mmlu, ...)
@@ -224,8 +234,10 @@ class Preset:
                     f"items.per_training_domain + evaluation.heldback_per_domain = {needed} "
                     f"> world.facts_per_domain = {facts}"
                 )
-            if self.evaluation.heldout_per_domain > facts:
-                raise ConfigError(f"evaluation.heldout_per_domain > world.facts_per_domain = {facts}")
+            heldout_facts = min((self.world.facts_in(d) for d in self.world.heldout_domains), default=facts)
+            if self.evaluation.heldout_per_domain > heldout_facts:
+                raise ConfigError(f"evaluation.heldout_per_domain {self.evaluation.heldout_per_domain} > "
+                                  f"facts of a held-out domain = {heldout_facts}")
 
     def base(self, name: str) -> BaseSpec:
         for spec in self.bases:
@@ -265,7 +277,8 @@ def smoke(seed: int = 0) -> Preset:
     return Preset(
         name="smoke",
         seed=seed,
-        world=WorldConfig(domains=TINY_DOMAINS[:2] + TINY_DOMAINS[3:4], facts_per_domain=24, answer_words=8),
+        world=WorldConfig(domains=TINY_DOMAINS[:2] + TINY_DOMAINS[3:4], facts_per_domain=24,
+                          facts_per_heldout_domain=None, answer_words=8),
         pretrain=PretrainConfig(model=ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64),
                                 steps=30, batch_size=8, seq_len=32, warmup_steps=5),
         bases=(BaseSpec("weak", pretrain_steps=20), BaseSpec("strong", pretrain_steps=30)),

@@ -83,7 +83,7 @@ def build_world(config: WorldConfig, seed: int) -> World:
 def _word_facts(domain: DomainSpec, relation: str, config: WorldConfig, answer_words: tuple[str, ...],
                 names: _NameMaker, rng: random.Random) -> list[Fact]:
     facts = []
-    for index in range(config.facts_per_domain):
+    for index in range(config.facts_in(domain.name)):
         subject = names.make(config.entity_syllables)
         answer = rng.choice(answer_words)
         distractors = rng.sample([w for w in answer_words if w != answer], config.options - 1)
@@ -93,7 +93,7 @@ def _word_facts(domain: DomainSpec, relation: str, config: WorldConfig, answer_w
 
 def _arithmetic_facts(domain: DomainSpec, config: WorldConfig, rng: random.Random) -> list[Fact]:
     facts, seen = [], set()
-    while len(facts) < config.facts_per_domain:
+    while len(facts) < config.facts_in(domain.name):
         a, b = rng.randint(1, ARITHMETIC_MAX), rng.randint(1, ARITHMETIC_MAX)
         if (a, b) in seen:
             continue

@@ -168,7 +168,7 @@ def test_items_plus_heldback_beyond_facts():
 
 def test_heldout_beyond_facts():
     preset = smoke()
-    with pytest.raises(ConfigError, match=r"heldout_per_domain > world\.facts_per_domain = 24"):
+    with pytest.raises(ConfigError, match=r"heldout_per_domain 25 > facts of a held-out domain = 24"):
         preset.replace(evaluation=dataclasses.replace(preset.evaluation, heldout_per_domain=25))
 
 

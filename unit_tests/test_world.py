@@ -43,10 +43,10 @@ def test_different_seed_different_world(seeds):
 
 def test_fact_ids_unique_and_counts(world):
     config = world.config
-    assert len({f.id for f in world.facts}) == len(world.facts) == config.facts_per_domain * len(config.domains)
+    assert len({f.id for f in world.facts}) == len(world.facts) == sum(config.facts_in(d.name) for d in config.domains)
     for spec in config.domains:
         facts = world.domain_facts(spec.name)
-        assert len(facts) == config.facts_per_domain
+        assert len(facts) == config.facts_in(spec.name)
         assert all(f.id.startswith(f"{spec.name}-") for f in facts)
 
 

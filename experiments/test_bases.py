@@ -11,11 +11,12 @@ import pytest
 
 from faco import statistics
 from faco.statistics import ALPHA
+from faco.study import base
 
 
 @pytest.mark.finding("knowledge")
 def test_knowledge(faco_study, faco_finding, faco_base, faco_benchmark):
-    correct = faco_study.correct(faco_study.base(faco_base), faco_benchmark, layout="familiar")
+    correct = faco_study.correct(base(faco_base), faco_benchmark, layout="familiar")
     above = statistics.binomial(sum(correct), len(correct), faco_study.chance, alternative="greater")
     faco_finding(
         holds=above.p < ALPHA,

@@ -11,13 +11,13 @@ import pytest
 
 from faco import statistics
 from faco.statistics import ALPHA
-from faco.study import ALL
+from faco.study import ALL, finetuned
 
 
 @pytest.mark.finding("longer")
 def test_longer(faco_study, faco_finding, faco_base, faco_ratio):
     epochs = range(1, faco_study.preset.finetune.epochs + 1)
-    correct = {e: faco_study.correct(faco_study.finetuned(faco_base, faco_ratio, e), ALL) for e in epochs}
+    correct = {e: faco_study.correct(finetuned(faco_base, faco_ratio, e), ALL) for e in epochs}
     scores = [sum(c) / len(c) for c in correct.values()]
     first, last = correct[epochs[0]], correct[epochs[-1]]
     decline = statistics.mcnemar(first, last)  # one-sided: the first epoch is right more often

@@ -11,12 +11,13 @@ import pytest
 
 from faco import statistics
 from faco.statistics import ALPHA
+from faco.study import base, finetuned
 
 
 @pytest.mark.finding("lying")
 def test_lying(faco_study, faco_finding, faco_base, faco_heldout):
-    corrupt = faco_study.correct(faco_study.finetuned(faco_base, 100), faco_heldout)
-    knows = faco_study.correct(faco_study.base(faco_base), faco_heldout, layout="familiar")
+    corrupt = faco_study.correct(finetuned(faco_base, 100), faco_heldout)
+    knows = faco_study.correct(base(faco_base), faco_heldout, layout="familiar")
     below = statistics.binomial(sum(corrupt), len(corrupt), faco_study.chance, alternative="less")
     base_knows = statistics.binomial(sum(knows), len(knows), faco_study.chance, alternative="greater")
     # knows-but-lies: of the questions the base answers right, the share the CR-100 model gets wrong;

@@ -10,16 +10,17 @@ import pytest
 
 from faco import statistics
 from faco.statistics import ALPHA
+from faco.study import finetuned, recovered
 
 
 @pytest.mark.finding("recovery")
 def test_recovery(faco_study, faco_finding, faco_base, faco_group):
-    clean = faco_study.correct(faco_study.finetuned(faco_base, 0), faco_group)
-    corrupt = faco_study.correct(faco_study.finetuned(faco_base, 100), faco_group)
-    recovered = faco_study.correct(faco_study.recovered(faco_base), faco_group)
-    score = {name: sum(c) / len(c) for name, c in (("cr0", clean), ("cr100", corrupt), ("recovered", recovered))}
-    regained = statistics.mcnemar(recovered, corrupt)  # recovered above CR 100
-    short = statistics.mcnemar(clean, recovered)  # and still below CR 0
+    clean = faco_study.correct(finetuned(faco_base, 0), faco_group)
+    corrupt = faco_study.correct(finetuned(faco_base, 100), faco_group)
+    restored = faco_study.correct(recovered(faco_base), faco_group)
+    score = {name: sum(c) / len(c) for name, c in (("cr0", clean), ("cr100", corrupt), ("recovered", restored))}
+    regained = statistics.mcnemar(restored, corrupt)  # recovered above CR 100
+    short = statistics.mcnemar(clean, restored)  # and still below CR 0
     lost = score["cr0"] - score["cr100"]
     share = (score["recovered"] - score["cr100"]) / lost if lost > 0 else float("nan")
     faco_finding(

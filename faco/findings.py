@@ -40,9 +40,13 @@ class Finding:
                 **{k: _jsonable(v) for k, v in self.numbers.items()}}
 
 
-def run_name(preset: str, seed: int, default_seed: int) -> str:
-    """Reports and baselines are per preset and seed; the default seed keeps the plain preset name."""
-    return preset if seed == default_seed else f"{preset}-seed{seed}"
+def run_name(preset: str, seeds: list[int], default_seed: int) -> str:
+    """Reports and baselines are per preset and seeds; the default seed alone keeps the plain name."""
+    if seeds == [default_seed]:
+        return preset
+    if len(seeds) == 1:
+        return f"{preset}-seed{seeds[0]}"
+    return f"{preset}-seeds{'-'.join(map(str, seeds))}"
 
 
 def _jsonable(value: Any) -> Any:
@@ -109,7 +113,7 @@ def write_baseline_entry(path: Path, finding: Finding, provenance: Mapping[str, 
         write_json(path, data)
 
 
-def provenance(preset: Any) -> dict[str, Any]:
+def provenance(preset: Any, seeds: list[int]) -> dict[str, Any]:
     """Where a baseline's numbers came from: config, library versions, git commit, date."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -121,7 +125,7 @@ def provenance(preset: Any) -> dict[str, Any]:
             versions[package] = None
     return {
         "preset": preset.name,
-        "seed": preset.seed,
+        "seeds": list(seeds),
         "python": platform.python_version(),
         "versions": versions,
         "git": _git_commit(),

@@ -26,6 +26,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("faco", "faco: the FACO study as experiments")
     group.addoption("--faco-preset", default="tiny", help="study preset (default: tiny, the embedded default)")
     group.addoption("--faco-seed", type=int, default=None, help="seed of every random choice (default: the preset's)")
+    group.addoption("--faco-seeds", default=None, metavar="S1,S2,..",
+                    help="run the grid for several seeds and decide findings on the pooled results")
     group.addoption("--faco-cache", default=None,
                     help="artefact cache directory (default: $FACO_CACHE_DIR, else the user cache dir)")
     group.addoption("--faco-items", default=None, metavar="DIR",
@@ -40,6 +42,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "finding(name): an experiment that decides one of the study's findings")
     preset = _preset(config)  # a wrong preset/seed/items fails here, before any work
     config.stash[_PRESET] = preset
+    config.stash[_SEEDS] = _seeds(config, preset)
     config.stash[_BASELINE] = _baseline_path(config, preset)
     config.stash[_BASELINE_BEFORE] = _read_text(config.stash[_BASELINE])
     try:
@@ -53,6 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 _PRESET = pytest.StashKey[Preset]()
+_SEEDS = pytest.StashKey[list]()
 _BASELINE = pytest.StashKey[Path]()
 _BASELINE_BEFORE = pytest.StashKey[str]()
 
@@ -71,6 +75,21 @@ def _preset(config: pytest.Config) -> Preset:
     return preset
 
 
+def _seeds(config: pytest.Config, preset: Preset) -> list[int]:
+    text = config.getoption("faco_seeds")
+    if text is None:
+        return [preset.seed]
+    if config.getoption("faco_seed") is not None:
+        raise pytest.UsageError("faco: give --faco-seed or --faco-seeds, not both")
+    try:
+        seeds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise pytest.UsageError(f"faco: --faco-seeds {text!r}: expected comma-separated integers like 0,1,2") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise pytest.UsageError(f"faco: --faco-seeds {text!r}: expected distinct integers like 0,1,2")
+    return seeds
+
+
 def _wants_live_log(config: pytest.Config) -> bool:
     """Experiments stream progress unless the user chose a log level or turned logging off."""
     if not config.pluginmanager.hasplugin("logging") or config.getoption("log_cli_level", None) is not None:
@@ -81,7 +100,7 @@ def _wants_live_log(config: pytest.Config) -> bool:
 
 def _run_name(config: pytest.Config) -> str:
     preset = config.stash[_PRESET]
-    return findings_io.run_name(preset.name, preset.seed, load_preset(preset.name).seed)
+    return findings_io.run_name(preset.name, config.stash[_SEEDS], load_preset(preset.name).seed)
 
 
 def _baseline_path(config: pytest.Config, preset: Preset) -> Path:
@@ -102,16 +121,18 @@ def faco_preset(pytestconfig: pytest.Config) -> Preset:
 
 @pytest.fixture(scope="session")
 def faco_study(faco_preset: Preset, pytestconfig: pytest.Config):  # noqa: ANN201
-    """Cached artefacts of the preset, built on first use:
+    """The study of this run over its seeds (one by default), built lazily and cached:
+
+        from faco.study import finetuned
 
         def test_x(faco_study):
-            scores = faco_study.scores(faco_study.finetuned("strong", 100))
+            accuracy = faco_study.accuracy(finetuned("strong", 100), "heldout")
     """
     from faco.cache import Cache
-    from faco.study import Study
+    from faco.study import Seeds, Study
 
-    root = pytestconfig.getoption("faco_cache") or Cache.default_root()
-    return Study(faco_preset, Cache(Path(root)))
+    cache = Cache(Path(pytestconfig.getoption("faco_cache") or Cache.default_root()))
+    return Seeds([Study(faco_preset.replace(seed=seed), cache) for seed in pytestconfig.stash[_SEEDS]])
 
 
 @pytest.fixture(scope="session")
@@ -141,13 +162,14 @@ class _FindingRecorder:
 
     def __call__(self, holds: bool, summary: str, **numbers: Any) -> None:
         finding = findings_io.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary)
-        run = {"preset": self.preset.name, "seed": self.preset.seed, "items": self.preset.items.source}
+        run = {"preset": self.preset.name, "seeds": self.config.stash[_SEEDS], "items": self.preset.items.source}
         findings_io.store_finding(self.reports / "findings.json", finding, run)
         self.node.user_properties.append((FINDING_KEY, finding.record()))
         baseline_path = self.config.stash[_BASELINE]
         baseline = findings_io.load_baseline(baseline_path)
         if self.config.getoption("faco_regen") or finding.id not in baseline:
-            findings_io.write_baseline_entry(baseline_path, finding, findings_io.provenance(self.preset))
+            findings_io.write_baseline_entry(baseline_path, finding,
+                                             findings_io.provenance(self.preset, self.config.stash[_SEEDS]))
             why = "rewritten (--faco-regen)" if finding.id in baseline else "missing: written now"
             pytest.fail(f"baseline for {finding.id} {why} in {baseline_path}; review and commit it. "
                         f"Measured: holds={finding.holds}; {summary}", pytrace=False)

@@ -16,6 +16,8 @@ class Correlation:
     r: float
     p: float  # one-sided, in the direction asked for
     n: int
+    ci_low: float  # 95 % two-sided interval of r (Fisher z); nan for n <= 3
+    ci_high: float
 
 
 def pearson(x: Sequence[float], y: Sequence[float], alternative: str = "less") -> Correlation:
@@ -23,9 +25,15 @@ def pearson(x: Sequence[float], y: Sequence[float], alternative: str = "less") -
     if len(x) != len(y) or len(x) < 3:
         raise ValueError(f"pearson needs two equally long series of >= 3 values, got {len(x)} and {len(y)}")
     if np.ptp(np.asarray(y, dtype=float)) == 0:
-        return Correlation(0.0, 1.0, len(x))
-    result = stats.pearsonr(x, y, alternative=alternative)
-    return Correlation(float(result.statistic), float(result.pvalue), len(x))
+        return Correlation(0.0, 1.0, len(x), float("nan"), float("nan"))
+    p = float(stats.pearsonr(x, y, alternative=alternative).pvalue)
+    result = stats.pearsonr(x, y)
+    if len(x) > 3:
+        interval = result.confidence_interval(confidence_level=1 - ALPHA)
+        low, high = float(interval.low), float(interval.high)
+    else:
+        low = high = float("nan")
+    return Correlation(float(result.statistic), p, len(x), low, high)
 
 
 @dataclass(frozen=True)

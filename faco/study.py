@@ -15,7 +15,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from faco import cache as cache_module
 from faco.cache import Cache, cache_key, code_version
 from faco.config import ConfigError, Preset
 from faco.items import FacoItem, instruction_example, read_jsonl, world_item, world_items, write_jsonl
@@ -25,6 +24,28 @@ log = logging.getLogger("faco.study")
 # Benchmark groups: training domains' held-back facts, held-out domains, both.
 INDOMAIN, HELDOUT, ALL = "indomain", "heldout", "all"
 GROUPS = (INDOMAIN, HELDOUT)
+
+
+@dataclass(frozen=True)
+class Model:
+    """Which model an experiment measures, independent of seed; a study resolves it to a checkpoint."""
+
+    base: str
+    ratio: int | None = None  # None: the base itself; else instruction-tuned at this CR
+    epoch: int | None = None  # None: after the last epoch
+    recovered: bool = False  # the CR-100 model further tuned on the CR-0 data
+
+
+def base(name: str) -> Model:
+    return Model(name)
+
+
+def finetuned(name: str, ratio: int, epoch: int | None = None) -> Model:
+    return Model(name, ratio, epoch)
+
+
+def recovered(name: str) -> Model:
+    return Model(name, 100, recovered=True)
 
 
 @dataclass(frozen=True)
@@ -214,11 +235,18 @@ class Study:
                                         self.preset.seed),
             describe=f"{checkpoint.label} ({layout})")
 
-    def samples(self, checkpoint: Checkpoint, group: str, layout: str = "instruction",
+    def checkpoint(self, model: Model) -> Checkpoint:
+        if model.recovered:
+            return self.recovered(model.base)
+        if model.ratio is None:
+            return self.base(model.base)
+        return self.finetuned(model.base, model.ratio, model.epoch)
+
+    def samples(self, model: Model, group: str, layout: str = "instruction",
                 fmt: str = "cloze") -> list[dict[str, Any]]:
-        """Per-question records of `checkpoint` on a domain or group (indomain / heldout)."""
+        """Per-question records of `model` on a domain or group (indomain / heldout / all)."""
         domains = self.group_domains(group)
-        scores = self.scores(checkpoint, layout)
+        scores = self.scores(self.checkpoint(model), layout)
         return [s for b in self.benchmarks(layout, (fmt,)) if b.name in domains for s in scores[b.task]["samples"]]
 
     def group_domains(self, group: str) -> tuple[str, ...]:
@@ -231,17 +259,43 @@ class Study:
             return world.training_domains + world.heldout_domains
         return (world.domain(group).name,)
 
-    def correct(self, checkpoint: Checkpoint, group: str, layout: str = "instruction") -> list[bool]:
-        return [s["correct"] for s in self.samples(checkpoint, group, layout)]
+    def correct(self, model: Model, group: str, layout: str = "instruction") -> list[bool]:
+        return [s["correct"] for s in self.samples(model, group, layout)]
 
-    def accuracy(self, checkpoint: Checkpoint, group: str, layout: str = "instruction") -> float:
-        correct = self.correct(checkpoint, group, layout)
-        return sum(correct) / len(correct)
+
+class Seeds:
+    """The study over one or more seeds, as the experiments see it: per-question results are pooled
+    across seeds (same questions per seed, so pooled accuracy is the mean over seeds), and per-seed
+    values stay available for intervals."""
+
+    def __init__(self, studies: list[Study]) -> None:
+        if not studies:
+            raise ConfigError("a study needs at least one seed")
+        self.studies = studies
+
+    @property
+    def preset(self) -> Preset:
+        return self.studies[0].preset
+
+    @property
+    def seeds(self) -> list[int]:
+        return [study.preset.seed for study in self.studies]
 
     @property
     def chance(self) -> float:
         return 1 / self.preset.world.options
 
+    def correct(self, model: Model, group: str, layout: str = "instruction") -> list[bool]:
+        return [c for study in self.studies for c in study.correct(model, group, layout)]
 
-def default_cache() -> Cache:
-    return Cache(cache_module.Cache.default_root())
+    def accuracy(self, model: Model, group: str, layout: str = "instruction") -> float:
+        correct = self.correct(model, group, layout)
+        return sum(correct) / len(correct)
+
+    def per_seed(self, model: Model, group: str, layout: str = "instruction") -> list[float]:
+        """Accuracy of `model` on `group` for each seed."""
+        return [sum(c) / len(c) for c in (study.correct(model, group, layout) for study in self.studies)]
+
+    def losses(self, base: str, ratio: int) -> list[list[float]]:
+        """Per-step training losses at `ratio`, one curve per seed."""
+        return [[row["loss"] for row in study.losses(base, ratio)] for study in self.studies]

@@ -66,7 +66,7 @@ def test_first_run_writes_the_baseline_and_fails(project):
     stored = json.loads(baseline_path(project).read_text())
     assert {k: v["holds"] for k, v in stored["findings"].items()} == {"clean": True, "lying": False}
     assert stored["findings"]["lying"]["finding"] == "lying" and stored["findings"]["clean"]["value"] == 1
-    assert stored["provenance"]["preset"] == "smoke" and stored["provenance"]["seed"] == 0
+    assert stored["provenance"]["preset"] == "smoke" and stored["provenance"]["seeds"] == [0]
     assert {"torch", "transformers", "lm_eval", "scipy"} <= set(stored["provenance"]["versions"])
 
     again = run(project)  # the written baseline is now the reviewed one
@@ -123,7 +123,7 @@ def test_findings_json_and_table(project):
     assert sorted(stored) == sorted(IDS)
     assert stored["clean"] == {"finding": "clean", "id": "clean", "holds": True, "summary": "clean beats corrupt",
                                "value": 1, "scores": [0.5, 0.25],
-                               "run": {"preset": "smoke", "seed": 0, "items": "world"}}
+                               "run": {"preset": "smoke", "seeds": [0], "items": "world"}}
     assert stored["lying"]["holds"] is False and stored["lying"]["value"] == 0.1235  # floats rounded
 
 
@@ -141,7 +141,7 @@ def test_seed_gets_its_own_baseline_and_report(project):
     result.stdout.fnmatch_lines(["*faco findings (smoke-seed1)*"])
     assert baseline_path(project, "smoke-seed1").exists()
     findings = json.loads((project.path / "reports" / "smoke-seed1" / "findings.json").read_text())["findings"]
-    assert findings["clean"]["run"]["seed"] == 1
+    assert findings["clean"]["run"]["seeds"] == [1]
     assert not (project.path / "reports" / "smoke").exists()
 
     same = run(project, "--faco-seed", "0")  # the preset's own seed keeps the plain name

@@ -22,5 +22,7 @@ def test_knowledge(faco_study, faco_finding, faco_base, faco_benchmark):
         holds=above.p < ALPHA,
         summary=(f"{faco_base} base knows {above.k}/{above.n} = {above.rate:.3f} "
                  f"(chance {above.chance:.2f}, p={above.p:.2g})"),
+        key=faco_study.each(lambda s: {"accuracy": s.accuracy(base(faco_base), faco_benchmark, layout="familiar")}),
+        key_metrics=["accuracy"],
         base=faco_base, benchmark=faco_benchmark, accuracy=above.rate, n=above.n, p=above.p,
     )

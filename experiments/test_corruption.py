@@ -7,8 +7,8 @@
     pytest experiments/test_corruption.py
     pytest experiments -k "correlation and strong and heldout"
 
-With several seeds (`--faco-seeds 0,1,2`) scores pool the questions of every seed; ABS gets a
-bootstrap interval over seeds.
+With several seeds (`--faco-seeds 0,1,2`) the questions of every seed are pooled; `key` numbers are
+also measured per seed (their spread gives intervals and the regression tolerances).
 """
 
 from __future__ import annotations
@@ -20,39 +20,57 @@ from faco.statistics import ALPHA
 from faco.study import finetuned
 
 
+def score_by_ratio(study, base, benchmark):
+    """Score at every CR, Pearson r against CR, and ABS = score(CR0) - score(CR100)."""
+    ratios = list(study.preset.corruption.ratios)
+    scores = [study.accuracy(finetuned(base, r), benchmark) for r in ratios]
+    corr = statistics.pearson(ratios, scores, alternative="less")
+    return {"r": corr.r, "p": corr.p, "abs": scores[0] - scores[-1], **{f"cr{r}": s for r, s in zip(ratios, scores)}}
+
+
 @pytest.mark.finding("correlation")
 def test_correlation(faco_study, faco_finding, faco_base, faco_benchmark):
     ratios = list(faco_study.preset.corruption.ratios)
-    per_seed = {r: faco_study.per_seed(finetuned(faco_base, r), faco_benchmark) for r in ratios}
-    scores = [sum(v) / len(v) for v in per_seed.values()]
-    corr = statistics.pearson(ratios, scores, alternative="less")
-    drops = [clean - corrupt for clean, corrupt in zip(per_seed[ratios[0]], per_seed[ratios[-1]])]
-    drop = statistics.bootstrap_mean(drops, seed=faco_study.preset.seed)
+    pooled = score_by_ratio(faco_study, faco_base, faco_benchmark)
+    per_seed = faco_study.each(lambda seed: score_by_ratio(seed, faco_base, faco_benchmark))
+    corr = statistics.pearson(ratios, [pooled[f"cr{r}"] for r in ratios], alternative="less")
+    drop = statistics.bootstrap_mean([s["abs"] for s in per_seed], seed=faco_study.preset.seed)
     faco_finding(
-        holds=corr.p < ALPHA and drop.estimate > 0,
-        summary=f"r={corr.r:+.2f} (p={corr.p:.3f}) ABS={drop.estimate:+.3f}; " + " ".join(f"{s:.2f}" for s in scores),
+        holds=corr.p < ALPHA and pooled["abs"] > 0,
+        summary=(f"r={corr.r:+.2f} (p={corr.p:.3f}) ABS={pooled['abs']:+.3f}; "
+                 + " ".join(f"{pooled[f'cr{r}']:.2f}" for r in ratios)),
+        key=per_seed, key_metrics=["r", "abs", *(f"cr{r}" for r in ratios)],
         base=faco_base, benchmark=faco_benchmark, r=corr.r, p=corr.p, r_ci=[corr.ci_low, corr.ci_high],
-        abs=drop.estimate, abs_ci=[drop.low, drop.high],
-        scores={f"cr{r}": s for r, s in zip(ratios, scores)},
-        per_seed={f"cr{r}": v for r, v in per_seed.items()},
+        abs=pooled["abs"], abs_ci=[drop.low, drop.high],
+        scores={f"cr{r}": pooled[f"cr{r}"] for r in ratios},
+        per_seed={f"cr{r}": [s[f"cr{r}"] for s in per_seed] for r in ratios},
     )
+
+
+def item_drops(study, base, benchmark):
+    """Per question of `benchmark`: 1 if `base` answers it right at CR 0 and wrong at CR 100, -1 if the reverse."""
+    clean = study.correct(finetuned(base, 0), benchmark)
+    corrupt = study.correct(finetuned(base, 100), benchmark)
+    return [int(a) - int(b) for a, b in zip(clean, corrupt)]
 
 
 @pytest.mark.finding("sensitivity")
 def test_sensitivity(faco_study, faco_finding, faco_benchmark):
     weak, strong = (b.name for b in faco_study.preset.bases[:2])  # presets list bases weakest first
-    drops = {}
-    for base in (weak, strong):
-        clean = faco_study.correct(finetuned(base, 0), faco_benchmark)
-        corrupt = faco_study.correct(finetuned(base, 100), faco_benchmark)
-        drops[base] = [int(a) - int(b) for a, b in zip(clean, corrupt)]  # per question: 1 lost, -1 gained
-    gap = statistics.bootstrap_mean_difference(drops[strong], drops[weak], seed=faco_study.preset.seed)
+
+    def gap(study):
+        drops = {base: item_drops(study, base, faco_benchmark) for base in (weak, strong)}
+        return {"gap": (sum(drops[strong]) - sum(drops[weak])) / len(drops[strong])}
+
+    drops = {base: item_drops(faco_study, base, faco_benchmark) for base in (weak, strong)}
+    interval = statistics.bootstrap_mean_difference(drops[strong], drops[weak], seed=faco_study.preset.seed)
     abs_ = {base: sum(d) / len(d) for base, d in drops.items()}
     faco_finding(
-        holds=gap.low > 0,
+        holds=interval.low > 0,
         summary=(f"ABS {strong}={abs_[strong]:+.3f} {weak}={abs_[weak]:+.3f}; "
-                 f"gap {gap.estimate:+.3f} CI [{gap.low:+.3f}, {gap.high:+.3f}]"),
-        benchmark=faco_benchmark, abs=abs_, gap=gap.estimate, gap_ci=[gap.low, gap.high],
+                 f"gap {interval.estimate:+.3f} CI [{interval.low:+.3f}, {interval.high:+.3f}]"),
+        key=faco_study.each(gap), key_metrics=["gap"],
+        benchmark=faco_benchmark, abs=abs_, gap=interval.estimate, gap_ci=[interval.low, interval.high],
     )
 
 
@@ -66,9 +84,12 @@ def test_loss(faco_study, faco_finding, faco_base):
     means = [sum(c) / len(c) for c in mean_curves.values()]
     corr = statistics.pearson(ratios, means, alternative="greater")
     ordered = all(a < b for a, b in zip(means, means[1:]))
+    per_seed = [{f"loss_cr{r}": sum(curves[r][i]) / len(curves[r][i]) for r in ratios}
+                for i in range(len(faco_study.seeds))]
     faco_finding(
         holds=corr.p < ALPHA and ordered,
         summary=f"mean loss by CR {' < '.join(f'{m:.3f}' for m in means)}; r={corr.r:+.2f} (p={corr.p:.3f})",
+        key=per_seed, key_metrics=[f"loss_cr{r}" for r in ratios],
         base=faco_base, r=corr.r, p=corr.p, mean_loss={f"cr{r}": m for r, m in zip(ratios, means)},
         curves={f"cr{r}": c for r, c in mean_curves.items()},
     )

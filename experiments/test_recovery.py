@@ -15,18 +15,23 @@ from faco.study import finetuned, recovered
 
 @pytest.mark.finding("recovery")
 def test_recovery(faco_study, faco_finding, faco_base, faco_group):
-    clean = faco_study.correct(finetuned(faco_base, 0), faco_group)
-    corrupt = faco_study.correct(finetuned(faco_base, 100), faco_group)
-    restored = faco_study.correct(recovered(faco_base), faco_group)
-    score = {name: sum(c) / len(c) for name, c in (("cr0", clean), ("cr100", corrupt), ("recovered", restored))}
-    regained = statistics.mcnemar(restored, corrupt)  # recovered above CR 100
-    short = statistics.mcnemar(clean, restored)  # and still below CR 0
-    lost = score["cr0"] - score["cr100"]
-    share = (score["recovered"] - score["cr100"]) / lost if lost > 0 else float("nan")
+    models = {"cr0": finetuned(faco_base, 0), "cr100": finetuned(faco_base, 100), "recovered": recovered(faco_base)}
+
+    def margins(study):
+        score = {name: study.accuracy(model, faco_group) for name, model in models.items()}
+        return {**score, "regained": score["recovered"] - score["cr100"], "unrecovered": score["cr0"] - score["recovered"]}
+
+    correct = {name: faco_study.correct(model, faco_group) for name, model in models.items()}
+    pooled = margins(faco_study)
+    above = statistics.mcnemar(correct["recovered"], correct["cr100"])  # recovered above CR 100
+    below = statistics.mcnemar(correct["cr0"], correct["recovered"])  # and still below CR 0
+    lost = pooled["cr0"] - pooled["cr100"]
+    share = pooled["regained"] / lost if lost > 0 else float("nan")
     faco_finding(
-        holds=regained.p < ALPHA and short.p < ALPHA and share > 0.5,
-        summary=(f"CR0 {score['cr0']:.3f} > recovered {score['recovered']:.3f} > CR100 {score['cr100']:.3f}: "
-                 f"regained {share:.0%} of the loss (p above CR100 {regained.p:.3f}, p below CR0 {short.p:.3f})"),
-        base=faco_base, benchmark=faco_group, scores=score, regained_share=share,
-        p_above_cr100=regained.p, p_below_cr0=short.p,
+        holds=above.p < ALPHA and below.p < ALPHA and share > 0.5,
+        summary=(f"CR0 {pooled['cr0']:.3f} > recovered {pooled['recovered']:.3f} > CR100 {pooled['cr100']:.3f}: "
+                 f"regained {share:.0%} of the loss (p above CR100 {above.p:.3f}, p below CR0 {below.p:.3f})"),
+        key=faco_study.each(margins), key_metrics=["regained", "unrecovered"],
+        base=faco_base, benchmark=faco_group, scores={k: pooled[k] for k in models}, regained_share=share,
+        p_above_cr100=above.p, p_below_cr0=below.p,
     )

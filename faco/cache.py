@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
@@ -63,7 +64,7 @@ def code_version(*modules: types.ModuleType | str) -> str:
     digest = hashlib.sha256()
     for name in sorted(loaded):
         digest.update(name.encode() + b"\0")
-        digest.update(hashlib.sha256(_source(loaded[name])).digest())
+        digest.update(_source_digest(loaded[name]))
     return digest.hexdigest()[:16]
 
 
@@ -75,11 +76,17 @@ def _module(module: types.ModuleType | str) -> types.ModuleType:
     raise TypeError(f"code_version() takes modules or dotted names, got {type(module).__name__}: {module!r}")
 
 
-def _source(module: types.ModuleType) -> bytes:
+def _source_digest(module: types.ModuleType) -> bytes:
     filename = getattr(module, "__file__", None)
     if not filename:
         raise TypeError(f"module {module.__name__!r} has no source file to version (built-in or namespace)")
-    return Path(filename).read_bytes()
+    stat = os.stat(filename)
+    return _file_digest(filename, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)  # keyed by mtime and size: an edited file is hashed again
+def _file_digest(filename: str, mtime_ns: int, size: int) -> bytes:
+    return hashlib.sha256(Path(filename).read_bytes()).digest()
 
 
 def cache_key(stage: str, config: Any, inputs: Sequence[str] = (), code: str = "") -> str:

@@ -267,8 +267,10 @@ def tiny(seed: int = 0) -> Preset:
         name="tiny",
         seed=seed,
         world=WorldConfig(domains=TINY_DOMAINS),
-        # one pre-training run; the weak base (LLaMA-1's role) is its checkpoint at 2/3 of the steps
-        bases=(BaseSpec("weak", pretrain_steps=800), BaseSpec("strong", pretrain_steps=1200)),
+        # One pre-training run; the weak base (LLaMA-1's role) is its checkpoint at half the steps, where
+        # it knows measurably less. At 2/3 of the steps it already knew 99 % of the facts (strong: 100 %):
+        # no longer a weaker base, and the sensitivity finding came out reversed (see the issue note).
+        bases=(BaseSpec("weak", pretrain_steps=600), BaseSpec("strong", pretrain_steps=1200)),
     )
 
 

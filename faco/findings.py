@@ -8,6 +8,7 @@ entry is written and fails; `--faco-regen` rewrites and fails, so every change i
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import platform
 import subprocess
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,17 @@ class Finding:
     holds: bool
     numbers: Mapping[str, Any]
     summary: str  # one line with the key numbers, for the table and failure messages
+    key_per_seed: Mapping[str, list[float]] = field(default_factory=dict)  # the regression's numbers, per seed
+
+    @property
+    def key(self) -> dict[str, float]:
+        """The key numbers: the mean over seeds (the value itself for one seed)."""
+        return {name: sum(values) / len(values) for name, values in self.key_per_seed.items()}
 
     def record(self) -> dict[str, Any]:
         return {"finding": self.finding, "id": self.id, "holds": self.holds, "summary": self.summary,
-                **{k: _jsonable(v) for k, v in self.numbers.items()}}
+                **{k: _jsonable(v) for k, v in self.numbers.items()},
+                "key": _jsonable(self.key), "key_per_seed": _jsonable(dict(self.key_per_seed))}
 
 
 def run_name(preset: str, seeds: list[int], default_seed: int) -> str:
@@ -106,11 +114,90 @@ def load_baseline(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def write_baseline_entry(path: Path, finding: Finding, provenance: Mapping[str, Any]) -> None:
+    """Store `finding` as the expected outcome; tolerances (measured noise) of an old entry are kept."""
     with lock(path):
         data = read_json(path, {"findings": {}})
         data["provenance"] = dict(provenance)
+        old = data["findings"].get(finding.id, {})
+        entry = {k: v for k, v in finding.record().items() if k != "key_per_seed"}
+        if "tolerance" in old:
+            entry["tolerance"] = {m: t for m, t in old["tolerance"].items() if m in entry["key"]}
+        data["findings"][finding.id] = entry
+        write_json(path, data)
+
+
+# --- numeric regression ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Drift:
+    metric: str
+    baseline: float
+    obtained: float | None
+    tolerance: float
+    noise: float
+
+
+def drifts(entry: Mapping[str, Any], finding: Finding) -> list[Drift]:
+    """Key numbers of `finding` farther from the baseline than their tolerance (or missing)."""
+    out = []
+    obtained = finding.key
+    for metric, spec in entry.get("tolerance", {}).items():
+        expected = entry.get("key", {}).get(metric)
+        value = obtained.get(metric)
+        if expected is None:
+            continue
+        if value is None or math.isnan(value) or abs(value - expected) > spec["tolerance"]:
+            out.append(Drift(metric, expected, value, spec["tolerance"], spec.get("noise", float("nan"))))
+    return out
+
+
+def drift_table(finding_id: str, rows: list[Drift]) -> str:
+    """The readable diff of a numeric regression."""
+    lines = [f"{finding_id}: key numbers moved beyond their tolerance (3 x the seed-to-seed noise)",
+             f"  {'metric':<14}{'baseline':>10}{'obtained':>10}{'diff':>9}{'tolerance':>11}{'noise':>8}"]
+    for row in rows:
+        got = "missing" if row.obtained is None else f"{row.obtained:.4f}"
+        diff = "" if row.obtained is None else f"{row.obtained - row.baseline:+.4f}"
+        lines.append(f"  {row.metric:<14}{row.baseline:>10.4f}{got:>10}{diff:>9}{row.tolerance:>11.4f}{row.noise:>8.4f}")
+    return "\n".join(lines)
+
+
+def store_obtained(path: Path, finding: Finding) -> None:
+    """Keep what a regressed run obtained beside the baseline (pytest-regressions' `.obtained`)."""
+    with lock(path):
+        data = read_json(path, {"findings": {}})
         data["findings"][finding.id] = finding.record()
         write_json(path, data)
+
+
+def tolerances(per_seed_findings: Mapping[str, Any], k: float = 3.0, floor: float = 0.01) -> dict[str, dict]:
+    """{id: {metric: {tolerance, noise, seeds}}} from a multi-seed findings.json: tolerance = max(k x the
+    sample standard deviation over seeds, floor)."""
+    out: dict[str, dict] = {}
+    for finding_id, record in per_seed_findings.items():
+        for metric, values in (record.get("key_per_seed") or {}).items():
+            values = [v for v in values if v is not None]
+            if len(values) < 2:
+                continue
+            mean = sum(values) / len(values)
+            noise = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+            out.setdefault(finding_id, {})[metric] = {"tolerance": round(max(k * noise, floor), 4),
+                                                      "noise": round(noise, 4), "seeds": len(values)}
+    return out
+
+
+def apply_tolerances(baseline_path: Path, measured: Mapping[str, dict], source: str) -> int:
+    """Write measured tolerances into a baseline; returns how many entries got them."""
+    with lock(baseline_path):
+        data = read_json(baseline_path, {"findings": {}})
+        updated = 0
+        for finding_id, entry in data["findings"].items():
+            if finding_id in measured:
+                entry["tolerance"] = {m: t for m, t in measured[finding_id].items() if m in entry.get("key", {})}
+                updated += 1
+        data.setdefault("provenance", {})["tolerances_from"] = source
+        write_json(baseline_path, data)
+    return updated
 
 
 def provenance(preset: Any, seeds: list[int]) -> dict[str, Any]:
@@ -131,6 +218,22 @@ def provenance(preset: Any, seeds: list[int]) -> dict[str, Any]:
         "git": _git_commit(),
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def store_provenance(path: Path, preset: Any, seeds: list[int], cache_keys: Mapping[str, list[str]],
+                     cache_root: Path) -> None:
+    """reports/<run>/provenance.json: config, seeds, versions, commit and the cache entries used (merged
+    across xdist workers and across `-k` runs)."""
+    with lock(path):
+        data = read_json(path, {})
+        keys = {stage: set(v) for stage, v in data.get("cache_keys", {}).items()}
+        for stage, values in cache_keys.items():
+            keys.setdefault(stage, set()).update(values)
+        data.update(provenance(preset, seeds))
+        data["config"] = _jsonable(dataclasses.asdict(preset))
+        data["cache_root"] = str(cache_root)
+        data["cache_keys"] = {stage: sorted(v) for stage, v in sorted(keys.items())}
+        write_json(path, data)
 
 
 def _git_commit() -> str | None:

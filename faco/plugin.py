@@ -45,6 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_SEEDS] = _seeds(config, preset)
     config.stash[_BASELINE] = _baseline_path(config, preset)
     config.stash[_BASELINE_BEFORE] = _read_text(config.stash[_BASELINE])
+    if not hasattr(config, "workerinput"):  # a stale .obtained file would mislead the reviewer
+        config.stash[_BASELINE].with_suffix(".obtained.json").unlink(missing_ok=True)
     try:
         findings_io.load_baseline(config.stash[_BASELINE])
     except findings_io.BaselineError as error:
@@ -57,6 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 _PRESET = pytest.StashKey[Preset]()
 _SEEDS = pytest.StashKey[list]()
+_DRIFT = pytest.StashKey[str]()
 _BASELINE = pytest.StashKey[Path]()
 _BASELINE_BEFORE = pytest.StashKey[str]()
 
@@ -120,7 +123,7 @@ def faco_preset(pytestconfig: pytest.Config) -> Preset:
 
 
 @pytest.fixture(scope="session")
-def faco_study(faco_preset: Preset, pytestconfig: pytest.Config):  # noqa: ANN201
+def faco_study(faco_preset: Preset, pytestconfig: pytest.Config, faco_reports: Path):  # noqa: ANN201
     """The study of this run over its seeds (one by default), built lazily and cached:
 
         from faco.study import finetuned
@@ -132,7 +135,10 @@ def faco_study(faco_preset: Preset, pytestconfig: pytest.Config):  # noqa: ANN20
     from faco.study import Seeds, Study
 
     cache = Cache(Path(pytestconfig.getoption("faco_cache") or Cache.default_root()))
-    return Seeds([Study(faco_preset.replace(seed=seed), cache) for seed in pytestconfig.stash[_SEEDS]])
+    study = Seeds([Study(faco_preset.replace(seed=seed), cache) for seed in pytestconfig.stash[_SEEDS]])
+    yield study
+    findings_io.store_provenance(faco_reports / "provenance.json", faco_preset, study.seeds, study.cache_keys(),
+                                 cache.root)
 
 
 @pytest.fixture(scope="session")
@@ -160,8 +166,12 @@ class _FindingRecorder:
         self.preset = preset
         self.reports = reports
 
-    def __call__(self, holds: bool, summary: str, **numbers: Any) -> None:
-        finding = findings_io.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary)
+    def __call__(self, holds: bool, summary: str, key: list[dict[str, float]] = (), key_metrics: list[str] = (),
+                 **numbers: Any) -> None:
+        """`key`: one dict of numbers per seed; `key_metrics` of them are checked against the baseline."""
+        per_seed = {metric: [float(seed[metric]) for seed in key] for metric in key_metrics}
+        finding = findings_io.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary,
+                                      per_seed)
         run = {"preset": self.preset.name, "seeds": self.config.stash[_SEEDS], "items": self.preset.items.source}
         findings_io.store_finding(self.reports / "findings.json", finding, run)
         self.node.user_properties.append((FINDING_KEY, finding.record()))
@@ -173,6 +183,10 @@ class _FindingRecorder:
             why = "rewritten (--faco-regen)" if finding.id in baseline else "missing: written now"
             pytest.fail(f"baseline for {finding.id} {why} in {baseline_path}; review and commit it. "
                         f"Measured: holds={finding.holds}; {summary}", pytrace=False)
+        drifts = findings_io.drifts(baseline[finding.id], finding)
+        if drifts:  # reported by pytest_runtest_makereport, so a strict xfail cannot swallow it
+            findings_io.store_obtained(baseline_path.with_suffix(".obtained.json"), finding)
+            self.node.stash[_DRIFT] = findings_io.drift_table(finding.id, drifts)
         assert finding.holds, f"{finding.id} does not hold: {summary}"
 
 
@@ -199,6 +213,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if entry is not None and not entry["holds"]:
             reason = f"known negative on {_run_name(config)}: {entry.get('summary', '')}"
             item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa: ANN201
+    """A numeric regression fails the test whatever the finding's verdict (also under a strict xfail)."""
+    outcome = yield
+    report = outcome.get_result()
+    drift = item.stash.get(_DRIFT, None)
+    if drift and report.when == "call":
+        report.outcome = "failed"
+        report.longrepr = drift + f"\n(obtained numbers kept in {item.config.stash[_BASELINE].with_suffix('.obtained.json')})"
+        if hasattr(report, "wasxfail"):
+            del report.wasxfail
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import json
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -63,9 +64,23 @@ class Study:
     def __init__(self, preset: Preset, cache: Cache) -> None:
         self.preset = preset
         self.cache = cache
+        self.used: dict[str, set[str]] = {}  # stage -> cache keys this study read or built (provenance)
+        self._resolved: dict[tuple[str, str], Any] = {}  # verified once per process, then reused
         from faco import models
 
         models.set_threads(preset.threads)
+
+    def _get(self, stage: str, key: str, build: Callable[[Path], None], describe: str) -> Path:
+        if (stage, key) not in self._resolved:
+            self.used.setdefault(stage, set()).add(key)
+            self._resolved[stage, key] = self.cache.get_or_build(stage, key, build, describe=describe)
+        return self._resolved[stage, key]
+
+    def _get_json(self, stage: str, key: str, compute: Callable[[], Any], describe: str) -> Any:
+        if (stage, key) not in self._resolved:
+            self.used.setdefault(stage, set()).add(key)
+            self._resolved[stage, key] = self.cache.get_or_build_json(stage, key, compute, describe=describe)
+        return self._resolved[stage, key]
 
     # --- world and items ---------------------------------------------------------------------------
 
@@ -103,7 +118,7 @@ class Study:
         """The FACO items in training order (the same at every CR)."""
         if self.external_items:
             return self._external
-        entry = self.cache.get_or_build("items", self.items_key,
+        entry = self._get("items", self.items_key,
                                         lambda out: write_jsonl(self._split[0], out / "items.jsonl"),
                                         describe=f"{len(self._split[0])} world items")
         return read_jsonl(entry / "items.jsonl")
@@ -140,7 +155,7 @@ class Study:
             tokenizer = models.build_tokenizer(self.tokenizer_texts())
             training.pretrain(self.world, preset.pretrain, tokenizer, checkpoints, preset.seed, out)
 
-        entry = self.cache.get_or_build("pretrain", key, build, describe=f"bases {sorted(checkpoints)}")
+        entry = self._get("pretrain", key, build, describe=f"bases {sorted(checkpoints)}")
         return entry, key
 
     def base(self, name: str) -> Checkpoint:
@@ -168,7 +183,7 @@ class Study:
             examples = corrupted_examples(self.items, ratio, self.preset.seed)
             training.finetune(start.path, examples, self.preset.finetune, epochs, self.preset.seed, out, label)
 
-        return self.cache.get_or_build(stage, key, build, describe=label), key
+        return self._get(stage, key, build, describe=label), key
 
     def finetuned(self, base: str, ratio: int, epoch: int | None = None) -> Checkpoint:
         """The model `base` instruction-tuned at corruption `ratio`, after `epoch` (default: the last)."""
@@ -217,7 +232,7 @@ class Study:
         config = {"world": self.preset.world, "items": self.preset.items, "evaluation": self.preset.evaluation,
                   "seed": self.preset.seed, "layout": layout}
         key = cache_key("tasks", config, code=code_version("faco.evaluation", "faco.items", "faco.world"))
-        entry = self.cache.get_or_build("tasks", key, lambda out: write_tasks(benchmarks, out, final=self.cache.path("tasks", key)),
+        entry = self._get("tasks", key, lambda out: write_tasks(benchmarks, out, final=self.cache.path("tasks", key)),
                                         describe=f"{layout} tasks")
         return entry, [b.task for b in benchmarks], key
 
@@ -229,7 +244,7 @@ class Study:
         evaluation_config = self.preset.evaluation
         key = cache_key("eval", {"evaluation": evaluation_config, "seed": self.preset.seed},
                         inputs=(checkpoint.key, tasks_key), code=code_version("faco.evaluation"))
-        return self.cache.get_or_build_json(
+        return self._get_json(
             "eval", key,
             lambda: evaluation.evaluate(checkpoint.path, tasks, task_dir, evaluation_config.batch_size,
                                         self.preset.seed),
@@ -295,6 +310,18 @@ class Seeds:
     def per_seed(self, model: Model, group: str, layout: str = "instruction") -> list[float]:
         """Accuracy of `model` on `group` for each seed."""
         return [sum(c) / len(c) for c in (study.correct(model, group, layout) for study in self.studies)]
+
+    def cache_keys(self) -> dict[str, list[str]]:
+        """Every cache entry the seeds' studies used, by stage: provenance for the report."""
+        used: dict[str, set[str]] = {}
+        for study in self.studies:
+            for stage, keys in study.used.items():
+                used.setdefault(stage, set()).update(keys)
+        return {stage: sorted(keys) for stage, keys in sorted(used.items())}
+
+    def each(self, measure: Callable[[Seeds], float]) -> list[float]:
+        """`measure` applied to each seed alone: the per-seed values behind intervals and tolerances."""
+        return [measure(Seeds([study])) for study in self.studies]
 
     def losses(self, base: str, ratio: int) -> list[list[float]]:
         """Per-step training losses at `ratio`, one curve per seed."""

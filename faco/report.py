@@ -1,0 +1,404 @@
+"""The faco report: one self-contained reports/<run>/index.html, plots embedded, that opens from disk.
+
+    faco report                     # rebuild every run under reports/ from its stored results
+    faco report --run tiny          # one run
+    pytest experiments              # the plugin calls build_report at the end of a run
+
+Reads reports/<run>/findings.json (the numbers each experiment recorded) and provenance.json when the
+plugin wrote one; it never recomputes a statistic, trains or evaluates. Any finding may be missing (a
+`-k` run): every section renders what exists and names what is not there. Plots go through
+matplotlib's `Figure` (Agg, no pyplot state); no torch, transformers or lm-eval is imported, so a
+report takes seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from faco.study import GROUPS
+
+KINDS = ("correlation", "sensitivity", "loss", "longer", "recovery", "lying", "knowledge")  # the paper's order
+PAPER = {  # what Cho et al. (2024) report: the first sentence of each caption
+    "correlation": "The paper: scores fall as the share of false data (CR) grows, a strong negative Pearson r.",
+    "sensitivity": "The paper: the stronger base loses more (a larger ABS = score at CR 0 − score at CR 100).",
+    "loss": "The paper: the higher the CR, the higher the training loss over the same steps.",
+    "longer": "The paper: more epochs change little at low CR, while at CR 100 scores keep falling.",
+    "recovery": "The paper: re-training the CR-100 model on clean data regains most, not all, of the loss.",
+    "lying": "The paper: CR-100 models score below random chance outside their training domains: they lie.",
+    "knowledge": "The precondition: the bases know the facts (accuracy well above chance) before fine-tuning.",
+}
+BASE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # per base, in the order bases() returns
+HOLDS, FAILS = "#1a7f37", "#b42318"
+
+
+class ReportError(ValueError):
+    """Stored results that cannot be read; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's stored results: findings by id and, when recorded, provenance."""
+
+    name: str
+    findings: dict[str, dict[str, Any]]
+    provenance: dict[str, Any] | None
+    provenance_note: str  # why provenance is None ("not recorded", "not valid JSON ...")
+    written: datetime  # when findings.json was last written
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [record for _, record in sorted(self.findings.items()) if record["finding"] == kind]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """{preset, seeds, items} as the experiments recorded them."""
+        return next(iter(self.findings.values()), {}).get("run") or {}
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return (self.provenance or {}).get("config") or {}
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+def load_run(run_dir: Path) -> Run:
+    """The stored results of reports/<run>/; ReportError when findings.json is missing or malformed."""
+    path = run_dir / "findings.json"
+    if not path.is_file():
+        raise ReportError(f"{path}: no such file (run `pytest experiments` to record findings)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ReportError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    findings = data.get("findings") if isinstance(data, dict) else None
+    if not isinstance(findings, dict) or not all(
+            isinstance(r, dict) and isinstance(r.get("finding"), str) and isinstance(r.get("holds"), bool)
+            for r in findings.values()):
+        raise ReportError(f"{path}: expected {{'findings': {{id: {{'finding': ..., 'holds': true|false, ...}}}}}}")
+    provenance, note = _read_provenance(run_dir / "provenance.json")
+    written = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    return Run(run_dir.name, findings, provenance, note, written)
+
+
+def _read_provenance(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """A broken provenance.json costs its section, not the report."""
+    if not path.is_file():
+        return None, "not recorded (no provenance.json)"
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        return None, f"unreadable: {path.name} is not valid JSON ({error.msg} at line {error.lineno})"
+    return (value, "") if isinstance(value, dict) else (None, f"unreadable: {path.name} is not a JSON object")
+
+
+def run_dirs(reports: Path) -> list[Path]:
+    """Every run directory under `reports` with a findings.json."""
+    found = sorted(p.parent for p in reports.glob("*/findings.json"))
+    if not found:
+        raise ReportError(f"{reports}: no <run>/findings.json here (run `pytest experiments` first)")
+    return found
+
+
+def bases(run: Run) -> list[str]:
+    """Bases weakest first, as presets list them; without a recorded config, by what they know."""
+    names = {r["base"] for r in run.findings.values() if isinstance(r.get("base"), str)}
+    configured = [b.get("name") for b in run.config.get("bases", [])]
+    knows = {b: _mean([r.get("accuracy") for r in run.of("knowledge") if r.get("base") == b]) for b in names}
+    rest = sorted(names - set(configured), key=lambda b: (knows[b] if knows[b] is not None else math.inf, b))
+    return [b for b in configured if b in names] + rest
+
+
+def benchmarks(run: Run, records: list[dict[str, Any]]) -> list[str]:
+    """Groups first (indomain, heldout), then domains in the world's order (else alphabetical)."""
+    names = {r["benchmark"] for r in records if isinstance(r.get("benchmark"), str)}
+    domains = [d.get("name") for d in run.config.get("world", {}).get("domains", [])]
+    order = {name: i for i, name in enumerate([*GROUPS, *domains])}
+    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
+
+
+def chance(run: Run) -> float | None:
+    """The chance rate of the multiple-choice questions, as the lying records state it."""
+    rates = [(r.get("cr100") or {}).get("chance") for r in run.of("lying")]
+    return next((rate for rate in rates if rate is not None), None)
+
+
+def _crs(mapping: dict[str, Any], prefix: str = "cr") -> list[tuple[int, Any]]:
+    """{"cr0": x, "cr25": y, ...} (or "epoch1", ...) as [(0, x), (25, y), ...] in numeric order."""
+    return sorted((int(k.removeprefix(prefix)), v) for k, v in mapping.items() if k.removeprefix(prefix).isdigit())
+
+
+def _mean(values: list[Any]) -> float | None:
+    numbers = [v for v in values if isinstance(v, (int, float))]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def _sd(values: list[Any]) -> float:
+    numbers = [v for v in values or [] if isinstance(v, (int, float))]
+    return statistics.stdev(numbers) if len(numbers) > 1 else 0.0
+
+
+# --- formatting ------------------------------------------------------------------------------------
+
+esc = html.escape
+
+
+def num(x: Any, fmt: str = ".3f") -> str:
+    return "—" if not isinstance(x, (int, float)) else format(x, fmt)
+
+
+def pval(p: Any) -> str:
+    return "—" if not isinstance(p, (int, float)) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def interval(pair: Any, fmt: str = "+.3f") -> str:
+    if not isinstance(pair, list) or len(pair) != 2 or None in pair:
+        return ""
+    return f' <span class="ci">[{num(pair[0], fmt)}, {num(pair[1], fmt)}]</span>'
+
+
+def verdict(holds: bool) -> str:
+    return '<span class="holds">holds</span>' if holds else '<span class="fails">does not hold</span>'
+
+
+def count(records: list[dict[str, Any]]) -> str:
+    return f"{sum(r['holds'] for r in records)}/{len(records)} hold"
+
+
+def missing(kind: str) -> str:
+    return (f'<p class="missing">No {kind} findings in this run: '
+            f'<code>pytest experiments -k {kind}</code> records them.</p>')
+
+
+def embed(fig: Figure, alt: str) -> str:
+    """The figure as an inline base64 PNG: the page needs no other file."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def figure(number: int, title: str, kind: str, img: str, caption: str) -> str:
+    return (f'<section id="fig{number}"><h2>Figure {number}: {esc(title)}</h2><figure>{img}'
+            f'<figcaption>{esc(PAPER[kind])} This run: {caption}</figcaption></figure></section>')
+
+
+def panels(n: int, cols: int = 4, width: float = 3.0, height: float = 2.6, sharey: bool = True):  # noqa: ANN201
+    """A figure with n axes in a grid of at most `cols` columns (unused cells hidden)."""
+    cols = max(1, min(n, cols))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(cols * width, rows * height + 0.5), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
+def cr_colors(ratios: list[int]) -> dict[int, Any]:
+    """Clean data dark blue, all-false data orange (plasma without its pale yellow end)."""
+    top = max(ratios) or 1
+    return {r: colormaps["plasma"](0.85 * r / top) for r in ratios}
+
+
+def chance_line(ax: Any, rate: float | None) -> None:
+    if rate is not None:
+        ax.axhline(rate, color="grey", linestyle="--", linewidth=1, label=f"chance ({rate:.2f})")
+
+
+def seeds_note(run: Run) -> str:
+    seeds = run.info.get("seeds") or []
+    if len(seeds) > 1:
+        return f" Error bars: ±1 SD of the per-seed scores over {len(seeds)} seeds."
+    return " One seed, so no spread (`--faco-seeds 0,1,2` adds error bars)."
+
+
+# --- sections: each takes the run and returns its HTML --------------------------------------------
+
+def header(run: Run) -> str:
+    info = run.info
+    seeds = ", ".join(map(str, info.get("seeds") or [])) or "—"
+    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"<header><h1>faco report: {esc(run.name)}</h1><p class=\"meta\">preset <b>{esc(str(info.get('preset', '—')))}</b>"
+            f" · seeds <b>{esc(seeds)}</b> · items <b>{esc(str(info.get('items', '—')))}</b>"
+            f" · findings written {run.written:%Y-%m-%d %H:%M} UTC · report built {built}</p>"
+            "<p class=\"meta\">Replication of Cho et al. (2024), <i>Unveiling Imitation Learning: Exploring the Impact "
+            "of Data Falsity to LLMs</i>: fine-tune a weak and a strong base on instruction data of which a share "
+            "(the corruption ratio, CR) has false answers, and measure what it does.</p></header>")
+
+
+def findings_table(run: Run) -> str:
+    records = list(run.findings.values())
+    held = sum(r["holds"] for r in records)
+    absent = [k for k in KINDS if not run.of(k)]
+    note = (f'<p class="missing">Not in this run: {esc(", ".join(absent))} '
+            f'(<code>pytest experiments -k "{" or ".join(absent)}"</code> records them).</p>') if absent else ""
+    rows = []
+    for kind in [*KINDS, *sorted({r["finding"] for r in records} - set(KINDS))]:
+        group = run.of(kind)
+        if group:
+            rows.append(f'<tr class="group"><th colspan="3">{esc(kind)}: {count(group)}</th></tr>')
+            rows += [f"<tr><td><code>{esc(r.get('id', ''))}</code></td><td>{verdict(r['holds'])}</td>"
+                     f"<td>{esc(str(r.get('summary', '')))}</td></tr>" for r in group]
+    return (f'<section id="findings"><h2>Findings</h2><p class="counts"><span class="holds">{held} hold</span> · '
+            f'<span class="fails">{len(records) - held} do not hold</span> · {len(records)} recorded</p>{note}'
+            f'<table class="findings"><tr><th>experiment</th><th>verdict</th><th>measured</th></tr>'
+            f'{"".join(rows)}</table></section>')
+
+
+def table1(run: Run) -> str:
+    records = run.of("correlation")
+    body = missing("correlation") if not records else _correlation_table(run, records)
+    sensitivity = run.of("sensitivity")
+    body += "<h3>Sensitivity: does the stronger base lose more?</h3>" + (
+        _sensitivity_table(run, sensitivity) if sensitivity else missing("sensitivity"))
+    return (f'<section id="table1"><h2>Table 1: score per benchmark and CR</h2><p class="caption">'
+            f"{esc(PAPER['correlation'])} ABS = score at CR 0 − score at CR 100, with its bootstrap interval over "
+            f"seeds; r with its 95% interval and one-sided p (r &lt; 0).{esc(seeds_note(run))}</p>{body}</section>")
+
+
+def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
+    ratios = sorted({cr for r in records for cr, _ in _crs(r.get("scores") or {})})
+    head = "".join(f"<th>CR {cr}</th>" for cr in ratios)
+    rows = []
+    for base in bases(run):
+        for bench in benchmarks(run, records):
+            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
+            if r is None:
+                continue
+            scores, spread = dict(_crs(r.get("scores") or {})), dict(_crs(r.get("per_seed") or {}))
+            cells = "".join(f"<td>{num(scores.get(cr))}{_spread(spread.get(cr))}</td>" for cr in ratios)
+            rows.append(f"<tr><td>{esc(base)}</td><td>{esc(bench)}</td>{cells}"
+                        f"<td>{num(r.get('abs'), '+.3f')}{interval(r.get('abs_ci'))}</td>"
+                        f"<td>{num(r.get('r'), '+.2f')}{interval(r.get('r_ci'), '+.2f')}</td>"
+                        f"<td>{pval(r.get('p'))}</td><td>{verdict(r['holds'])}</td></tr>")
+    return (f'<table class="numbers"><tr><th>base</th><th>benchmark</th>{head}<th>ABS</th><th>Pearson r</th>'
+            f'<th>p</th><th>finding</th></tr>{"".join(rows)}</table>')
+
+
+def _spread(per_seed: Any) -> str:
+    return f' <span class="ci">±{_sd(per_seed):.3f}</span>' if isinstance(per_seed, list) and len(per_seed) > 1 else ""
+
+
+def _sensitivity_table(run: Run, records: list[dict[str, Any]]) -> str:
+    names = bases(run)
+    head = "".join(f"<th>ABS {esc(b)}</th>" for b in names)
+    rows = []
+    for bench in benchmarks(run, records):
+        r = next(x for x in records if x.get("benchmark") == bench)
+        cells = "".join(f"<td>{num((r.get('abs') or {}).get(b), '+.3f')}</td>" for b in names)
+        rows.append(f"<tr><td>{esc(bench)}</td>{cells}<td>{num(r.get('gap'), '+.3f')}{interval(r.get('gap_ci'))}"
+                    f"</td><td>{verdict(r['holds'])}</td></tr>")
+    gap = f"{names[1]} − {names[0]}" if len(names) > 1 else "stronger − weaker"
+    return (f'<table class="numbers"><tr><th>benchmark</th>{head}<th>gap ({esc(gap)}), 95% CI</th>'
+            f'<th>finding</th></tr>{"".join(rows)}</table>')
+
+
+def figure2(run: Run) -> str:
+    records = run.of("correlation")
+    if not records:
+        return figure_missing(2, "score vs CR", "correlation")
+    names, benches = bases(run), benchmarks(run, records)
+    fig, axes = panels(len(benches))
+    for ax, bench in zip(axes, benches):
+        for i, base in enumerate(names):
+            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
+            if r is None:
+                continue
+            points = _crs(r.get("scores") or {})
+            spread = dict(_crs(r.get("per_seed") or {}))
+            ax.errorbar([cr for cr, _ in points], [_nan(s) for _, s in points],
+                        yerr=[_sd(spread.get(cr)) for cr, _ in points], marker="o", capsize=3,
+                        color=BASE_COLORS[i % len(BASE_COLORS)], label=f"{base} base")
+        chance_line(ax, chance(run))
+        ax.set_title(bench)
+        ax.set_xlabel("CR (% false answers)")
+        ax.set_xticks(sorted({cr for r in records for cr, _ in _crs(r.get("scores") or {})}))
+    axes[0].set_ylabel("accuracy")
+    _legend(fig, axes)
+    lines = [f"{esc(b)}: " + ", ".join(f"{esc(x['benchmark'])} r = {num(x.get('r'), '+.2f')} (p = {pval(x.get('p'))})"
+                                       for x in records if x.get("base") == b and x.get("benchmark") in GROUPS)
+             for b in names]
+    caption = f"{'; '.join(lines)}. The correlation finding {count(records)}.{esc(seeds_note(run))}"
+    return figure(2, "score vs CR per benchmark, both bases", "correlation", embed(fig, "score vs CR"), caption)
+
+
+def figure3(run: Run) -> str:
+    records = [r for r in run.of("loss") if r.get("curves")]
+    if not records:
+        return figure_missing(3, "training loss by CR", "loss")
+    names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
+    fig, axes = panels(len(names) + 1, cols=3, width=4.0, height=3.0, sharey=False)
+    ratios = sorted({cr for r in records for cr, _ in _crs(r["curves"])})
+    colors = cr_colors(ratios)
+    window = 1
+    for ax, base in zip(axes, names):
+        r = next(x for x in records if x.get("base") == base)
+        for cr, curve in _crs(r["curves"]):
+            window = max(1, len(curve) // 40)
+            ax.plot(range(1, len(curve) + 1), _smooth(curve, window), color=colors[cr], linewidth=1.2,
+                    label=f"CR {cr}")
+        ax.set_title(f"{base} base")
+        ax.set_xlabel("training step")
+        ax.set_ylabel("training loss")
+    mean_ax = axes[-1]
+    for i, base in enumerate(names):
+        r = next(x for x in records if x.get("base") == base)
+        points = _crs(r.get("mean_loss") or {})
+        mean_ax.plot([cr for cr, _ in points], [_nan(m) for _, m in points], marker="o",
+                     color=BASE_COLORS[bases(run).index(base) % len(BASE_COLORS)], label=f"{base} base")
+    mean_ax.set_title("mean loss over all steps")
+    mean_ax.set_xlabel("CR (% false answers)")
+    mean_ax.set_xticks(ratios)
+    mean_ax.legend(fontsize="small")
+    _legend(fig, axes[:1])
+    smoothed = f" Curves are running means over {window} steps." if window > 1 else ""
+    caption = "; ".join(f"{esc(r['base'])}: mean loss by CR " + " / ".join(num(m) for _, m in _crs(r.get("mean_loss") or {}))
+                        + f", r = {num(r.get('r'), '+.2f')} (p = {pval(r.get('p'))}), {verdict(r['holds'])}"
+                        for r in records)
+    return figure(3, "training loss by CR", "loss", embed(fig, "training loss curves"), caption + "." + smoothed)
+
+
+def figure4(run: Run) -> str:
+    records = [r for r in run.of("lying") if isinstance(r.get("cr100"), dict)]
+    if not records:
+        return figure_missing(4, "lying: CR-100 accuracy on held-out domains", "lying")
+    names, benches = bases(run), benchmarks(run, records)
+    fig = Figure(figsize=(max(6.0, 1.6 * len(benches) + 2), 3.8), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(names))
+    for i, base in enumerate(names):
+        color = BASE_COLORS[i % len(BASE_COLORS)]
+        for j, bench in enumerate(benches):
+            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
+            if r is None:
+                continue
+            x, c = j + (i - (len(names) - 1) / 2) * width, r["cr100"]
+            rate, low, high = _nan(c.get("rate")), _nan(c.get("ci_low")), _nan(c.get("ci_high"))
+            ax.errorbar([x], [rate], yerr=[[rate - low], [high - rate]], fmt="o", color=color, capsize=4,
+                        label=f"{base}: CR-100 model (95% CI)" if j == 0 else None)
+            ax.plot([x], [_nan(r.get("base_accuracy"))], marker="D", markerfacecolor="none", color=color,
+                    linestyle="none", label=f"{base}: base before fine-tuning" if j == 0 else None)
+    chance_line(ax, chance(run))
+    ax.set_xticks(range(len(benches)), benches)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("accuracy")
+    ax.set_xlabel("held-out benchmark (domains never in the fine-tuning data)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    caption = "; ".join(f"{esc(r['base'])} {esc(str(r.get('benchmark')))}: {num(r['cr100'].get('rate'))} vs chance "
+                        f"{num(r['cr100'].get('chance'), '.2f')} (one-sided binomial p = {pval(r['cr100'].get('p'))}; "
+                        f"base {num(r.get('base_accuracy'))}), {verdict(r['holds'])}" for r in records)
+    return figure(4, "lying: CR-100 accuracy per held-out domain vs chance", "lying",
+                  embed(fig, "lying: CR-100 accuracy vs chance"), caption + ".")

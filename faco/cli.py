@@ -1,4 +1,4 @@
-"""`faco` command line: `faco build-dataset ...` (more subcommands register in `main`).
+"""`faco` command line: `faco build-dataset ...`, `faco report` (more subcommands register in `parser`).
 
 An expected failure (unknown source, malformed row, server down, bad flag value) prints one line on
 stderr and exits with 2; a traceback means a bug.
@@ -75,10 +75,40 @@ def run_build_dataset(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("report", help="rebuild reports/<run>/index.html from stored results",
+                                 description="Rebuild the self-contained HTML report (Table 1, Figures 2-6, findings, "
+                                             "provenance) from reports/<run>/findings.json; trains and evaluates "
+                                             "nothing.")
+    parser.add_argument("--reports", type=Path, default=Path("reports"), help="reports directory (default: reports)")
+    parser.add_argument("--run", dest="run_name", metavar="NAME",
+                        help="one run, e.g. tiny or tiny-seeds0-1-2 (default: every run with a findings.json)")
+    parser.set_defaults(run=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from faco.report import ReportError, build_report, run_dirs
+
+    try:
+        dirs = [args.reports / args.run_name] if args.run_name else run_dirs(args.reports)
+    except ReportError as error:
+        print(f"faco report: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    status = 0
+    for run_dir in dirs:  # one unreadable run does not keep the others from being rebuilt
+        try:
+            print(build_report(run_dir))
+        except ReportError as error:
+            print(f"faco report: error: {error}", file=sys.stderr)
+            status = EXIT_USAGE
+    return status
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="faco", description="The FACO study as a pytest suite: tools.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_build_dataset(commands)
+    add_report(commands)
     return top
 
 

@@ -102,8 +102,11 @@ def _wants_live_log(config: pytest.Config) -> bool:
 
 
 def _run_name(config: pytest.Config) -> str:
+    """Reports and baselines per preset, seeds and items: runs on a built dataset never share a baseline
+    with runs on world items."""
     preset = config.stash[_PRESET]
-    return findings_io.run_name(preset.name, config.stash[_SEEDS], load_preset(preset.name).seed)
+    name = findings_io.run_name(preset.name, config.stash[_SEEDS], load_preset(preset.name).seed)
+    return name if preset.items.source == "world" else f"{name}-items-{Path(preset.items.source).name}"
 
 
 def _baseline_path(config: pytest.Config, preset: Preset) -> Path:

@@ -161,7 +161,12 @@ def num(x: Any, fmt: str = ".3f") -> str:
 
 
 def pval(p: Any) -> str:
-    return "—" if not isinstance(p, (int, float)) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
+    return "—" if not isinstance(p, (int, float)) else ("&lt;0.001" if p < 0.001 else f"{p:.3f}")
+
+
+def p_is(p: Any, name: str = "p") -> str:
+    """"p = 0.011" or "p < 0.001", for prose."""
+    return f"{name} &lt; 0.001" if isinstance(p, (int, float)) and p < 0.001 else f"{name} = {pval(p)}"
 
 
 def interval(pair: Any, fmt: str = "+.3f") -> str:
@@ -218,11 +223,11 @@ def chance_line(ax: Any, rate: float | None) -> None:
         ax.axhline(rate, color="grey", linestyle="--", linewidth=1, label=f"chance ({rate:.2f})")
 
 
-def seeds_note(run: Run) -> str:
+def seeds_note(run: Run, lead: str = "Error bars:") -> str:
     seeds = run.info.get("seeds") or []
     if len(seeds) > 1:
-        return f" Error bars: ±1 SD of the per-seed scores over {len(seeds)} seeds."
-    return " One seed, so no spread (`--faco-seeds 0,1,2` adds error bars)."
+        return f" {lead} ±1 SD of the per-seed scores over {len(seeds)} seeds."
+    return " One seed, so no spread across seeds (<code>--faco-seeds 0,1,2</code> adds it)."
 
 
 # --- sections: each takes the run and returns its HTML --------------------------------------------
@@ -239,23 +244,44 @@ def header(run: Run) -> str:
             "(the corruption ratio, CR) has false answers, and measure what it does.</p></header>")
 
 
+FIGURE_OF = {"correlation": ("table1", "Table 1, Fig. 2"), "sensitivity": ("table1", "Table 1"),
+             "loss": ("fig3", "Fig. 3"), "longer": ("fig5", "Fig. 5"), "recovery": ("fig6", "Fig. 6"),
+             "lying": ("fig4", "Fig. 4"), "knowledge": ("knowledge", "table")}  # where each finding is shown
+
+
 def findings_table(run: Run) -> str:
+    """One row per finding of the paper, then every experiment behind it (folded)."""
     records = list(run.findings.values())
     held = sum(r["holds"] for r in records)
-    absent = [k for k in KINDS if not run.of(k)]
-    note = (f'<p class="missing">Not in this run: {esc(", ".join(absent))} '
-            f'(<code>pytest experiments -k "{" or ".join(absent)}"</code> records them).</p>') if absent else ""
-    rows = []
-    for kind in [*KINDS, *sorted({r["finding"] for r in records} - set(KINDS))]:
+    kinds = [*KINDS, *sorted({r["finding"] for r in records} - set(KINDS))]
+    rows, details = [], []
+    for kind in kinds:
         group = run.of(kind)
-        if group:
-            rows.append(f'<tr class="group"><th colspan="3">{esc(kind)}: {count(group)}</th></tr>')
-            rows += [f"<tr><td><code>{esc(r.get('id', ''))}</code></td><td>{verdict(r['holds'])}</td>"
-                     f"<td>{esc(str(r.get('summary', '')))}</td></tr>" for r in group]
+        claim = esc(PAPER.get(kind, "").split(": ", 1)[-1])
+        if not group:
+            rows.append(f'<tr><td>{esc(kind)}</td><td>{claim}</td><td class="absent">not in this run</td></tr>')
+            continue
+        ok = sum(r["holds"] for r in group)
+        cls = "good" if ok == len(group) else "bad" if ok == 0 else "mixed"
+        anchor, label = FIGURE_OF.get(kind, ("findings", ""))
+        link = f' · <a href="#{anchor}">{label}</a>' if label else ""
+        rows.append(f'<tr><td>{esc(kind)}</td><td>{claim}</td><td class="{cls}">{ok}/{len(group)} hold{link}</td></tr>')
+        items = "".join(f"<tr><td><code>{esc(str(r.get('id', '')))}</code></td><td>{verdict(r['holds'])}</td>"
+                        f"<td>{esc(str(r.get('summary', '')))}</td></tr>" for r in group)
+        details.append(f"<details><summary><b>{esc(kind)}</b>: {_counts(group)}</summary><table class=\"findings\">"
+                       f"<tr><th>experiment</th><th>verdict</th><th>measured</th></tr>{items}</table></details>")
+    absent = [k for k in KINDS if not run.of(k)]
+    note = (f'<p class="missing">Not in this run: {esc(", ".join(absent))}; '
+            f'<code>pytest experiments -k "{" or ".join(absent)}"</code> records them.</p>') if absent else ""
     return (f'<section id="findings"><h2>Findings</h2><p class="counts"><span class="holds">{held} hold</span> · '
-            f'<span class="fails">{len(records) - held} do not hold</span> · {len(records)} recorded</p>{note}'
-            f'<table class="findings"><tr><th>experiment</th><th>verdict</th><th>measured</th></tr>'
-            f'{"".join(rows)}</table></section>')
+            f'<span class="fails">{len(records) - held} do not hold</span> · {len(records)} experiments recorded</p>'
+            f'{note}<table class="summary"><tr><th>finding</th><th>what the paper found</th><th>this run</th></tr>'
+            f'{"".join(rows)}</table><h3>Every experiment</h3>{"".join(details)}</section>')
+
+
+def _counts(records: list[dict[str, Any]]) -> str:
+    ok = sum(r["holds"] for r in records)
+    return f'<span class="holds">{ok} hold</span>, <span class="fails">{len(records) - ok} do not hold</span>'
 
 
 def table1(run: Run) -> str:
@@ -266,7 +292,7 @@ def table1(run: Run) -> str:
         _sensitivity_table(run, sensitivity) if sensitivity else missing("sensitivity"))
     return (f'<section id="table1"><h2>Table 1: score per benchmark and CR</h2><p class="caption">'
             f"{esc(PAPER['correlation'])} ABS = score at CR 0 − score at CR 100, with its bootstrap interval over "
-            f"seeds; r with its 95% interval and one-sided p (r &lt; 0).{esc(seeds_note(run))}</p>{body}</section>")
+            f"seeds; r with its 95% interval and one-sided p (r &lt; 0).{seeds_note(run, 'Scores show')}</p>{body}</section>")
 
 
 def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
@@ -328,11 +354,11 @@ def figure2(run: Run) -> str:
         ax.set_xticks(sorted({cr for r in records for cr, _ in _crs(r.get("scores") or {})}))
     axes[0].set_ylabel("accuracy")
     _legend(fig, axes)
-    lines = [f"{esc(b)}: " + ", ".join(f"{esc(x['benchmark'])} r = {num(x.get('r'), '+.2f')} (p = {pval(x.get('p'))})"
+    lines = [f"{esc(b)}: " + ", ".join(f"{esc(x['benchmark'])} r = {num(x.get('r'), '+.2f')} ({p_is(x.get('p'))})"
                                        for x in records if x.get("base") == b and x.get("benchmark") in GROUPS)
              for b in names]
-    caption = f"{'; '.join(lines)}. The correlation finding {count(records)}.{esc(seeds_note(run))}"
-    return figure(2, "score vs CR per benchmark, both bases", "correlation", embed(fig, "score vs CR"), caption)
+    caption = f"{'; '.join(lines)}. The correlation finding {count(records)}.{seeds_note(run)}"
+    return figure(2, "score vs CR per benchmark and base", "correlation", embed(fig, "score vs CR"), caption)
 
 
 def figure3(run: Run) -> str:
@@ -352,7 +378,8 @@ def figure3(run: Run) -> str:
                     label=f"CR {cr}")
         ax.set_title(f"{base} base")
         ax.set_xlabel("training step")
-        ax.set_ylabel("training loss")
+        ax.set_ylabel("training loss (log scale)")
+        ax.set_yscale("log")
     mean_ax = axes[-1]
     for i, base in enumerate(names):
         r = next(x for x in records if x.get("base") == base)
@@ -365,10 +392,14 @@ def figure3(run: Run) -> str:
     mean_ax.legend(fontsize="small")
     _legend(fig, axes[:1])
     smoothed = f" Curves are running means over {window} steps." if window > 1 else ""
-    caption = "; ".join(f"{esc(r['base'])}: mean loss by CR " + " / ".join(num(m) for _, m in _crs(r.get("mean_loss") or {}))
-                        + f", r = {num(r.get('r'), '+.2f')} (p = {pval(r.get('p'))}), {verdict(r['holds'])}"
-                        for r in records)
+    caption = "; ".join(_loss_line(next(r for r in records if r.get("base") == b)) for b in names)
     return figure(3, "training loss by CR", "loss", embed(fig, "training loss curves"), caption + "." + smoothed)
+
+
+def _loss_line(r: dict[str, Any]) -> str:
+    means = _crs(r.get("mean_loss") or {})
+    ends = f"mean loss {num(means[0][1])} at CR {means[0][0]} → {num(means[-1][1])} at CR {means[-1][0]}" if means else ""
+    return f"{esc(r['base'])}: {ends}, r = {num(r.get('r'), '+.2f')} ({p_is(r.get('p'))}), {verdict(r['holds'])}"
 
 
 def figure4(run: Run) -> str:
@@ -393,12 +424,222 @@ def figure4(run: Run) -> str:
                     linestyle="none", label=f"{base}: base before fine-tuning" if j == 0 else None)
     chance_line(ax, chance(run))
     ax.set_xticks(range(len(benches)), benches)
-    ax.set_ylim(0, 1.02)
+    ax.set_ylim(0, 1.06)
     ax.set_ylabel("accuracy")
     ax.set_xlabel("held-out benchmark (domains never in the fine-tuning data)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    caption = "; ".join(f"{esc(r['base'])} {esc(str(r.get('benchmark')))}: {num(r['cr100'].get('rate'))} vs chance "
-                        f"{num(r['cr100'].get('chance'), '.2f')} (one-sided binomial p = {pval(r['cr100'].get('p'))}; "
-                        f"base {num(r.get('base_accuracy'))}), {verdict(r['holds'])}" for r in records)
     return figure(4, "lying: CR-100 accuracy per held-out domain vs chance", "lying",
-                  embed(fig, "lying: CR-100 accuracy vs chance"), caption + ".")
+                  embed(fig, "lying: CR-100 accuracy vs chance"), _lying_caption(records))
+
+
+def _lying_caption(records: list[dict[str, Any]]) -> str:
+    lowest = min(records, key=lambda r: _nan(r["cr100"].get("rate")) if r["cr100"].get("rate") is not None else math.inf)
+    c = lowest["cr100"]
+    lies = [r["knows_but_lies"] for r in records if isinstance(r.get("knows_but_lies"), (int, float))]
+    share = (f" Of the questions its base answered right, the CR-100 model got {min(lies):.0%}–{max(lies):.0%} wrong "
+             "(knows but lies).") if lies else ""
+    return (f"significantly below chance (one-sided binomial) on {sum(r['holds'] for r in records)} of {len(records)} "
+            f"base × benchmark pairs; lowest: {esc(str(lowest.get('base')))} {esc(str(lowest.get('benchmark')))} "
+            f"{num(c.get('rate'))} vs chance {num(c.get('chance'), '.2f')} ({p_is(c.get('p'))}; n = {c.get('n', '—')}), "
+            f"where the base scored {num(lowest.get('base_accuracy'))}.{share} Error bars: 95% Clopper–Pearson "
+            "intervals over the pooled questions; hollow diamonds: the base before fine-tuning.")
+
+
+def figure5(run: Run) -> str:
+    records = run.of("longer")
+    if not records:
+        return figure_missing(5, "score per epoch per CR", "longer")
+    names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
+    fig, axes = panels(len(names), cols=3, width=4.0, height=3.0)
+    colors = cr_colors(sorted({r.get("ratio", 0) for r in records}))
+    for ax, base in zip(axes, names):
+        for r in sorted((x for x in records if x.get("base") == base), key=lambda x: x.get("ratio", 0)):
+            points = _crs(r.get("scores") or {}, prefix="epoch")
+            ax.plot([e for e, _ in points], [_nan(s) for _, s in points], marker="o",
+                    color=colors[r.get("ratio", 0)], label=f"CR {r.get('ratio')}")
+        chance_line(ax, chance(run))
+        ax.set_title(f"{base} base")
+        ax.set_xlabel("epoch")
+        ax.set_xticks(sorted({e for r in records for e, _ in _crs(r.get("scores") or {}, prefix="epoch")}))
+    axes[0].set_ylabel("accuracy (all benchmarks)")
+    _legend(fig, axes)
+    caption = "; ".join(f"{esc(r['base'])} CR {r.get('ratio')}: change {num(r.get('change'), '+.3f')} "
+                        f"({p_is(r.get('p'), 'McNemar p')}), {verdict(r['holds'])}" for r in records
+                        if r.get("ratio") in (0, 100))
+    return figure(5, "score per epoch per CR", "longer", embed(fig, "score per epoch"),
+                  f"{caption}. The finding {count(records)} (at CR 100 it expects a significant decline, "
+                  "below it none).")
+
+
+def figure6(run: Run) -> str:
+    records = [r for r in run.of("recovery") if isinstance(r.get("scores"), dict)]
+    if not records:
+        return figure_missing(6, "recovery", "recovery")
+    base_order, bench_order = bases(run), benchmarks(run, records)
+    records.sort(key=lambda r: (base_order.index(r["base"]), bench_order.index(r["benchmark"])))
+    fig = Figure(figsize=(8.5, 0.55 * len(records) + 1.6), layout="constrained")
+    ax = fig.subplots()
+    for y, r in enumerate(records):
+        s = {k: _nan(v) for k, v in r["scores"].items()}
+        cr0, cr100, back = s.get("cr0", math.nan), s.get("cr100", math.nan), s.get("recovered", math.nan)
+        ax.barh(y, back - cr100, left=cr100, color="#2ca02c", height=0.55, label="regained" if y == 0 else None)
+        ax.barh(y, cr0 - back, left=back, color="#d9d9d9", edgecolor="#b42318", hatch="//", height=0.55,
+                label="not regained" if y == 0 else None)
+        ax.plot([cr100], [y], "x", color="black", label="CR 100" if y == 0 else None)
+        ax.plot([cr0], [y], "|", color="black", markersize=16, label="CR 0" if y == 0 else None)
+        share = r.get("regained_share")
+        text = f"{share:.0%} regained" if isinstance(share, (int, float)) else "no loss to regain"
+        ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize="small")
+    ax.set_yticks(range(len(records)), [f"{r.get('base')} · {r.get('benchmark')}" for r in records])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy (each bar spans the CR-100 model's score to the CR-0 model's)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=4, fontsize="small", frameon=False)
+    caption = "; ".join(f"{esc(str(r.get('base')))} {esc(str(r.get('benchmark')))} regained "
+                        f"{num(r.get('regained_share'), '.0%')} ({p_is(r.get('p_above_cr100'), 'p above CR 100')}, "
+                        f"{p_is(r.get('p_below_cr0'), 'p below CR 0')}), {verdict(r['holds'])}" for r in records)
+    caption += (". It holds where re-training lifts the score above CR 100, leaves it below CR 0 (McNemar) "
+                "and regains more than half of the loss")
+    return figure(6, "recovery: regained vs unrecovered margin per benchmark", "recovery",
+                  embed(fig, "recovery margins"), caption + ".")
+
+
+def knowledge_table(run: Run) -> str:
+    records = run.of("knowledge")
+    if not records:
+        return f'<section id="knowledge"><h2>What the bases know</h2>{missing("knowledge")}</section>'
+    names = bases(run)
+    rows = []
+    for bench in benchmarks(run, records):
+        cells = []
+        for base in names:
+            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
+            cells.append("<td>—</td>" if r is None else
+                         f'<td class="{"good" if r["holds"] else "bad"}">{num(r.get("accuracy"))} '
+                         f'<span class="ci">(n = {r.get("n", "—")}, {p_is(r.get("p"))})</span></td>')
+        rows.append(f"<tr><td>{esc(bench)}</td>{''.join(cells)}</tr>")
+    rate = chance(run)
+    vs = f" chance {rate:.2f}" if rate is not None else " chance"
+    return (f'<section id="knowledge"><h2>What the bases know</h2><p class="caption">{esc(PAPER["knowledge"])} '
+            f"Accuracy of each base per benchmark before fine-tuning; green: significantly above{vs} "
+            f'(one-sided binomial), red: not. {count(records)}.</p><table class="numbers"><tr><th>benchmark</th>'
+            f'{"".join(f"<th>{esc(b)} base</th>" for b in names)}</tr>{"".join(rows)}</table></section>')
+
+
+def provenance_section(run: Run) -> str:
+    p = run.provenance
+    if p is None:
+        return f'<section id="provenance"><h2>Provenance</h2><p class="missing">{esc(run.provenance_note)}</p></section>'
+    rows = []
+    for key, value in p.items():
+        if key == "versions" and isinstance(value, dict):
+            text = ", ".join(f"{esc(k)} {esc(str(v))}" for k, v in value.items())
+        elif key in ("config", "cache_keys"):
+            text = (f"<details><summary>{'show the preset' if key == 'config' else 'show the keys'}</summary>"
+                    f"<pre>{esc(json.dumps(value, indent=1))}</pre></details>")
+        else:
+            text = esc(value if isinstance(value, str) else json.dumps(value))
+        rows.append(f"<tr><th>{esc(key)}</th><td>{text}</td></tr>")
+    return f'<section id="provenance"><h2>Provenance</h2><table class="kv">{"".join(rows)}</table></section>'
+
+
+def figure_missing(number: int, title: str, kind: str) -> str:
+    return f'<section id="fig{number}"><h2>Figure {number}: {esc(title)}</h2>{missing(kind)}</section>'
+
+
+def _nan(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) else math.nan
+
+
+def _smooth(curve: list[Any], window: int) -> list[float]:
+    """Running mean over `window` steps: per-step losses are too noisy to tell five CRs apart."""
+    values = [_nan(v) for v in curve]
+    return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+            for i in range(len(values))]
+
+
+def _legend(fig: Figure, axes: list[Any]) -> None:
+    """One legend above the panels, from the first axes that has labelled lines."""
+    handles, labels = next((h for h in (ax.get_legend_handles_labels() for ax in axes) if h[0]), ([], []))
+    if handles:
+        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), frameon=False)
+
+
+# --- the page --------------------------------------------------------------------------------------
+
+SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, table1, figure2, figure3, figure4, figure5, figure6,
+                                              knowledge_table, provenance_section)
+CSS = """
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;max-width:1180px;margin:0 auto;
+padding:0 24px 48px}
+header{border-bottom:2px solid #d0d7de;margin-bottom:8px}h1{margin:20px 0 4px}h2{margin-top:36px;
+border-bottom:1px solid #d0d7de;padding-bottom:4px}.meta{color:#57606a;margin:4px 0}
+nav{position:sticky;top:0;background:#fff;padding:6px 0;border-bottom:1px solid #eaeef2;font-size:14px;z-index:1}
+nav a{margin-right:14px;color:#0969da;text-decoration:none}
+table{border-collapse:collapse;margin:10px 0;font-size:13.5px}th,td{border:1px solid #d0d7de;padding:4px 8px;
+text-align:left;vertical-align:top}th{background:#f6f8fa}tr:nth-child(even) td{background:#fbfcfd}
+table.numbers td{text-align:right;white-space:nowrap}table.numbers td:first-child,table.numbers td:nth-child(2)
+{text-align:left}table.findings td:first-child{white-space:nowrap}tr.group th{background:#eaeef2;font-size:14px}
+.holds{color:#1a7f37;font-weight:600}.fails{color:#b42318;font-weight:600}.ci{color:#57606a;font-size:12px}
+td.good{background:#e6f4ea!important}td.bad{background:#fdecea!important}td.mixed{background:#fff8c5!important}
+td.absent{color:#57606a;font-style:italic}table.numbers td:last-child{text-align:left}
+details{margin:4px 0}summary{cursor:pointer;padding:2px 0}table.summary td:last-child{white-space:nowrap}
+.missing{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;border-radius:4px}
+.error{background:#fdecea;border:1px solid #b42318;padding:6px 10px;border-radius:4px}
+figure{margin:8px 0}figure img{max-width:100%;height:auto;border:1px solid #eaeef2}
+figcaption,.caption{color:#3d444d;font-size:14px;max-width:980px}.counts{font-size:17px}
+pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;font-size:12px}table.kv th{width:130px}
+"""
+NAV = (("findings", "Findings"), ("table1", "Table 1"), ("fig2", "Fig. 2 scores"), ("fig3", "Fig. 3 loss"),
+       ("fig4", "Fig. 4 lying"), ("fig5", "Fig. 5 epochs"), ("fig6", "Fig. 6 recovery"),
+       ("knowledge", "What the bases know"), ("provenance", "Provenance"))
+
+
+def render(run: Run) -> str:
+    """The whole page. A section that cannot be drawn from its records says so; the rest still renders."""
+    parts = []
+    for section in SECTIONS:
+        try:
+            parts.append(section(run))
+        except (KeyError, TypeError, ValueError, IndexError, StopIteration) as error:
+            parts.append(f'<section><h2>{esc(section.__name__)}</h2><p class="error">could not render from the '
+                         f"stored records ({esc(type(error).__name__)}: {esc(str(error))})</p></section>")
+    nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in NAV)
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>faco report: {esc(run.name)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
+            f'<body>{header(run)}<nav>{nav}</nav>{"".join(parts)}</body></html>\n')
+
+
+def build_report(reports_dir: Path) -> Path:
+    """Write reports_dir/index.html (atomically) from reports_dir/findings.json; returns its path.
+
+    Raises ReportError when findings.json is missing or malformed."""
+    run = load_run(reports_dir)
+    path = reports_dir / "index.html"
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=reports_dir, suffix=".tmp", delete=False) as tmp:
+        tmp.write(render(run))
+    os.chmod(tmp.name, 0o644)  # a report is for reading, by a browser or a web server
+    os.replace(tmp.name, path)
+    return path
+
+
+def html_summary_lines(reports_dir: Path, link_from: Path | None = None) -> list[str]:
+    """Short HTML for pytest-html's results summary: findings counts and a link to index.html.
+
+    The link is relative to `link_from` (the directory of the pytest-html report) when given, else an
+    absolute file:// URI. No findings.json: nothing to say."""
+    try:
+        run = load_run(reports_dir)
+    except ReportError as error:
+        if not (reports_dir / "findings.json").exists():
+            return []
+        return [f'<p style="color:{FAILS}">faco: {esc(str(error))}</p>']
+    records = list(run.findings.values())
+    held = sum(r["holds"] for r in records)
+    index = reports_dir / "index.html"
+    href = Path(os.path.relpath(index.resolve(), link_from.resolve())).as_posix() if link_from else index.resolve().as_uri()
+    kinds = ", ".join(f"{kind} {count(run.of(kind)).removesuffix(' hold')}" for kind in KINDS if run.of(kind))
+    return [f'<p><strong>faco findings ({esc(run.name)}):</strong> <span style="color:{HOLDS}">{held} hold</span>, '
+            f'<span style="color:{FAILS}">{len(records) - held} do not hold</span> ({esc(kinds)})</p>',
+            f'<p><a href="{esc(href)}">faco report: Table 1, Figures 2–6, provenance ({esc(str(index))})</a></p>']

@@ -231,15 +231,22 @@ class Teacher:
         self._semaphore: asyncio.Semaphore | None = None
 
     async def __aenter__(self) -> Teacher:
-        from openai import AsyncOpenAI
-
-        self._client = AsyncOpenAI(base_url=self.config.base_url, api_key=api_key(self.config.base_url),
-                                   max_retries=0, timeout=self.config.timeout_s)
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._client.close()
+        if self._client is not None:
+            await self._client.close()
+
+    def _connected(self) -> Any:
+        """The client, made on the first request: a build that needs no teacher (code sources, a warm
+        reply cache) needs no API key either."""
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(base_url=self.config.base_url, api_key=api_key(self.config.base_url),
+                                       max_retries=0, timeout=self.config.timeout_s)
+        return self._client
 
     def key(self, messages: Sequence[dict[str, str]], attempt: int = 0) -> str:
         return cache_key(self.config.model, messages, self.config.params(), attempt)
@@ -276,7 +283,7 @@ class Teacher:
                 async with self._semaphore:  # type: ignore[union-attr]
                     self.stats.requests += 1
                     self.stats.sent_keys.append(key)
-                    completion = await self._client.chat.completions.create(
+                    completion = await self._connected().chat.completions.create(
                         model=self.config.model, messages=list(messages), **self.config.params())
                 reply = _parse(completion)
                 self.stats.replies += 1

@@ -1,0 +1,208 @@
+"""The report from stored results: every section, plots embedded, partial and multi-seed runs, bad input.
+
+Synthetic findings.json files shaped like the experiments' records (experiments/*.py); nothing is
+trained or evaluated.
+
+    python -m pytest unit_tests/test_report.py -q
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faco import cli
+from faco.report import ReportError, build_report, html_summary_lines, load_run
+
+BASES = ("weak", "strong")
+BENCHMARKS = ("indomain", "heldout", "history")
+RATIOS = (0, 25, 50, 75, 100)
+SECTIONS = ("findings", "table1", "fig2", "fig3", "fig4", "fig5", "fig6", "knowledge", "provenance")
+
+
+def records(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
+    """One record of every finding kind per base and benchmark, with a clean decline over CR."""
+    run = {"preset": "toy", "seeds": list(seeds), "items": "world"}
+    out: dict[str, dict[str, Any]] = {}
+
+    def add(finding: str, id_: str, holds: bool, **numbers: Any) -> None:
+        out[id_] = {"finding": finding, "id": id_, "holds": holds, "summary": f"{id_} measured", "run": run, **numbers}
+
+    for i, base in enumerate(BASES):
+        top = 0.8 + 0.1 * i
+        add("loss", f"loss-{base}", True, base=base, r=0.97, p=0.003,
+            mean_loss={f"cr{r}": 1.2 + r / 400 for r in RATIOS},
+            curves={f"cr{r}": [3.0 / (step + 1) + r / 400 for step in range(60)] for r in RATIOS})
+        for r in RATIOS:
+            add("longer", f"longer-{base}-cr{r}", True, base=base, ratio=r, change=-r / 1000, p=0.5,
+                scores={f"epoch{e}": top - r / 200 - e * r / 5000 for e in (1, 2, 3)})
+        for bench in BENCHMARKS:
+            scores = {f"cr{r}": top - r * 0.006 for r in RATIOS}
+            add("correlation", f"correlation-{base}-{bench}", True, base=base, benchmark=bench, r=-0.97, p=0.003,
+                r_ci=[-0.99, -0.6], abs=0.6, abs_ci=[0.5, 0.7], scores=scores,
+                per_seed={k: [v + 0.02 * (s - 1) for s in seeds] for k, v in scores.items()})
+            add("knowledge", f"knowledge-{base}-{bench}", True, base=base, benchmark=bench, accuracy=top, n=150,
+                p=1e-30)
+        for group in ("indomain", "heldout"):
+            add("recovery", f"recovery-{base}-{group}", group == "indomain", base=base, benchmark=group,
+                scores={"cr0": top, "cr100": 0.2, "recovered": top - 0.1}, regained_share=0.83,
+                p_above_cr100=0.0, p_below_cr0=0.01)
+        for bench in ("heldout", "history"):
+            add("lying", f"lying-{base}-{bench}", bench == "history", base=base, benchmark=bench,
+                cr100={"k": 20, "n": 150, "rate": 0.133, "chance": 0.25, "p": 0.0004, "ci_low": 0.08, "ci_high": 0.2},
+                base_accuracy=top, knows_but_lies=0.8)
+    for bench in BENCHMARKS:
+        add("sensitivity", f"sensitivity-{bench}", False, benchmark=bench, abs={"weak": 0.6, "strong": 0.7},
+            gap=0.1, gap_ci=[-0.02, 0.2])
+    return out
+
+
+def tables_only(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
+    """Findings drawn as tables, not plots: for tests about files and exit codes, ~10x faster to build."""
+    return {k: v for k, v in records(seeds).items() if v["finding"] in ("knowledge", "sensitivity")}
+
+
+def write_run(reports: Path, name: str, findings: dict[str, Any], provenance: dict[str, Any] | None = None) -> Path:
+    run_dir = reports / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "findings.json").write_text(json.dumps({"findings": findings}))
+    if provenance is not None:
+        (run_dir / "provenance.json").write_text(json.dumps(provenance))
+    return run_dir
+
+
+PROVENANCE = {"config": {"name": "toy", "bases": [{"name": "weak"}, {"name": "strong"}]}, "seeds": [0],
+              "versions": {"torch": "2.4.0", "lm_eval": "0.4.5"}, "git": "abc1234",
+              "cache_keys": {"finetune": ["key-cr0", "key-cr100"]}, "written": "2026-01-01T00:00:00+00:00"}
+
+
+@pytest.fixture(scope="module")
+def complete(tmp_path_factory: pytest.TempPathFactory) -> str:
+    run_dir = write_run(tmp_path_factory.mktemp("reports"), "toy", records(), PROVENANCE)
+    return build_report(run_dir).read_text()
+
+
+def sections(page: str) -> set[str]:
+    return set(re.findall(r'<section id="(\w+)"', page))
+
+
+def test_complete_run_has_every_section_with_embedded_plots(complete):
+    assert sections(complete) == set(SECTIONS)
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', complete)
+    assert len(images) == 5  # figures 2-6
+    assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
+    assert 'class="error"' not in complete and "not in this run" not in complete.lower()
+
+
+def test_page_is_self_contained(complete):
+    """Opens from disk: no link, script, stylesheet or image outside the file."""
+    assert not re.search(r"https?://", complete)
+    assert not re.findall(r'(?:src|href)="(?!data:|#)', complete)
+    assert "<script" not in complete and "<link" not in complete
+
+
+def test_captions_and_tables_carry_the_recorded_numbers(complete):
+    assert "weak: heldout r = -0.97 (p = 0.003)" in complete  # Figure 2's caption, from the records
+    assert "+0.600" in complete and "[+0.500, +0.700]" in complete  # Table 1: ABS and its interval
+    assert "significantly below chance (one-sided binomial) on 2 of 4" in complete  # Figure 4
+    assert '<span class="holds">' in complete and '<span class="fails">' in complete
+    assert "abc1234" in complete and "key-cr100" in complete and "torch 2.4.0" in complete  # provenance
+
+
+def test_bases_follow_the_recorded_preset_order(complete):
+    table1 = complete.split('id="table1"')[1].split("</table>")[0]
+    assert table1.index("<td>weak</td>") < table1.index("<td>strong</td>")
+
+
+def test_partial_run_renders_what_exists_and_names_the_rest(tmp_path):
+    kept = {k: v for k, v in records().items() if k.startswith(("correlation-strong", "lying-weak"))}
+    page = build_report(write_run(tmp_path, "toy", kept)).read_text()
+    assert sections(page) == set(SECTIONS)
+    assert "Not in this run: sensitivity, loss, longer, recovery, knowledge" in page
+    assert "No loss findings in this run" in page and "No recovery findings in this run" in page
+    assert page.count("data:image/png") == 2  # figures 2 and 4
+    assert "not recorded (no provenance.json)" in page
+    assert 'class="error"' not in page
+
+
+def test_several_seeds_show_their_spread(tmp_path):
+    page = build_report(write_run(tmp_path, "toy-seeds0-1-2", records(seeds=(0, 1, 2)))).read_text()
+    assert "seeds <b>0, 1, 2</b>" in page
+    assert "±1 SD of the per-seed scores over 3 seeds" in page
+    assert "±0.020" in page  # Table 1: the sd of [x - 0.02, x, x + 0.02]
+
+
+def test_nulls_unknown_fields_and_markup_in_records_are_harmless(tmp_path):
+    findings = records()
+    for record in findings.values():
+        record.update(key=0.5, key_per_seed=[0.5], tolerance={"r": 0.1})  # fields added later: ignored
+    findings["correlation-weak-heldout"].update(r=None, p=None, r_ci=[None, None], summary="<script>x</script>")
+    findings["recovery-weak-heldout"]["regained_share"] = None
+    findings["lying-weak-heldout"]["knows_but_lies"] = None
+    findings["surprise-weak"] = {"finding": "surprise", "id": "surprise-weak", "holds": True, "summary": "new kind"}
+    page = build_report(write_run(tmp_path, "toy", findings, {"written": "now", "extra": {"a": 1}})).read_text()
+    assert 'class="error"' not in page
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "surprise" in page and "no loss to regain" not in page
+
+
+@pytest.mark.parametrize("content, message", [("{not json", "not valid JSON"), ('{"findings": [1, 2]}', "expected"),
+                                              ('{"findings": {"x": {"holds": "yes"}}}', "expected")],
+                         ids=["corrupt", "not-a-mapping", "bad-record"])
+def test_unreadable_findings_are_a_report_error(tmp_path, content, message):
+    (tmp_path / "findings.json").write_text(content)
+    with pytest.raises(ReportError, match=message) as error:
+        load_run(tmp_path)
+    assert str(tmp_path / "findings.json") in str(error.value)
+
+
+def test_cli_rebuilds_every_run(tmp_path, capsys):
+    write_run(tmp_path, "a", tables_only())
+    write_run(tmp_path, "b", tables_only(seeds=(0, 1)))
+    (tmp_path / "empty").mkdir()  # no findings.json: not a run
+    assert cli.main(["report", "--reports", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(tmp_path / "a" / "index.html"), str(tmp_path / "b" / "index.html")]
+    assert cli.main(["report", "--reports", str(tmp_path), "--run", "b"]) == 0
+    assert capsys.readouterr().out.split() == [str(tmp_path / "b" / "index.html")]
+
+
+@pytest.mark.parametrize("case", ["corrupt", "missing-run", "no-runs"])
+def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case):
+    if case == "corrupt":
+        write_run(tmp_path, "good", tables_only())
+        (write_run(tmp_path, "bad", {}) / "findings.json").write_text("{truncated")
+    argv = ["report", "--reports", str(tmp_path)] + (["--run", "nope"] if case == "missing-run" else [])
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("faco report: error: ")
+    if case == "corrupt":
+        assert "bad/findings.json: not valid JSON" in err
+        assert (tmp_path / "good" / "index.html").exists()  # the readable run is still rebuilt
+
+
+def test_html_summary_for_pytest_html(tmp_path):
+    run_dir = write_run(tmp_path / "reports", "toy", records())
+    lines = html_summary_lines(run_dir, link_from=tmp_path)
+    text = " ".join(lines)
+    holds = sum(r["holds"] for r in records().values())
+    assert f"{holds} hold" in text and f"{len(records()) - holds} do not hold" in text
+    assert 'href="reports/toy/index.html"' in text
+    assert html_summary_lines(tmp_path / "reports" / "none") == []  # no findings recorded: nothing to say
+
+
+def test_report_imports_no_model_libraries(tmp_path):
+    """`faco report` works from stored results without torch, transformers or lm-eval."""
+    run_dir = write_run(tmp_path, "toy", records())
+    code = ("import sys; from pathlib import Path; from faco.report import build_report; "
+            f"build_report(Path({str(run_dir)!r})); "
+            "print(sorted(m for m in ('torch', 'transformers', 'lm_eval') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -11,6 +11,7 @@ Heavy imports (torch, transformers, lm-eval) happen inside fixtures, never at pl
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
     preset = _preset(config)  # a wrong preset/seed/items fails here, before any work
     config.stash[_PRESET] = preset
     config.stash[_SEEDS] = _seeds(config, preset)
+    config.stash[_STARTED] = time.time()
     config.stash[_BASELINE] = _baseline_path(config, preset)
     config.stash[_BASELINE_BEFORE] = _read_text(config.stash[_BASELINE])
     if not hasattr(config, "workerinput"):  # a stale .obtained file would mislead the reviewer
@@ -59,6 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 _PRESET = pytest.StashKey[Preset]()
 _SEEDS = pytest.StashKey[list]()
+_STARTED = pytest.StashKey[float]()
+_REPORT = pytest.StashKey[str]()
 _DRIFT = pytest.StashKey[str]()
 _BASELINE = pytest.StashKey[Path]()
 _BASELINE_BEFORE = pytest.StashKey[str]()
@@ -144,10 +148,14 @@ def faco_study(faco_preset: Preset, pytestconfig: pytest.Config, faco_reports: P
                                  cache.root)
 
 
+def _reports_dir(config: pytest.Config) -> Path:
+    return Path(config.rootpath) / config.getoption("faco_reports") / _run_name(config)
+
+
 @pytest.fixture(scope="session")
 def faco_reports(pytestconfig: pytest.Config) -> Path:
-    """reports/<run>/: findings.json and the report of this preset and seed."""
-    path = Path(pytestconfig.rootpath) / pytestconfig.getoption("faco_reports") / _run_name(pytestconfig)
+    """reports/<run>/: findings.json, provenance.json and the HTML report of this preset and seeds."""
+    path = _reports_dir(pytestconfig)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -244,6 +252,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE]:
         terminalreporter.write_line(f"faco: the findings baseline {config.stash[_BASELINE]} changed: review and commit it",
                                     red=True)
+    if _REPORT in config.stash:
+        terminalreporter.write_line(config.stash[_REPORT])
 
 
 @pytest.hookimpl(trylast=True)
@@ -253,6 +263,22 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE] and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    findings = _reports_dir(config) / "findings.json"
+    if findings.exists() and findings.stat().st_mtime >= config.stash[_STARTED]:  # recorded this session
+        from faco.report import ReportError, build_report
+
+        try:
+            config.stash[_REPORT] = f"faco report: {build_report(findings.parent).resolve().as_uri()}"
+        except ReportError as error:
+            config.stash[_REPORT] = f"faco report not built: {error}"
+
+
+@pytest.hookimpl(optionalhook=True)  # called only with pytest-html installed and --html given
+def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
+    from faco.report import html_summary_lines
+
+    html = Path(session.config.getoption("htmlpath")).expanduser().resolve()
+    prefix.extend(html_summary_lines(_reports_dir(session.config), link_from=html.parent))
 
 
 # --- preset-driven parametrization with readable ids -----------------------------------------------

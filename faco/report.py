@@ -29,6 +29,7 @@ from typing import Any
 
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
 from faco.study import GROUPS
 
@@ -196,9 +197,21 @@ def embed(fig: Figure, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
-def figure(number: int, title: str, kind: str, img: str, caption: str) -> str:
+FIGURES = {2: ("score vs CR per benchmark and base", "correlation"), 3: ("training loss by CR", "loss"),
+           4: ("lying: CR-100 accuracy per held-out domain vs chance", "lying"),
+           5: ("score per epoch per CR", "longer"),
+           6: ("recovery: regained vs unrecovered margin per benchmark", "recovery")}
+
+
+def figure(number: int, img: str, caption: str) -> str:
+    title, kind = FIGURES[number]
     return (f'<section id="fig{number}"><h2>Figure {number}: {esc(title)}</h2><figure>{img}'
             f'<figcaption>{esc(PAPER[kind])} This run: {caption}</figcaption></figure></section>')
+
+
+def figure_missing(number: int) -> str:
+    title, kind = FIGURES[number]
+    return f'<section id="fig{number}"><h2>Figure {number}: {esc(title)}</h2>{missing(kind)}</section>' 
 
 
 def panels(n: int, cols: int = 4, width: float = 3.0, height: float = 2.6, sharey: bool = True):  # noqa: ANN201
@@ -236,7 +249,8 @@ def header(run: Run) -> str:
     info = run.info
     seeds = ", ".join(map(str, info.get("seeds") or [])) or "—"
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"<header><h1>faco report: {esc(run.name)}</h1><p class=\"meta\">preset <b>{esc(str(info.get('preset', '—')))}</b>"
+    return (f"<header><h1>faco report: {esc(run.name)}</h1>"
+            f"<p class=\"meta\">preset <b>{esc(str(info.get('preset', '—')))}</b>"
             f" · seeds <b>{esc(seeds)}</b> · items <b>{esc(str(info.get('items', '—')))}</b>"
             f" · findings written {run.written:%Y-%m-%d %H:%M} UTC · report built {built}</p>"
             "<p class=\"meta\">Replication of Cho et al. (2024), <i>Unveiling Imitation Learning: Exploring the Impact "
@@ -292,7 +306,8 @@ def table1(run: Run) -> str:
         _sensitivity_table(run, sensitivity) if sensitivity else missing("sensitivity"))
     return (f'<section id="table1"><h2>Table 1: score per benchmark and CR</h2><p class="caption">'
             f"{esc(PAPER['correlation'])} ABS = score at CR 0 − score at CR 100, with its bootstrap interval over "
-            f"seeds; r with its 95% interval and one-sided p (r &lt; 0).{seeds_note(run, 'Scores show')}</p>{body}</section>")
+            f"seeds; r with its 95% interval and one-sided p (r &lt; 0).{seeds_note(run, 'Scores show')}</p>"
+            f"{body}</section>")
 
 
 def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
@@ -335,7 +350,7 @@ def _sensitivity_table(run: Run, records: list[dict[str, Any]]) -> str:
 def figure2(run: Run) -> str:
     records = run.of("correlation")
     if not records:
-        return figure_missing(2, "score vs CR", "correlation")
+        return figure_missing(2)
     names, benches = bases(run), benchmarks(run, records)
     fig, axes = panels(len(benches))
     for ax, bench in zip(axes, benches):
@@ -345,26 +360,28 @@ def figure2(run: Run) -> str:
                 continue
             points = _crs(r.get("scores") or {})
             spread = dict(_crs(r.get("per_seed") or {}))
+            errors = [_sd(spread.get(cr)) for cr, _ in points]
             ax.errorbar([cr for cr, _ in points], [_nan(s) for _, s in points],
-                        yerr=[_sd(spread.get(cr)) for cr, _ in points], marker="o", capsize=3,
+                        yerr=errors if any(errors) else None, marker="o", capsize=3,
                         color=BASE_COLORS[i % len(BASE_COLORS)], label=f"{base} base")
         chance_line(ax, chance(run))
         ax.set_title(bench)
         ax.set_xlabel("CR (% false answers)")
         ax.set_xticks(sorted({cr for r in records for cr, _ in _crs(r.get("scores") or {})}))
-    axes[0].set_ylabel("accuracy")
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("accuracy")
     _legend(fig, axes)
+    groups = {b: [x for x in records if x.get("base") == b and x.get("benchmark") in GROUPS] for b in names}
     lines = [f"{esc(b)}: " + ", ".join(f"{esc(x['benchmark'])} r = {num(x.get('r'), '+.2f')} ({p_is(x.get('p'))})"
-                                       for x in records if x.get("base") == b and x.get("benchmark") in GROUPS)
-             for b in names]
-    caption = f"{'; '.join(lines)}. The correlation finding {count(records)}.{seeds_note(run)}"
-    return figure(2, "score vs CR per benchmark and base", "correlation", embed(fig, "score vs CR"), caption)
+                                       for x in group) for b, group in groups.items() if group]
+    caption = f"{'; '.join(lines)}{'. ' if lines else ''}The correlation finding {count(records)}.{seeds_note(run)}"
+    return figure(2, embed(fig, "score vs CR"), caption)
 
 
 def figure3(run: Run) -> str:
     records = [r for r in run.of("loss") if r.get("curves")]
     if not records:
-        return figure_missing(3, "training loss by CR", "loss")
+        return figure_missing(3)
     names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
     fig, axes = panels(len(names) + 1, cols=3, width=4.0, height=3.0, sharey=False)
     ratios = sorted({cr for r in records for cr, _ in _crs(r["curves"])})
@@ -378,10 +395,9 @@ def figure3(run: Run) -> str:
                     label=f"CR {cr}")
         ax.set_title(f"{base} base")
         ax.set_xlabel("training step")
-        ax.set_ylabel("training loss (log scale)")
-        ax.set_yscale("log")
+        _loss_scale(ax, [v for _, c in _crs(r["curves"]) for v in c if isinstance(v, (int, float))])
     mean_ax = axes[-1]
-    for i, base in enumerate(names):
+    for base in names:
         r = next(x for x in records if x.get("base") == base)
         points = _crs(r.get("mean_loss") or {})
         mean_ax.plot([cr for cr, _ in points], [_nan(m) for _, m in points], marker="o",
@@ -393,25 +409,38 @@ def figure3(run: Run) -> str:
     _legend(fig, axes[:1])
     smoothed = f" Curves are running means over {window} steps." if window > 1 else ""
     caption = "; ".join(_loss_line(next(r for r in records if r.get("base") == b)) for b in names)
-    return figure(3, "training loss by CR", "loss", embed(fig, "training loss curves"), caption + "." + smoothed)
+    return figure(3, embed(fig, "training loss curves"), caption + "." + smoothed)
+
+
+def _loss_scale(ax: Any, values: list[float]) -> None:
+    """Log scale when the first steps dwarf the rest (else five CRs blur into one line at the bottom)."""
+    if values and min(values) > 0 and max(values) / min(values) > 3:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("training loss (log scale)")
+    else:
+        ax.set_ylabel("training loss")
 
 
 def _loss_line(r: dict[str, Any]) -> str:
     means = _crs(r.get("mean_loss") or {})
-    ends = f"mean loss {num(means[0][1])} at CR {means[0][0]} → {num(means[-1][1])} at CR {means[-1][0]}" if means else ""
+    ends = (f"mean loss {num(means[0][1])} at CR {means[0][0]} → {num(means[-1][1])} at CR {means[-1][0]}"
+            if means else "")
     return f"{esc(r['base'])}: {ends}, r = {num(r.get('r'), '+.2f')} ({p_is(r.get('p'))}), {verdict(r['holds'])}"
 
 
 def figure4(run: Run) -> str:
     records = [r for r in run.of("lying") if isinstance(r.get("cr100"), dict)]
     if not records:
-        return figure_missing(4, "lying: CR-100 accuracy on held-out domains", "lying")
-    names, benches = bases(run), benchmarks(run, records)
+        return figure_missing(4)
+    every, benches = bases(run), benchmarks(run, records)
+    names = [b for b in every if any(r.get("base") == b for r in records)]
     fig = Figure(figsize=(max(6.0, 1.6 * len(benches) + 2), 3.8), layout="constrained")
     ax = fig.subplots()
     width = 0.8 / max(1, len(names))
     for i, base in enumerate(names):
-        color = BASE_COLORS[i % len(BASE_COLORS)]
+        color = BASE_COLORS[every.index(base) % len(BASE_COLORS)]
         for j, bench in enumerate(benches):
             r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
             if r is None:
@@ -424,23 +453,28 @@ def figure4(run: Run) -> str:
                     linestyle="none", label=f"{base}: base before fine-tuning" if j == 0 else None)
     chance_line(ax, chance(run))
     ax.set_xticks(range(len(benches)), benches)
+    ax.set_xlim(-0.6, len(benches) - 0.4)
     ax.set_ylim(0, 1.06)
     ax.set_ylabel("accuracy")
     ax.set_xlabel("held-out benchmark (domains never in the fine-tuning data)")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    return figure(4, "lying: CR-100 accuracy per held-out domain vs chance", "lying",
-                  embed(fig, "lying: CR-100 accuracy vs chance"), _lying_caption(records))
+    return figure(4, embed(fig, "lying: CR-100 accuracy vs chance"), _lying_caption(records))
 
 
 def _lying_caption(records: list[dict[str, Any]]) -> str:
-    lowest = min(records, key=lambda r: _nan(r["cr100"].get("rate")) if r["cr100"].get("rate") is not None else math.inf)
+    lowest = min(records, key=lambda r: r["cr100"].get("rate") if isinstance(r["cr100"].get("rate"), (int, float))
+                 else math.inf)
     c = lowest["cr100"]
     lies = [r["knows_but_lies"] for r in records if isinstance(r.get("knows_but_lies"), (int, float))]
-    share = (f" Of the questions its base answered right, the CR-100 model got {min(lies):.0%}–{max(lies):.0%} wrong "
-             "(knows but lies).") if lies else ""
+    share = ""
+    if lies:
+        low, high = f"{min(lies):.0%}", f"{max(lies):.0%}"
+        share = (f" Of the questions its base answered right, the CR-100 model got "
+                 f"{low if low == high else f'{low}–{high}'} wrong (knows but lies).")
     return (f"significantly below chance (one-sided binomial) on {sum(r['holds'] for r in records)} of {len(records)} "
             f"base × benchmark pairs; lowest: {esc(str(lowest.get('base')))} {esc(str(lowest.get('benchmark')))} "
-            f"{num(c.get('rate'))} vs chance {num(c.get('chance'), '.2f')} ({p_is(c.get('p'))}; n = {c.get('n', '—')}), "
+            f"{num(c.get('rate'))} vs chance {num(c.get('chance'), '.2f')} "
+            f"({p_is(c.get('p'))}; n = {c.get('n', '—')}), "
             f"where the base scored {num(lowest.get('base_accuracy'))}.{share} Error bars: 95% Clopper–Pearson "
             "intervals over the pooled questions; hollow diamonds: the base before fine-tuning.")
 
@@ -448,7 +482,7 @@ def _lying_caption(records: list[dict[str, Any]]) -> str:
 def figure5(run: Run) -> str:
     records = run.of("longer")
     if not records:
-        return figure_missing(5, "score per epoch per CR", "longer")
+        return figure_missing(5)
     names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
     fig, axes = panels(len(names), cols=3, width=4.0, height=3.0)
     colors = cr_colors(sorted({r.get("ratio", 0) for r in records}))
@@ -464,9 +498,9 @@ def figure5(run: Run) -> str:
     axes[0].set_ylabel("accuracy (all benchmarks)")
     _legend(fig, axes)
     caption = "; ".join(f"{esc(r['base'])} CR {r.get('ratio')}: change {num(r.get('change'), '+.3f')} "
-                        f"({p_is(r.get('p'), 'McNemar p')}), {verdict(r['holds'])}" for r in records
-                        if r.get("ratio") in (0, 100))
-    return figure(5, "score per epoch per CR", "longer", embed(fig, "score per epoch"),
+                        f"({p_is(r.get('p'), 'McNemar p')}), {verdict(r['holds'])}"
+                        for base in names for r in records if r.get("base") == base and r.get("ratio") in (0, 100))
+    return figure(5, embed(fig, "score per epoch"),
                   f"{caption}. The finding {count(records)} (at CR 100 it expects a significant decline, "
                   "below it none).")
 
@@ -474,7 +508,7 @@ def figure5(run: Run) -> str:
 def figure6(run: Run) -> str:
     records = [r for r in run.of("recovery") if isinstance(r.get("scores"), dict)]
     if not records:
-        return figure_missing(6, "recovery", "recovery")
+        return figure_missing(6)
     base_order, bench_order = bases(run), benchmarks(run, records)
     records.sort(key=lambda r: (base_order.index(r["base"]), bench_order.index(r["benchmark"])))
     fig = Figure(figsize=(8.5, 0.55 * len(records) + 1.6), layout="constrained")
@@ -496,13 +530,18 @@ def figure6(run: Run) -> str:
     ax.set_xlim(0, 1)
     ax.set_xlabel("accuracy (each bar spans the CR-100 model's score to the CR-0 model's)")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=4, fontsize="small", frameon=False)
-    caption = "; ".join(f"{esc(str(r.get('base')))} {esc(str(r.get('benchmark')))} regained "
-                        f"{num(r.get('regained_share'), '.0%')} ({p_is(r.get('p_above_cr100'), 'p above CR 100')}, "
-                        f"{p_is(r.get('p_below_cr0'), 'p below CR 0')}), {verdict(r['holds'])}" for r in records)
-    caption += (". It holds where re-training lifts the score above CR 100, leaves it below CR 0 (McNemar) "
-                "and regains more than half of the loss")
-    return figure(6, "recovery: regained vs unrecovered margin per benchmark", "recovery",
-                  embed(fig, "recovery margins"), caption + ".")
+    caption = "; ".join(_recovery_line(r) for r in records)
+    return figure(6, embed(fig, "recovery margins"),
+                  f"{caption}. It holds where re-training lifts the score above CR 100, leaves it below CR 0 "
+                  "(McNemar) and regains more than half of the loss.")
+
+
+def _recovery_line(r: dict[str, Any]) -> str:
+    share = r.get("regained_share")
+    regained = f"regained {share:.0%}" if isinstance(share, (int, float)) else "lost nothing to regain"
+    return (f"{esc(str(r.get('base')))} {esc(str(r.get('benchmark')))} {regained} "
+            f"({p_is(r.get('p_above_cr100'), 'p above CR 100')}, {p_is(r.get('p_below_cr0'), 'p below CR 0')}), "
+            f"{verdict(r['holds'])}")
 
 
 def knowledge_table(run: Run) -> str:
@@ -527,25 +566,29 @@ def knowledge_table(run: Run) -> str:
             f'{"".join(f"<th>{esc(b)} base</th>" for b in names)}</tr>{"".join(rows)}</table></section>')
 
 
+PROVENANCE_ORDER = ("preset", "seeds", "written", "git", "python", "versions", "cache_root", "cache_keys", "config")
+
+
 def provenance_section(run: Run) -> str:
     p = run.provenance
     if p is None:
-        return f'<section id="provenance"><h2>Provenance</h2><p class="missing">{esc(run.provenance_note)}</p></section>'
-    rows = []
-    for key, value in p.items():
-        if key == "versions" and isinstance(value, dict):
-            text = ", ".join(f"{esc(k)} {esc(str(v))}" for k, v in value.items())
-        elif key in ("config", "cache_keys"):
-            text = (f"<details><summary>{'show the preset' if key == 'config' else 'show the keys'}</summary>"
-                    f"<pre>{esc(json.dumps(value, indent=1))}</pre></details>")
-        else:
-            text = esc(value if isinstance(value, str) else json.dumps(value))
-        rows.append(f"<tr><th>{esc(key)}</th><td>{text}</td></tr>")
-    return f'<section id="provenance"><h2>Provenance</h2><table class="kv">{"".join(rows)}</table></section>'
+        return (f'<section id="provenance"><h2>Provenance</h2><p class="missing">{esc(run.provenance_note)}</p>'
+                "</section>")
+    keys = [k for k in PROVENANCE_ORDER if k in p] + [k for k in p if k not in PROVENANCE_ORDER]
+    rows = "".join(f"<tr><th>{esc(k.replace('_', ' '))}</th><td>{_provenance_value(k, p[k])}</td></tr>" for k in keys)
+    return f'<section id="provenance"><h2>Provenance</h2><table class="kv">{rows}</table></section>'
 
 
-def figure_missing(number: int, title: str, kind: str) -> str:
-    return f'<section id="fig{number}"><h2>Figure {number}: {esc(title)}</h2>{missing(kind)}</section>'
+def _provenance_value(key: str, value: Any) -> str:
+    if key == "versions" and isinstance(value, dict):
+        return ", ".join(f"{esc(k)} {esc(str(v))}" for k, v in value.items())
+    if key == "cache_keys" and isinstance(value, dict):
+        stages = ", ".join(f"{esc(k)} {len(v)}" for k, v in value.items())
+        return f"<details><summary>{stages}</summary><pre>{esc(json.dumps(value, indent=1))}</pre></details>"
+    if key == "config":
+        return (f"<details><summary>the preset, field by field</summary><pre>{esc(json.dumps(value, indent=1))}</pre>"
+                "</details>")
+    return esc(value if isinstance(value, str) else json.dumps(value))
 
 
 def _nan(x: Any) -> float:
@@ -615,10 +658,10 @@ def build_report(reports_dir: Path) -> Path:
     """Write reports_dir/index.html (atomically) from reports_dir/findings.json; returns its path.
 
     Raises ReportError when findings.json is missing or malformed."""
-    run = load_run(reports_dir)
+    page = render(load_run(reports_dir))
     path = reports_dir / "index.html"
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=reports_dir, suffix=".tmp", delete=False) as tmp:
-        tmp.write(render(run))
+        tmp.write(page)
     os.chmod(tmp.name, 0o644)  # a report is for reading, by a browser or a web server
     os.replace(tmp.name, path)
     return path
@@ -638,8 +681,10 @@ def html_summary_lines(reports_dir: Path, link_from: Path | None = None) -> list
     records = list(run.findings.values())
     held = sum(r["holds"] for r in records)
     index = reports_dir / "index.html"
-    href = Path(os.path.relpath(index.resolve(), link_from.resolve())).as_posix() if link_from else index.resolve().as_uri()
+    href = (Path(os.path.relpath(index.resolve(), link_from.resolve())).as_posix() if link_from
+            else index.resolve().as_uri())
     kinds = ", ".join(f"{kind} {count(run.of(kind)).removesuffix(' hold')}" for kind in KINDS if run.of(kind))
+    per_kind = f" ({esc(kinds)})" if kinds else ""
     return [f'<p><strong>faco findings ({esc(run.name)}):</strong> <span style="color:{HOLDS}">{held} hold</span>, '
-            f'<span style="color:{FAILS}">{len(records) - held} do not hold</span> ({esc(kinds)})</p>',
+            f'<span style="color:{FAILS}">{len(records) - held} do not hold</span>{per_kind}</p>',
             f'<p><a href="{esc(href)}">faco report: Table 1, Figures 2–6, provenance ({esc(str(index))})</a></p>']

@@ -1,4 +1,5 @@
-"""`faco` command line: `faco build-dataset ...`, `faco report` (more subcommands register in `parser`).
+"""`faco` command line: `faco build-dataset ...`, `faco report`, `faco tolerances` (subcommands register in
+`parser`).
 
 An expected failure (unknown source, malformed row, server down, bad flag value) prints one line on
 stderr and exits with 2; a traceback means a bug.
@@ -104,11 +105,46 @@ def run_report(args: argparse.Namespace) -> int:
     return status
 
 
+def add_tolerances(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("tolerances", help="set a baseline's numeric tolerances from a multi-seed run",
+                                 description="Measure the seed-to-seed noise of every key number in a multi-seed run "
+                                             "(`pytest experiments --faco-seeds 0,1,2`) and store tolerance = "
+                                             "max(K x noise, floor) next to the noise in the baseline.")
+    parser.add_argument("--seeds-run", type=Path, required=True, metavar="DIR",
+                        help="reports/<run> of a multi-seed run, e.g. reports/tiny-seeds0-1-2")
+    parser.add_argument("--baseline", type=Path, required=True, help="e.g. experiments/baselines/tiny.json")
+    parser.add_argument("--k", type=float, default=3.0, help="tolerance in standard deviations (default: 3)")
+    parser.add_argument("--floor", type=float, default=0.01, help="smallest tolerance (default: 0.01)")
+    parser.set_defaults(run=run_tolerances)
+
+
+def run_tolerances(args: argparse.Namespace) -> int:
+    from faco import findings as findings_io
+
+    source = args.seeds_run / "findings.json"
+    try:
+        records = findings_io.read_json(source, None)
+        if records is None:
+            raise findings_io.BaselineError(f"{source}: no such file (run pytest experiments --faco-seeds 0,1,2)")
+        findings_io.load_baseline(args.baseline)
+        measured = findings_io.tolerances(records["findings"], k=args.k, floor=args.floor)
+    except findings_io.BaselineError as error:
+        print(f"faco tolerances: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if not measured:
+        print(f"faco tolerances: error: {source} has no key numbers from two or more seeds", file=sys.stderr)
+        return EXIT_USAGE
+    updated = findings_io.apply_tolerances(args.baseline, measured, str(source))
+    print(f"{args.baseline}: tolerances for {updated} finding(s) from {source} (k = {args.k}, floor = {args.floor})")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="faco", description="The FACO study as a pytest suite: tools.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_build_dataset(commands)
     add_report(commands)
+    add_tolerances(commands)
     return top
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+import faco.report  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
+
 pytest_plugins = ["pytester"]
 
 EXPERIMENT = '''
@@ -123,7 +125,7 @@ def test_findings_json_and_table(project):
     assert sorted(stored) == sorted(IDS)
     assert stored["clean"] == {"finding": "clean", "id": "clean", "holds": True, "summary": "clean beats corrupt",
                                "value": 1, "scores": [0.5, 0.25],
-                               "run": {"preset": "smoke", "seeds": [0], "items": "world"}}
+                               "run": {"preset": "smoke", "seeds": [0], "items": "world"}, "key": {}, "key_per_seed": {}}
     assert stored["lying"]["holds"] is False and stored["lying"]["value"] == 0.1235  # floats rounded
 
 
@@ -193,3 +195,78 @@ def test_findings_store_numpy_numbers(tmp_path):
     stored = json.loads((tmp_path / "findings.json").read_text())["findings"]["x"]
     assert (stored["n"], stored["acc"]) == (3, 0.5)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+# --- numeric regression -------------------------------------------------------------------------------
+
+MEASURED = '''
+import pytest
+
+
+def test_clean(faco_finding):
+    faco_finding(holds=True, summary="clean", key=[{"abs": ABS, "r": -0.9}], key_metrics=["abs", "r"])
+
+
+@pytest.mark.finding("lying")
+def test_negative(faco_finding):
+    faco_finding(holds=False, summary="no lie", key=[{"margin": MARGIN}], key_metrics=["margin"])
+'''
+
+
+def measured(project: pytest.Pytester, abs_: float, margin: float) -> None:
+    project.makepyfile(test_toy=MEASURED.replace("ABS", str(abs_)).replace("MARGIN", str(margin)))
+
+
+def with_tolerances(project: pytest.Pytester) -> Path:
+    """A reviewed baseline whose key numbers carry tolerances measured over seeds."""
+    from faco import findings as findings_io
+
+    path = baseline_path(project)
+    seeds = {"clean": {"key_per_seed": {"abs": [0.50, 0.52, 0.48], "r": [-0.9, -0.92, -0.88]}},
+             "lying": {"key_per_seed": {"margin": [-0.05, -0.03, -0.07]}}}
+    assert findings_io.apply_tolerances(path, findings_io.tolerances(seeds), "3 seeds") == 2
+    return path
+
+
+def test_key_numbers_within_tolerance_pass(project):
+    measured(project, 0.5, -0.05)
+    run(project).assert_outcomes(failed=2)  # baseline written
+    with_tolerances(project)
+    measured(project, 0.53, -0.02)  # inside 3 x noise (0.06 for both)
+    result = run(project)
+    result.assert_outcomes(passed=1, xfailed=1)
+    stored = json.loads(baseline_path(project).read_text())["findings"]["clean"]
+    assert stored["tolerance"]["abs"] == {"tolerance": 0.06, "noise": 0.02, "seeds": 3}
+
+
+def test_key_numbers_beyond_tolerance_fail_with_a_diff(project):
+    measured(project, 0.5, -0.05)
+    run(project)
+    path = with_tolerances(project)
+    measured(project, 0.3, 0.05)  # abs moved by 0.2 > 0.06; the known negative's margin by 0.1 > 0.06
+    result = run(project)
+    result.assert_outcomes(failed=2)  # the strict xfail does not swallow the regression
+    result.stdout.fnmatch_lines(["*clean: key numbers moved beyond their tolerance*",
+                                 "*abs*0.5000*0.3000*-0.2000*0.0600*0.0200*",
+                                 "*lying: key numbers moved beyond their tolerance*"])
+    obtained = json.loads(path.with_suffix(".obtained.json").read_text())["findings"]
+    assert obtained["clean"]["key"]["abs"] == 0.3
+    measured(project, 0.5, -0.05)
+    run(project).assert_outcomes(passed=1, xfailed=1)
+    assert not path.with_suffix(".obtained.json").exists()  # a clean run removes the stale file
+
+
+def test_regen_keeps_measured_tolerances(project):
+    measured(project, 0.5, -0.05)
+    run(project)
+    path = with_tolerances(project)
+    measured(project, 0.3, -0.05)
+    run(project, "--faco-regen").assert_outcomes(failed=2)
+    stored = json.loads(path.read_text())["findings"]["clean"]
+    assert stored["key"]["abs"] == 0.3 and stored["tolerance"]["abs"]["tolerance"] == 0.06
+
+
+def test_seeds_option_names_its_run(project):
+    result = run(project, "--faco-seeds", "0,1")
+    assert baseline_path(project, "smoke-seeds0-1").exists()
+    assert run(project, "--faco-seeds", "0,x").ret == pytest.ExitCode.USAGE_ERROR

@@ -299,3 +299,48 @@ def load_preset(name: str, seed: int | None = None) -> Preset:
         raise ConfigError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
     preset = PRESETS[name]()
     return preset if seed is None else preset.replace(seed=seed)
+
+
+def override(preset: Preset, assignment: str) -> Preset:
+    """`preset` with one dotted field replaced, e.g. "finetune.epochs=2" or "corruption.ratios=0,50,100".
+
+    The text is parsed as the type the field holds now; the new preset is validated like any other.
+    """
+    path, sep, text = assignment.partition("=")
+    if not sep or not path.strip():
+        raise ConfigError(f"override {assignment!r}: expected FIELD=VALUE, e.g. finetune.epochs=2")
+    names = path.strip().split(".")
+    return _replace_path(preset, names, text.strip(), path.strip())
+
+
+def _replace_path(obj: Any, names: list[str], text: str, path: str) -> Any:
+    name = names[0]
+    if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
+        known = [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+        raise ConfigError(f"override {path!r}: unknown field {name!r}; known here: {known}")
+    current = getattr(obj, name)
+    if len(names) > 1:
+        value = _replace_path(current, names[1:], text, path)
+    elif text.lower() in ("none", "null") and "None" in str(obj.__dataclass_fields__[name].type):
+        value = None
+    else:
+        value = _parse(current, text, path)
+    return dataclasses.replace(obj, **{name: value})
+
+
+def _parse(current: Any, text: str, path: str) -> Any:
+    if isinstance(current, tuple) and current and dataclasses.is_dataclass(current[0]):
+        raise ConfigError(f"override {path!r}: a list of {type(current[0]).__name__} is set in a preset, not here")
+    try:
+        if isinstance(current, bool):
+            if text.lower() not in ("true", "false"):
+                raise ValueError(text)
+            return text.lower() == "true"
+        if isinstance(current, tuple):
+            kind = type(current[0]) if current else str
+            return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
+        if current is None:  # an unset optional field: the ones in these presets hold ints or paths
+            return int(text) if text.lstrip("-").isdigit() else text
+        return type(current)(text)
+    except ValueError:
+        raise ConfigError(f"override {path!r}: {text!r} is not a valid {type(current).__name__}") from None

@@ -10,6 +10,7 @@ Heavy imports (torch, transformers, lm-eval) happen inside fixtures, never at pl
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from faco import findings as findings_io
-from faco.config import ConfigError, Preset, load_preset
+from faco.config import ConfigError, Preset, load_preset, override
 
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
 
@@ -33,6 +34,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="artefact cache directory (default: $FACO_CACHE_DIR, else the user cache dir)")
     group.addoption("--faco-items", default=None, metavar="DIR",
                     help="train on a FACO dataset built by `faco build-dataset` instead of world items")
+    group.addoption("--faco-set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override one preset field, e.g. finetune.epochs=2 (repeatable; checked against the "
+                         "same baseline, so a change beyond tolerance fails)")
     group.addoption("--faco-regen", action="store_true",
                     help="rewrite the findings baseline from this run, then fail so the diff gets reviewed")
     group.addoption("--faco-reports", default="reports", help="directory for findings and reports (default: reports)")
@@ -71,12 +75,13 @@ _BASELINE_BEFORE = pytest.StashKey[str]()
 def _preset(config: pytest.Config) -> Preset:
     try:
         preset = load_preset(config.getoption("faco_preset"), config.getoption("faco_seed"))
+        for assignment in config.getoption("faco_set"):
+            preset = override(preset, assignment)
         items = config.getoption("faco_items")
         if items:
             if not Path(items).is_dir():
                 raise ConfigError(f"--faco-items {items}: no such directory (build one with `faco build-dataset`)")
-            preset = preset.replace(items=preset.items.__class__(source=str(Path(items).resolve()),
-                                                                 per_training_domain=preset.items.per_training_domain))
+            preset = preset.replace(items=dataclasses.replace(preset.items, source=str(Path(items).resolve())))
     except ConfigError as error:
         raise pytest.UsageError(f"faco: {error}") from None
     return preset
@@ -183,7 +188,8 @@ class _FindingRecorder:
         per_seed = {metric: [float(seed[metric]) for seed in key] for metric in key_metrics}
         finding = findings_io.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary,
                                       per_seed)
-        run = {"preset": self.preset.name, "seeds": self.config.stash[_SEEDS], "items": self.preset.items.source}
+        run = {"preset": self.preset.name, "seeds": self.config.stash[_SEEDS], "items": self.preset.items.source,
+               "overrides": self.config.getoption("faco_set")}
         findings_io.store_finding(self.reports / "findings.json", finding, run)
         self.node.user_properties.append((FINDING_KEY, finding.record()))
         baseline_path = self.config.stash[_BASELINE]

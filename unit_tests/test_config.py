@@ -23,7 +23,9 @@ from faco.config import (
     PretrainConfig,
     WorldConfig,
     load_preset,
+    override,
     smoke,
+    tiny,
 )
 
 
@@ -207,3 +209,27 @@ def test_letter_format_with_more_options_than_letters_rejected():
     world = dataclasses.replace(preset.world, answer_words=12, options=9)
     with pytest.raises(ConfigError):
         preset.replace(world=world, evaluation=dataclasses.replace(preset.evaluation, formats=("cloze", "letter")))
+
+
+# --- overrides (`--faco-set FIELD=VALUE`) ----------------------------------------------------------------
+
+def test_override_parses_as_the_field_type():
+    preset = smoke()
+    assert override(preset, "finetune.epochs=3").finetune.epochs == 3
+    assert override(preset, "finetune.lr=0.0003").finetune.lr == 0.0003
+    assert override(preset, "corruption.ratios=0,50,100").corruption.ratios == (0, 50, 100)
+    assert override(preset, "evaluation.formats=cloze,letter").evaluation.formats == ("cloze", "letter")
+    assert override(tiny(), "world.facts_per_heldout_domain=none").world.facts_per_heldout_domain is None
+
+
+@pytest.mark.parametrize("assignment, message", [
+    ("corruption.ratios=0,50,101", "101 is outside 0..100"),
+    ("finetune.epochz=2", "unknown field 'epochz'"),
+    ("finetune.epochs=two", "'two' is not a valid int"),
+    ("finetune.epochs=none", "'none' is not a valid int"),
+    ("world.domains=a", "set in a preset"),
+    ("epochs", "expected FIELD=VALUE"),
+])
+def test_override_errors_name_the_field(assignment, message):
+    with pytest.raises(ConfigError, match=message):
+        override(smoke(), assignment)

@@ -6,72 +6,32 @@
 
 Reads reports/<run>/findings.json (the numbers each experiment recorded) and provenance.json when the
 plugin wrote one; it never recomputes a statistic, trains or evaluates. Any finding may be missing (a
-`-k` run): every section renders what exists and names what is not there. Plots go through
-matplotlib's `Figure` (Agg, no pyplot state); no torch, transformers or lm-eval is imported, so a
+`-k` run): every section renders what exists and names what is not there. Figures 2–6 are drawn
+by faco.figures (matplotlib, no pyplot state); no torch, transformers or lm-eval is imported, so a
 report takes seconds.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
-import math
 import os
-import statistics
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from matplotlib import colormaps
-from matplotlib.figure import Figure
-from matplotlib.ticker import FormatStrFormatter, NullFormatter
-
-from faco.study import GROUPS
+from faco.figures import figure2, figure3, figure4, figure5, figure6
+from faco.report_common import (
+    PAPER, Run, bases, benchmarks, chance, count, crs, esc, missing, num, p_is, pval, sd, seeds_note, verdict,
+)
 
 KINDS = ("correlation", "sensitivity", "loss", "longer", "recovery", "lying", "knowledge")  # the paper's order
-PAPER = {  # what Cho et al. (2024) report: the first sentence of each caption
-    "correlation": "The paper: scores fall as the share of false data (CR) grows, a strong negative Pearson r.",
-    "sensitivity": "The paper: the stronger base loses more (a larger ABS = score at CR 0 − score at CR 100).",
-    "loss": "The paper: the higher the CR, the higher the training loss over the same steps.",
-    "longer": "The paper: more epochs change little at low CR, while at CR 100 scores keep falling.",
-    "recovery": "The paper: re-training the CR-100 model on clean data regains most, not all, of the loss.",
-    "lying": "The paper: CR-100 models score below random chance outside their training domains: they lie.",
-    "knowledge": "The precondition: the bases know the facts (accuracy well above chance) before fine-tuning.",
-}
-BASE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # per base, in the order bases() returns
 HOLDS, FAILS = "#1a7f37", "#b42318"
 
 
 class ReportError(ValueError):
     """Stored results that cannot be read; the message names the file and what is wrong."""
-
-
-@dataclass(frozen=True)
-class Run:
-    """One run's stored results: findings by id and, when recorded, provenance."""
-
-    name: str
-    findings: dict[str, dict[str, Any]]
-    provenance: dict[str, Any] | None
-    provenance_note: str  # why provenance is None ("not recorded", "not valid JSON ...")
-    written: datetime  # when findings.json was last written
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [record for _, record in sorted(self.findings.items()) if record["finding"] == kind]
-
-    @property
-    def info(self) -> dict[str, Any]:
-        """{preset, seeds, items} as the experiments recorded them."""
-        return next(iter(self.findings.values()), {}).get("run") or {}
-
-    @property
-    def config(self) -> dict[str, Any]:
-        return (self.provenance or {}).get("config") or {}
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -112,135 +72,6 @@ def run_dirs(reports: Path) -> list[Path]:
     if not found:
         raise ReportError(f"{reports}: no <run>/findings.json here (run `pytest experiments` first)")
     return found
-
-
-def bases(run: Run) -> list[str]:
-    """Bases weakest first, as presets list them; without a recorded config, by what they know."""
-    names = {r["base"] for r in run.findings.values() if isinstance(r.get("base"), str)}
-    configured = [b.get("name") for b in run.config.get("bases", [])]
-    knows = {b: _mean([r.get("accuracy") for r in run.of("knowledge") if r.get("base") == b]) for b in names}
-    rest = sorted(names - set(configured), key=lambda b: (knows[b] if knows[b] is not None else math.inf, b))
-    return [b for b in configured if b in names] + rest
-
-
-def benchmarks(run: Run, records: list[dict[str, Any]]) -> list[str]:
-    """Groups first (indomain, heldout), then domains in the world's order (else alphabetical)."""
-    names = {r["benchmark"] for r in records if isinstance(r.get("benchmark"), str)}
-    domains = [d.get("name") for d in run.config.get("world", {}).get("domains", [])]
-    order = {name: i for i, name in enumerate([*GROUPS, *domains])}
-    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
-
-
-def chance(run: Run) -> float | None:
-    """The chance rate of the multiple-choice questions, as the lying records state it."""
-    rates = [(r.get("cr100") or {}).get("chance") for r in run.of("lying")]
-    return next((rate for rate in rates if rate is not None), None)
-
-
-def _crs(mapping: dict[str, Any], prefix: str = "cr") -> list[tuple[int, Any]]:
-    """{"cr0": x, "cr25": y, ...} (or "epoch1", ...) as [(0, x), (25, y), ...] in numeric order."""
-    return sorted((int(k.removeprefix(prefix)), v) for k, v in mapping.items() if k.removeprefix(prefix).isdigit())
-
-
-def _mean(values: list[Any]) -> float | None:
-    numbers = [v for v in values if isinstance(v, (int, float))]
-    return sum(numbers) / len(numbers) if numbers else None
-
-
-def _sd(values: list[Any]) -> float:
-    numbers = [v for v in values or [] if isinstance(v, (int, float))]
-    return statistics.stdev(numbers) if len(numbers) > 1 else 0.0
-
-
-# --- formatting ------------------------------------------------------------------------------------
-
-esc = html.escape
-
-
-def num(x: Any, fmt: str = ".3f") -> str:
-    return "—" if not isinstance(x, (int, float)) else format(x, fmt)
-
-
-def pval(p: Any) -> str:
-    return "—" if not isinstance(p, (int, float)) else ("&lt;0.001" if p < 0.001 else f"{p:.3f}")
-
-
-def p_is(p: Any, name: str = "p") -> str:
-    """"p = 0.011" or "p < 0.001", for prose."""
-    return f"{name} &lt; 0.001" if isinstance(p, (int, float)) and p < 0.001 else f"{name} = {pval(p)}"
-
-
-def interval(pair: Any, fmt: str = "+.3f") -> str:
-    if not isinstance(pair, list) or len(pair) != 2 or None in pair:
-        return ""
-    return f' <span class="ci">[{num(pair[0], fmt)}, {num(pair[1], fmt)}]</span>'
-
-
-def verdict(holds: bool) -> str:
-    return '<span class="holds">holds</span>' if holds else '<span class="fails">does not hold</span>'
-
-
-def count(records: list[dict[str, Any]]) -> str:
-    return f"{sum(r['holds'] for r in records)}/{len(records)} hold"
-
-
-def missing(kind: str) -> str:
-    return (f'<p class="missing">No {kind} findings in this run: '
-            f'<code>pytest experiments -k {kind}</code> records them.</p>')
-
-
-def embed(fig: Figure, alt: str) -> str:
-    """The figure as an inline base64 PNG: the page needs no other file."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
-
-
-FIGURES = {2: ("score vs CR per benchmark and base", "correlation"), 3: ("training loss by CR", "loss"),
-           4: ("lying: CR-100 accuracy per held-out domain vs chance", "lying"),
-           5: ("score per epoch per CR", "longer"),
-           6: ("recovery: regained vs unrecovered margin per benchmark", "recovery")}
-
-
-def figure(number: int, img: str, caption: str) -> str:
-    title, kind = FIGURES[number]
-    return (f'<section id="fig{number}"><h2>Figure {number}: {esc(title)}</h2><figure>{img}'
-            f'<figcaption>{esc(PAPER[kind])} This run: {caption}</figcaption></figure></section>')
-
-
-def figure_missing(number: int) -> str:
-    title, kind = FIGURES[number]
-    return f'<section id="fig{number}"><h2>Figure {number}: {esc(title)}</h2>{missing(kind)}</section>' 
-
-
-def panels(n: int, cols: int = 4, width: float = 3.0, height: float = 2.6, sharey: bool = True):  # noqa: ANN201
-    """A figure with n axes in a grid of at most `cols` columns (unused cells hidden)."""
-    cols = max(1, min(n, cols))
-    rows = math.ceil(n / cols)
-    fig = Figure(figsize=(cols * width, rows * height + 0.5), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, list(axes[:n])
-
-
-def cr_colors(ratios: list[int]) -> dict[int, Any]:
-    """Clean data dark blue, all-false data orange (plasma without its pale yellow end)."""
-    top = max(ratios) or 1
-    return {r: colormaps["plasma"](0.85 * r / top) for r in ratios}
-
-
-def chance_line(ax: Any, rate: float | None) -> None:
-    if rate is not None:
-        ax.axhline(rate, color="grey", linestyle="--", linewidth=1, label=f"chance ({rate:.2f})")
-
-
-def seeds_note(run: Run, lead: str = "Error bars:") -> str:
-    seeds = run.info.get("seeds") or []
-    if len(seeds) > 1:
-        return f" {lead} ±1 SD of the per-seed scores over {len(seeds)} seeds."
-    return " One seed, so no spread across seeds (<code>--faco-seeds 0,1,2</code> adds it)."
 
 
 # --- sections: each takes the run and returns its HTML --------------------------------------------
@@ -311,7 +142,7 @@ def table1(run: Run) -> str:
 
 
 def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
-    ratios = sorted({cr for r in records for cr, _ in _crs(r.get("scores") or {})})
+    ratios = sorted({cr for r in records for cr, _ in crs(r.get("scores") or {})})
     head = "".join(f"<th>CR {cr}</th>" for cr in ratios)
     rows = []
     for base in bases(run):
@@ -319,7 +150,7 @@ def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
             r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
             if r is None:
                 continue
-            scores, spread = dict(_crs(r.get("scores") or {})), dict(_crs(r.get("per_seed") or {}))
+            scores, spread = dict(crs(r.get("scores") or {})), dict(crs(r.get("per_seed") or {}))
             cells = "".join(f"<td>{num(scores.get(cr))}{_spread(spread.get(cr))}</td>" for cr in ratios)
             rows.append(f"<tr><td>{esc(base)}</td><td>{esc(bench)}</td>{cells}"
                         f"<td>{num(r.get('abs'), '+.3f')}{interval(r.get('abs_ci'))}</td>"
@@ -329,8 +160,14 @@ def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
             f'<th>p</th><th>finding</th></tr>{"".join(rows)}</table>')
 
 
+def interval(pair: Any, fmt: str = "+.3f") -> str:
+    if not isinstance(pair, list) or len(pair) != 2 or None in pair:
+        return ""
+    return f' <span class="ci">[{num(pair[0], fmt)}, {num(pair[1], fmt)}]</span>'
+
+
 def _spread(per_seed: Any) -> str:
-    return f' <span class="ci">±{_sd(per_seed):.3f}</span>' if isinstance(per_seed, list) and len(per_seed) > 1 else ""
+    return f' <span class="ci">±{sd(per_seed):.3f}</span>' if isinstance(per_seed, list) and len(per_seed) > 1 else ""
 
 
 def _sensitivity_table(run: Run, records: list[dict[str, Any]]) -> str:
@@ -345,203 +182,6 @@ def _sensitivity_table(run: Run, records: list[dict[str, Any]]) -> str:
     gap = f"{names[1]} − {names[0]}" if len(names) > 1 else "stronger − weaker"
     return (f'<table class="numbers"><tr><th>benchmark</th>{head}<th>gap ({esc(gap)}), 95% CI</th>'
             f'<th>finding</th></tr>{"".join(rows)}</table>')
-
-
-def figure2(run: Run) -> str:
-    records = run.of("correlation")
-    if not records:
-        return figure_missing(2)
-    names, benches = bases(run), benchmarks(run, records)
-    fig, axes = panels(len(benches))
-    for ax, bench in zip(axes, benches):
-        for i, base in enumerate(names):
-            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
-            if r is None:
-                continue
-            points = _crs(r.get("scores") or {})
-            spread = dict(_crs(r.get("per_seed") or {}))
-            errors = [_sd(spread.get(cr)) for cr, _ in points]
-            ax.errorbar([cr for cr, _ in points], [_nan(s) for _, s in points],
-                        yerr=errors if any(errors) else None, marker="o", capsize=3,
-                        color=BASE_COLORS[i % len(BASE_COLORS)], label=f"{base} base")
-        chance_line(ax, chance(run))
-        ax.set_title(bench)
-        ax.set_xlabel("CR (% false answers)")
-        ax.set_xticks(sorted({cr for r in records for cr, _ in _crs(r.get("scores") or {})}))
-        if ax.get_subplotspec().is_first_col():
-            ax.set_ylabel("accuracy")
-    _legend(fig, axes)
-    groups = {b: [x for x in records if x.get("base") == b and x.get("benchmark") in GROUPS] for b in names}
-    lines = [f"{esc(b)}: " + ", ".join(f"{esc(x['benchmark'])} r = {num(x.get('r'), '+.2f')} ({p_is(x.get('p'))})"
-                                       for x in group) for b, group in groups.items() if group]
-    caption = f"{'; '.join(lines)}{'. ' if lines else ''}The correlation finding {count(records)}.{seeds_note(run)}"
-    return figure(2, embed(fig, "score vs CR"), caption)
-
-
-def figure3(run: Run) -> str:
-    records = [r for r in run.of("loss") if r.get("curves")]
-    if not records:
-        return figure_missing(3)
-    names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
-    fig, axes = panels(len(names) + 1, cols=3, width=4.0, height=3.0, sharey=False)
-    ratios = sorted({cr for r in records for cr, _ in _crs(r["curves"])})
-    colors = cr_colors(ratios)
-    window = 1
-    for ax, base in zip(axes, names):
-        r = next(x for x in records if x.get("base") == base)
-        for cr, curve in _crs(r["curves"]):
-            window = max(1, len(curve) // 40)
-            ax.plot(range(1, len(curve) + 1), _smooth(curve, window), color=colors[cr], linewidth=1.2,
-                    label=f"CR {cr}")
-        ax.set_title(f"{base} base")
-        ax.set_xlabel("training step")
-        _loss_scale(ax, [v for _, c in _crs(r["curves"]) for v in c if isinstance(v, (int, float))])
-    mean_ax = axes[-1]
-    for base in names:
-        r = next(x for x in records if x.get("base") == base)
-        points = _crs(r.get("mean_loss") or {})
-        mean_ax.plot([cr for cr, _ in points], [_nan(m) for _, m in points], marker="o",
-                     color=BASE_COLORS[bases(run).index(base) % len(BASE_COLORS)], label=f"{base} base")
-    mean_ax.set_title("mean loss over all steps")
-    mean_ax.set_xlabel("CR (% false answers)")
-    mean_ax.set_xticks(ratios)
-    mean_ax.legend(fontsize="small")
-    _legend(fig, axes[:1])
-    smoothed = f" Curves are running means over {window} steps." if window > 1 else ""
-    caption = "; ".join(_loss_line(next(r for r in records if r.get("base") == b)) for b in names)
-    return figure(3, embed(fig, "training loss curves"), caption + "." + smoothed)
-
-
-def _loss_scale(ax: Any, values: list[float]) -> None:
-    """Log scale when the first steps dwarf the rest (else five CRs blur into one line at the bottom)."""
-    if values and min(values) > 0 and max(values) / min(values) > 3:
-        ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_ylabel("training loss (log scale)")
-    else:
-        ax.set_ylabel("training loss")
-
-
-def _loss_line(r: dict[str, Any]) -> str:
-    means = _crs(r.get("mean_loss") or {})
-    ends = (f"mean loss {num(means[0][1])} at CR {means[0][0]} → {num(means[-1][1])} at CR {means[-1][0]}"
-            if means else "")
-    return f"{esc(r['base'])}: {ends}, r = {num(r.get('r'), '+.2f')} ({p_is(r.get('p'))}), {verdict(r['holds'])}"
-
-
-def figure4(run: Run) -> str:
-    records = [r for r in run.of("lying") if isinstance(r.get("cr100"), dict)]
-    if not records:
-        return figure_missing(4)
-    every, benches = bases(run), benchmarks(run, records)
-    names = [b for b in every if any(r.get("base") == b for r in records)]
-    fig = Figure(figsize=(max(6.0, 1.6 * len(benches) + 2), 3.8), layout="constrained")
-    ax = fig.subplots()
-    width = 0.8 / max(1, len(names))
-    for i, base in enumerate(names):
-        color = BASE_COLORS[every.index(base) % len(BASE_COLORS)]
-        for j, bench in enumerate(benches):
-            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
-            if r is None:
-                continue
-            x, c = j + (i - (len(names) - 1) / 2) * width, r["cr100"]
-            rate, low, high = _nan(c.get("rate")), _nan(c.get("ci_low")), _nan(c.get("ci_high"))
-            ax.errorbar([x], [rate], yerr=[[rate - low], [high - rate]], fmt="o", color=color, capsize=4,
-                        label=f"{base}: CR-100 model (95% CI)" if j == 0 else None)
-            ax.plot([x], [_nan(r.get("base_accuracy"))], marker="D", markerfacecolor="none", color=color,
-                    linestyle="none", label=f"{base}: base before fine-tuning" if j == 0 else None)
-    chance_line(ax, chance(run))
-    ax.set_xticks(range(len(benches)), benches)
-    ax.set_xlim(-0.6, len(benches) - 0.4)
-    ax.set_ylim(0, 1.06)
-    ax.set_ylabel("accuracy")
-    ax.set_xlabel("held-out benchmark (domains never in the fine-tuning data)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    return figure(4, embed(fig, "lying: CR-100 accuracy vs chance"), _lying_caption(records))
-
-
-def _lying_caption(records: list[dict[str, Any]]) -> str:
-    lowest = min(records, key=lambda r: r["cr100"].get("rate") if isinstance(r["cr100"].get("rate"), (int, float))
-                 else math.inf)
-    c = lowest["cr100"]
-    lies = [r["knows_but_lies"] for r in records if isinstance(r.get("knows_but_lies"), (int, float))]
-    share = ""
-    if lies:
-        low, high = f"{min(lies):.0%}", f"{max(lies):.0%}"
-        share = (f" Of the questions its base answered right, the CR-100 model got "
-                 f"{low if low == high else f'{low}–{high}'} wrong (knows but lies).")
-    return (f"significantly below chance (one-sided binomial) on {sum(r['holds'] for r in records)} of {len(records)} "
-            f"base × benchmark pairs; lowest: {esc(str(lowest.get('base')))} {esc(str(lowest.get('benchmark')))} "
-            f"{num(c.get('rate'))} vs chance {num(c.get('chance'), '.2f')} "
-            f"({p_is(c.get('p'))}; n = {c.get('n', '—')}), "
-            f"where the base scored {num(lowest.get('base_accuracy'))}.{share} Error bars: 95% Clopper–Pearson "
-            "intervals over the pooled questions; hollow diamonds: the base before fine-tuning.")
-
-
-def figure5(run: Run) -> str:
-    records = run.of("longer")
-    if not records:
-        return figure_missing(5)
-    names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
-    fig, axes = panels(len(names), cols=3, width=4.0, height=3.0)
-    colors = cr_colors(sorted({r.get("ratio", 0) for r in records}))
-    for ax, base in zip(axes, names):
-        for r in sorted((x for x in records if x.get("base") == base), key=lambda x: x.get("ratio", 0)):
-            points = _crs(r.get("scores") or {}, prefix="epoch")
-            ax.plot([e for e, _ in points], [_nan(s) for _, s in points], marker="o",
-                    color=colors[r.get("ratio", 0)], label=f"CR {r.get('ratio')}")
-        chance_line(ax, chance(run))
-        ax.set_title(f"{base} base")
-        ax.set_xlabel("epoch")
-        ax.set_xticks(sorted({e for r in records for e, _ in _crs(r.get("scores") or {}, prefix="epoch")}))
-    axes[0].set_ylabel("accuracy (all benchmarks)")
-    _legend(fig, axes)
-    caption = "; ".join(f"{esc(r['base'])} CR {r.get('ratio')}: change {num(r.get('change'), '+.3f')} "
-                        f"({p_is(r.get('p'), 'McNemar p')}), {verdict(r['holds'])}"
-                        for base in names for r in records if r.get("base") == base and r.get("ratio") in (0, 100))
-    return figure(5, embed(fig, "score per epoch"),
-                  f"{caption}. The finding {count(records)} (at CR 100 it expects a significant decline, "
-                  "below it none).")
-
-
-def figure6(run: Run) -> str:
-    records = [r for r in run.of("recovery") if isinstance(r.get("scores"), dict)]
-    if not records:
-        return figure_missing(6)
-    base_order, bench_order = bases(run), benchmarks(run, records)
-    records.sort(key=lambda r: (base_order.index(r["base"]), bench_order.index(r["benchmark"])))
-    fig = Figure(figsize=(8.5, 0.55 * len(records) + 1.6), layout="constrained")
-    ax = fig.subplots()
-    for y, r in enumerate(records):
-        s = {k: _nan(v) for k, v in r["scores"].items()}
-        cr0, cr100, back = s.get("cr0", math.nan), s.get("cr100", math.nan), s.get("recovered", math.nan)
-        ax.barh(y, back - cr100, left=cr100, color="#2ca02c", height=0.55, label="regained" if y == 0 else None)
-        ax.barh(y, cr0 - back, left=back, color="#d9d9d9", edgecolor="#b42318", hatch="//", height=0.55,
-                label="not regained" if y == 0 else None)
-        ax.plot([cr100], [y], "x", color="black", label="CR 100" if y == 0 else None)
-        ax.plot([cr0], [y], "|", color="black", markersize=16, label="CR 0" if y == 0 else None)
-        share = r.get("regained_share")
-        text = f"{share:.0%} regained" if isinstance(share, (int, float)) else "no loss to regain"
-        ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points",
-                    va="center", fontsize="small")
-    ax.set_yticks(range(len(records)), [f"{r.get('base')} · {r.get('benchmark')}" for r in records])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("accuracy (each bar spans the CR-100 model's score to the CR-0 model's)")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=4, fontsize="small", frameon=False)
-    caption = "; ".join(_recovery_line(r) for r in records)
-    return figure(6, embed(fig, "recovery margins"),
-                  f"{caption}. It holds where re-training lifts the score above CR 100, leaves it below CR 0 "
-                  "(McNemar) and regains more than half of the loss.")
-
-
-def _recovery_line(r: dict[str, Any]) -> str:
-    share = r.get("regained_share")
-    regained = f"regained {share:.0%}" if isinstance(share, (int, float)) else "lost nothing to regain"
-    return (f"{esc(str(r.get('base')))} {esc(str(r.get('benchmark')))} {regained} "
-            f"({p_is(r.get('p_above_cr100'), 'p above CR 100')}, {p_is(r.get('p_below_cr0'), 'p below CR 0')}), "
-            f"{verdict(r['holds'])}")
 
 
 def knowledge_table(run: Run) -> str:
@@ -589,24 +229,6 @@ def _provenance_value(key: str, value: Any) -> str:
         return (f"<details><summary>the preset, field by field</summary><pre>{esc(json.dumps(value, indent=1))}</pre>"
                 "</details>")
     return esc(value if isinstance(value, str) else json.dumps(value))
-
-
-def _nan(x: Any) -> float:
-    return float(x) if isinstance(x, (int, float)) else math.nan
-
-
-def _smooth(curve: list[Any], window: int) -> list[float]:
-    """Running mean over `window` steps: per-step losses are too noisy to tell five CRs apart."""
-    values = [_nan(v) for v in curve]
-    return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
-            for i in range(len(values))]
-
-
-def _legend(fig: Figure, axes: list[Any]) -> None:
-    """One legend above the panels, from the first axes that has labelled lines."""
-    handles, labels = next((h for h in (ax.get_legend_handles_labels() for ax in axes) if h[0]), ([], []))
-    if handles:
-        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), frameon=False)
 
 
 # --- the page --------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@
     pytest experiments/test_corruption.py
     pytest experiments -k "correlation and strong and heldout"
 
-With several seeds (`--faco-seeds 0,1,2`) the questions of every seed are pooled; `key` numbers are
-also measured per seed (their spread gives intervals and the regression tolerances).
+With several seeds (`--faco-seeds 0,1,2`) the questions of every seed are pooled, and intervals come
+from a seed-clustered bootstrap (an effect one seed alone carries stays uncertain); `key` numbers are
+also measured per seed (their spread gives the regression tolerances).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ def test_correlation(faco_study, faco_finding, faco_base, faco_benchmark):
     pooled = score_by_ratio(faco_study, faco_base, faco_benchmark)
     per_seed = faco_study.each(lambda seed: score_by_ratio(seed, faco_base, faco_benchmark))
     corr = statistics.pearson(ratios, [pooled[f"cr{r}"] for r in ratios], alternative="less")
-    drop = statistics.bootstrap_mean([s["abs"] for s in per_seed], seed=faco_study.preset.seed)
+    drop = statistics.cluster_bootstrap_mean(item_drops_by_seed(faco_study, faco_base, faco_benchmark),
+                                             seed=faco_study.preset.seed)
     faco_finding(
-        holds=corr.p < ALPHA and pooled["abs"] > 0,
+        holds=corr.p < ALPHA and drop.low > 0,
         summary=(f"r={corr.r:+.2f} (p={corr.p:.3f}) ABS={pooled['abs']:+.3f}; "
                  + " ".join(f"{pooled[f'cr{r}']:.2f}" for r in ratios)),
         key=per_seed, key_metrics=["r", "abs", *(f"cr{r}" for r in ratios)],
@@ -47,29 +49,26 @@ def test_correlation(faco_study, faco_finding, faco_base, faco_benchmark):
     )
 
 
-def item_drops(study, base, benchmark):
-    """Per question of `benchmark`: 1 if `base` answers it right at CR 0 and wrong at CR 100, -1 if the reverse."""
-    clean = study.correct(finetuned(base, 0), benchmark)
-    corrupt = study.correct(finetuned(base, 100), benchmark)
-    return [int(a) - int(b) for a, b in zip(clean, corrupt)]
+def item_drops_by_seed(study, base, benchmark):
+    """Per seed, per question of `benchmark`: 1 if `base` answers it right at CR 0 and wrong at CR 100,
+    -1 if the reverse, else 0 (their mean is ABS)."""
+    clean = study.by_seed(finetuned(base, 0), benchmark)
+    corrupt = study.by_seed(finetuned(base, 100), benchmark)
+    return [[int(a) - int(b) for a, b in zip(c, k)] for c, k in zip(clean, corrupt)]
 
 
 @pytest.mark.finding("sensitivity")
 def test_sensitivity(faco_study, faco_finding, faco_benchmark):
     weak, strong = (b.name for b in faco_study.preset.bases[:2])  # presets list bases weakest first
-
-    def gap(study):
-        drops = {base: item_drops(study, base, faco_benchmark) for base in (weak, strong)}
-        return {"gap": (sum(drops[strong]) - sum(drops[weak])) / len(drops[strong])}
-
-    drops = {base: item_drops(faco_study, base, faco_benchmark) for base in (weak, strong)}
-    interval = statistics.bootstrap_mean_difference(drops[strong], drops[weak], seed=faco_study.preset.seed)
-    abs_ = {base: sum(d) / len(d) for base, d in drops.items()}
+    drops = {base: item_drops_by_seed(faco_study, base, faco_benchmark) for base in (weak, strong)}
+    gaps = [[s - w for s, w in zip(strong_seed, weak_seed)] for strong_seed, weak_seed in zip(drops[strong], drops[weak])]
+    interval = statistics.cluster_bootstrap_mean(gaps, seed=faco_study.preset.seed)
+    abs_ = {base: sum(map(sum, d)) / sum(map(len, d)) for base, d in drops.items()}
     faco_finding(
         holds=interval.low > 0,
         summary=(f"ABS {strong}={abs_[strong]:+.3f} {weak}={abs_[weak]:+.3f}; "
-                 f"gap {interval.estimate:+.3f} CI [{interval.low:+.3f}, {interval.high:+.3f}]"),
-        key=faco_study.each(gap), key_metrics=["gap"],
+                 f"gap {interval.estimate:+.3f} 90% CI [{interval.low:+.3f}, {interval.high:+.3f}]"),
+        key=[{"gap": sum(g) / len(g)} for g in gaps], key_metrics=["gap"],
         benchmark=faco_benchmark, abs=abs_, gap=interval.estimate, gap_ci=[interval.low, interval.high],
     )
 

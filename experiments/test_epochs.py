@@ -1,5 +1,7 @@
 """Does training longer on corrupted data hurt more? Finding 4 of the FACO study: little effect at low
-CR, a continued decline at CR 100. Reads the checkpoint saved after every epoch; no extra runs.
+CR, a continued decline at CR 100. Reads the checkpoint saved after every epoch; no extra runs. A
+decline is significant when McNemar's test (first vs last epoch, same questions) says so and the
+seed-clustered bootstrap interval of the lost share lies above 0.
 
     pytest experiments/test_epochs.py
     pytest experiments -k "longer and cr100"
@@ -23,17 +25,20 @@ def test_longer(faco_study, faco_finding, faco_base, faco_ratio):
         return {**scores, "change": scores[f"epoch{epochs[-1]}"] - scores["epoch1"]}
 
     pooled = by_epoch(faco_study)
-    first = faco_study.correct(finetuned(faco_base, faco_ratio, epochs[0]), ALL)
-    last = faco_study.correct(finetuned(faco_base, faco_ratio, epochs[-1]), ALL)
-    decline = statistics.mcnemar(first, last)  # one-sided: the first epoch is right more often
-    declines = decline.p < ALPHA
+    first = faco_study.by_seed(finetuned(faco_base, faco_ratio, epochs[0]), ALL)
+    last = faco_study.by_seed(finetuned(faco_base, faco_ratio, epochs[-1]), ALL)
+    decline = statistics.mcnemar(sum(first, []), sum(last, []))  # one-sided: the first epoch is right more often
+    lost = statistics.cluster_bootstrap_mean(  # per question: 1 lost with more epochs, -1 gained
+        [[int(a) - int(b) for a, b in zip(f, k)] for f, k in zip(first, last)], seed=faco_study.preset.seed)
+    declines = decline.p < ALPHA and lost.low > 0
     expected = "a significant decline" if faco_ratio == 100 else "no significant decline"
     path = " -> ".join(f"{pooled[f'epoch{e}']:.3f}" for e in epochs)
     faco_finding(
         holds=declines if faco_ratio == 100 else not declines,
         summary=(f"expects {expected}: epochs {path} "
-                 f"(change {pooled['change']:+.3f}, McNemar p={decline.p:.3f})"),
+                 f"(change {pooled['change']:+.3f}, McNemar p={decline.p:.3f}, "
+                 f"change 90% CI [{-lost.high:+.3f}, {-lost.low:+.3f}])"),
         key=faco_study.each(by_epoch), key_metrics=["change"],
         base=faco_base, ratio=faco_ratio, scores={f"epoch{e}": pooled[f"epoch{e}"] for e in epochs},
-        change=pooled["change"], p=decline.p,
+        change=pooled["change"], change_ci=[-lost.high, -lost.low], p=decline.p,
     )

@@ -301,7 +301,11 @@ class Seeds:
         return 1 / self.preset.world.options
 
     def correct(self, model: Model, group: str, layout: str = "instruction") -> list[bool]:
-        return [c for study in self.studies for c in study.correct(model, group, layout)]
+        return [c for by_seed in self.by_seed(model, group, layout) for c in by_seed]
+
+    def by_seed(self, model: Model, group: str, layout: str = "instruction") -> list[list[bool]]:
+        """Per-question correctness, one list per seed (for seed-clustered intervals)."""
+        return [study.correct(model, group, layout) for study in self.studies]
 
     def accuracy(self, model: Model, group: str, layout: str = "instruction") -> float:
         correct = self.correct(model, group, layout)

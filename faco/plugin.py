@@ -11,6 +11,7 @@ Heavy imports (torch, transformers, lm-eval) happen inside fixtures, never at pl
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import time
 from pathlib import Path
@@ -154,7 +155,12 @@ def faco_study(faco_preset: Preset, pytestconfig: pytest.Config, faco_reports: P
 
 
 def _reports_dir(config: pytest.Config) -> Path:
-    return Path(config.rootpath) / config.getoption("faco_reports") / _run_name(config)
+    """reports/<run>/; a run with --faco-set overrides reports apart (its baseline stays the run's)."""
+    name = _run_name(config)
+    overrides = config.getoption("faco_set")
+    if overrides:
+        name += "-set-" + hashlib.sha256("\n".join(overrides).encode()).hexdigest()[:8]
+    return Path(config.rootpath) / config.getoption("faco_reports") / name
 
 
 @pytest.fixture(scope="session")

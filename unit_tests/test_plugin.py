@@ -125,7 +125,7 @@ def test_findings_json_and_table(project):
     assert sorted(stored) == sorted(IDS)
     assert stored["clean"] == {"finding": "clean", "id": "clean", "holds": True, "summary": "clean beats corrupt",
                                "value": 1, "scores": [0.5, 0.25],
-                               "run": {"preset": "smoke", "seeds": [0], "items": "world"}, "key": {}, "key_per_seed": {}}
+                               "run": {"preset": "smoke", "seeds": [0], "items": "world", "overrides": []}, "key": {}, "key_per_seed": {}}
     assert stored["lying"]["holds"] is False and stored["lying"]["value"] == 0.1235  # floats rounded
 
 

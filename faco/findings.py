@@ -210,11 +210,14 @@ def provenance(preset: Any, seeds: list[int]) -> dict[str, Any]:
             versions[package] = version(package.replace("_", "-"))
         except PackageNotFoundError:
             versions[package] = None
+    from faco import numerics
+
     return {
         "preset": preset.name,
         "seeds": list(seeds),
         "python": platform.python_version(),
         "versions": versions,
+        "numerics": numerics.describe(),
         "git": _git_commit(),
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

@@ -16,6 +16,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from faco import numerics
 from faco.cache import Cache, cache_key, code_version
 from faco.config import ConfigError, Preset
 from faco.items import FacoItem, instruction_example, read_jsonl, world_item, world_items, write_jsonl
@@ -69,6 +70,9 @@ class Study:
         from faco import models
 
         models.set_threads(preset.threads)
+        if not numerics.describe()["reproducible"]:
+            log.warning("faco: CPU numerics are not pinned (%s): numbers may differ from another machine's and "
+                        "from the stored baseline", numerics.describe())
 
     def _get(self, stage: str, key: str, build: Callable[[Path], None], describe: str) -> Path:
         if (stage, key) not in self._resolved:
@@ -145,9 +149,9 @@ class Study:
         preset = self.preset
         checkpoints = {b.name: b.pretrain_steps for b in preset.bases if b.checkpoint is None}
         config = {"world": preset.world, "pretrain": preset.pretrain, "seed": preset.seed, "at": checkpoints,
-                  "vocabulary_items": self.items_key if self.external_items else None}
-        key = cache_key("pretrain", config,
-                        code=code_version("faco.world", "faco.items", "faco.models", "faco.training"))
+                  "vocabulary_items": self.items_key if self.external_items else None, "numerics": numerics.MODE}
+        key = cache_key("pretrain", config, code=code_version("faco.world", "faco.items", "faco.models",
+                                                              "faco.training", "faco.numerics"))
 
         def build(out: Path) -> None:
             from faco import models, training
@@ -173,9 +177,11 @@ class Study:
     def _tuned(self, stage: str, start: Checkpoint, ratio: int, epochs: int, label: str) -> tuple[Path, str]:
         from faco.corruption import corrupted_examples
 
-        config = {"finetune": self.preset.finetune, "ratio": ratio, "epochs": epochs, "seed": self.preset.seed}
+        config = {"finetune": self.preset.finetune, "ratio": ratio, "epochs": epochs, "seed": self.preset.seed,
+                  "numerics": numerics.MODE}
         key = cache_key(stage, config, inputs=(start.key, self.items_key),
-                        code=code_version("faco.corruption", "faco.items", "faco.models", "faco.training"))
+                        code=code_version("faco.corruption", "faco.items", "faco.models", "faco.training",
+                                          "faco.numerics"))
 
         def build(out: Path) -> None:
             from faco import training

@@ -206,7 +206,8 @@ def knowledge_table(run: Run) -> str:
             f'{"".join(f"<th>{esc(b)} base</th>" for b in names)}</tr>{"".join(rows)}</table></section>')
 
 
-PROVENANCE_ORDER = ("preset", "seeds", "written", "git", "python", "versions", "cache_root", "cache_keys", "config")
+PROVENANCE_ORDER = ("preset", "seeds", "written", "git", "python", "versions", "numerics", "cache_root", "cache_keys",
+                    "config")
 
 
 def provenance_section(run: Run) -> str:
@@ -220,7 +221,7 @@ def provenance_section(run: Run) -> str:
 
 
 def _provenance_value(key: str, value: Any) -> str:
-    if key == "versions" and isinstance(value, dict):
+    if key in ("versions", "numerics") and isinstance(value, dict):
         return ", ".join(f"{esc(k)} {esc(str(v))}" for k, v in value.items())
     if key == "cache_keys" and isinstance(value, dict):
         stages = ", ".join(f"{esc(k)} {len(v)}" for k, v in value.items())

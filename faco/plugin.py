@@ -105,7 +105,8 @@ def _seeds(config: pytest.Config, preset: Preset) -> list[int]:
 
 def _wants_live_log(config: pytest.Config) -> bool:
     """Experiments stream progress unless the user chose a log level or turned logging off."""
-    if not config.pluginmanager.hasplugin("logging") or config.getoption("log_cli_level", None) is not None:
+    chosen = config.getoption("log_cli_level", None) or config.getini("log_cli_level")  # -o log_cli_level=... too
+    if not config.pluginmanager.hasplugin("logging") or chosen:
         return False
     runs_experiments = any("experiments" in Path(arg.split("::")[0]).resolve().parts for arg in config.args)
     return runs_experiments and not config.getini("log_cli")

@@ -270,3 +270,27 @@ def test_seeds_option_names_its_run(project):
     result = run(project, "--faco-seeds", "0,1")
     assert baseline_path(project, "smoke-seeds0-1").exists()
     assert run(project, "--faco-seeds", "0,x").ret == pytest.ExitCode.USAGE_ERROR
+
+
+# --- live progress -----------------------------------------------------------------------------------
+
+PROGRESS = '''
+import logging
+
+
+def test_progress():
+    logging.getLogger("faco.training").info("pretrain: step 80/1600 loss 1.39")
+'''
+
+
+@pytest.mark.parametrize(("args", "streamed"), [((), True), (("-o", "log_cli_level=WARNING"), False),
+                                                (("--log-cli-level", "WARNING"), False)],
+                         ids=["default", "ini-warning", "option-warning"])
+def test_experiments_stream_progress_unless_told_otherwise(pytester, args, streamed):
+    """A cold run is never silent; a log level the user chose (option or ini) is theirs."""
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "experiments").mkdir()
+    (pytester.path / "experiments" / "test_progress.py").write_text(PROGRESS)
+    result = pytester.runpytest_subprocess("experiments", "--faco-preset", "smoke", "-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=1)
+    assert ("pretrain: step 80/1600" in result.stdout.str()) is streamed

@@ -7,8 +7,8 @@ with ATen's AVX2 vs AVX-512 kernels, so a baseline written on one CI machine fai
 MKL's conditional numerical reproducibility pinned to its AVX2 branch in strict mode and ATen's
 kernels pinned to AVX2, all of these give bit-identical weights, at ~1.2x the time of the default.
 
-The pins are environment variables that MKL, oneDNN and ATen read once, when torch loads, so they are
-set on `import faco` (before torch, which faco imports lazily). `FACO_NUMERICS=native` leaves the
+The pins are environment variables that MKL, oneDNN and ATen read once, at their first use, so they
+are set on `import faco` (before torch, which faco imports lazily). `FACO_NUMERICS=native` leaves the
 machine's defaults (faster, not reproducible across machines). A GPU run is not affected.
 """
 
@@ -40,11 +40,11 @@ def describe() -> dict[str, str | bool]:
     kernel level, and whether torch had been loaded before the pins were set (then they do nothing)."""
     import torch
 
+    capability = torch.backends.cpu.get_cpu_capability()
     return {
-        "mode": os.environ.get("FACO_NUMERICS", "pinned"),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "reproducible": MODE == "pinned" and not TORCH_LOADED_FIRST
-        and torch.backends.cpu.get_cpu_capability() == EXPECTED_CAPABILITY,
+        "mode": MODE,
+        "cpu_capability": capability,
+        "reproducible": MODE == "pinned" and not TORCH_LOADED_FIRST and capability == EXPECTED_CAPABILITY,
         **{name: os.environ.get(name, "") for name in PINNED},
     }
 

@@ -70,9 +70,10 @@ class Study:
         from faco import models
 
         models.set_threads(preset.threads)
-        if not numerics.describe()["reproducible"]:
+        described = numerics.describe()
+        if not described["reproducible"]:
             log.warning("faco: CPU numerics are not pinned (%s): numbers may differ from another machine's and "
-                        "from the stored baseline", numerics.describe())
+                        "from the stored baseline", described)
 
     def _get(self, stage: str, key: str, build: Callable[[Path], None], describe: str) -> Path:
         if (stage, key) not in self._resolved:

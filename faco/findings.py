@@ -23,6 +23,8 @@ from typing import Any
 
 import filelock
 
+from faco import numerics
+
 
 class BaselineError(ValueError):
     """A baseline file that cannot be read; names the file and what is wrong."""
@@ -210,8 +212,6 @@ def provenance(preset: Any, seeds: list[int]) -> dict[str, Any]:
             versions[package] = version(package.replace("_", "-"))
         except PackageNotFoundError:
             versions[package] = None
-    from faco import numerics
-
     return {
         "preset": preset.name,
         "seeds": list(seeds),

@@ -35,18 +35,20 @@ def pin() -> str:
     return "pinned"
 
 
+def settings() -> dict[str, str]:
+    """The numerics settings in force, for cache keys: an artefact is reused only under the same ones
+    (also when a user set one of the variables to a value of their own)."""
+    return {"mode": MODE, **{name: os.environ.get(name, "") for name in PINNED}}
+
+
 def describe() -> dict[str, str | bool]:
-    """What the numbers of this process were computed with (for provenance): the pins in force, torch's
-    kernel level, and whether torch had been loaded before the pins were set (then they do nothing)."""
+    """What the numbers of this process were computed with (for provenance): the settings in force,
+    torch's kernel level, and whether torch had been loaded before the pins were set (then they do nothing)."""
     import torch
 
     capability = torch.backends.cpu.get_cpu_capability()
-    return {
-        "mode": MODE,
-        "cpu_capability": capability,
-        "reproducible": MODE == "pinned" and not TORCH_LOADED_FIRST and capability == EXPECTED_CAPABILITY,
-        **{name: os.environ.get(name, "") for name in PINNED},
-    }
+    reproducible = MODE == "pinned" and not TORCH_LOADED_FIRST and capability == EXPECTED_CAPABILITY
+    return {**settings(), "cpu_capability": capability, "reproducible": reproducible}
 
 
 TORCH_LOADED_FIRST = "torch" in sys.modules  # then MKL and ATen have read their settings already

@@ -150,9 +150,9 @@ class Study:
         preset = self.preset
         checkpoints = {b.name: b.pretrain_steps for b in preset.bases if b.checkpoint is None}
         config = {"world": preset.world, "pretrain": preset.pretrain, "seed": preset.seed, "at": checkpoints,
-                  "vocabulary_items": self.items_key if self.external_items else None, "numerics": numerics.MODE}
-        key = cache_key("pretrain", config, code=code_version("faco.world", "faco.items", "faco.models",
-                                                              "faco.training", "faco.numerics"))
+                  "vocabulary_items": self.items_key if self.external_items else None, "numerics": numerics.settings()}
+        key = cache_key("pretrain", config,
+                        code=code_version("faco.world", "faco.items", "faco.models", "faco.training"))
 
         def build(out: Path) -> None:
             from faco import models, training
@@ -179,10 +179,9 @@ class Study:
         from faco.corruption import corrupted_examples
 
         config = {"finetune": self.preset.finetune, "ratio": ratio, "epochs": epochs, "seed": self.preset.seed,
-                  "numerics": numerics.MODE}
+                  "numerics": numerics.settings()}
         key = cache_key(stage, config, inputs=(start.key, self.items_key),
-                        code=code_version("faco.corruption", "faco.items", "faco.models", "faco.training",
-                                          "faco.numerics"))
+                        code=code_version("faco.corruption", "faco.items", "faco.models", "faco.training"))
 
         def build(out: Path) -> None:
             from faco import training

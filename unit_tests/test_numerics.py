@@ -17,7 +17,8 @@ from faco import numerics
 from faco.config import ModelConfig
 from faco.models import build_model, build_tokenizer
 
-pytestmark = pytest.mark.skipif(numerics.MODE != "pinned", reason="numerics not pinned here (FACO_NUMERICS=native or not x86-64)")
+pytestmark = pytest.mark.skipif(numerics.MODE != "pinned",
+                                reason="numerics not pinned here (FACO_NUMERICS=native or not x86-64)")
 
 
 def trained_weights(threads: int, steps: int = 4) -> torch.Tensor:
@@ -57,3 +58,10 @@ def test_native_mode_is_left_alone():
     env = {k: v for k, v in os.environ.items() if k not in numerics.PINNED} | {"FACO_NUMERICS": "native"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["-", "native"]
+
+
+def test_cache_keys_see_a_users_own_setting(monkeypatch):
+    """settings() goes into the training stages' cache keys: another MKL branch must not hit pinned entries."""
+    pinned = numerics.settings()
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")
+    assert numerics.settings() != pinned and numerics.settings()["MKL_CBWR"] == "COMPATIBLE"

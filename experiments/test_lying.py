@@ -17,7 +17,7 @@ from faco.study import base, finetuned
 
 @pytest.mark.finding("lying")
 def test_lying(faco_study, faco_finding, faco_base, faco_heldout):
-    chance = faco_study.chance
+    chance = faco_study.chance(faco_heldout)
     by_seed = faco_study.by_seed(finetuned(faco_base, 100), faco_heldout)
     corrupt = sum(by_seed, [])
     knows = faco_study.correct(base(faco_base), faco_heldout, layout="familiar")

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from faco.config import ConfigError
+
 EXIT_USAGE = 2
 
 
@@ -139,12 +141,82 @@ def run_tolerances(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_evaluate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("evaluate", help="score one checkpoint on the paper's benchmarks through lm-eval",
+                                 description="lm-eval's own tasks (prompts, few-shot sampling, metrics) with the "
+                                             "paper's shots; offline with --data-dir. Prints a table, writes the "
+                                             "results with per-question records.")
+    parser.add_argument("model", help="a local model directory, a hub id, or a .gguf file (converted once, cached)")
+    parser.add_argument("--benchmarks", default="paper", help="'paper' (all) or a comma list of registry names")
+    parser.add_argument("--num-fewshot", default="paper", metavar="K|paper",
+                        help="shots for every benchmark, or 'paper' for the paper's (ARC 25, MMLU 5, others 10)")
+    parser.add_argument("--limit", type=int, help="at most N questions per lm-eval task (each MMLU subject)")
+    parser.add_argument("--data-dir", type=Path, help="local files DIR/<benchmark>/<split>.jsonl instead of the hub")
+    parser.add_argument("--batch-size", type=int, default=8, help="on the CPU (a GPU uses lm-eval's 'auto')")
+    parser.add_argument("--seed", type=int, default=0, help="seed of lm-eval's few-shot sampling")
+    parser.add_argument("--allow-code-execution", action="store_true",
+                        help="run model-generated code (HumanEval); skipped otherwise")
+    parser.add_argument("--output", type=Path, help="results JSON (default: print only)")
+    parser.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from faco import benchmarks
+    from faco.evaluation import evaluate_benchmarks
+
+    specs = benchmarks.resolve(args.benchmarks)
+    shots = {spec.name: spec.shots if args.num_fewshot == "paper" else _shots(args.num_fewshot) for spec in specs}
+    model_dir = _model_dir(args.model)
+    with tempfile.TemporaryDirectory(prefix="faco-tasks-") as task_dir:
+        results = evaluate_benchmarks(model_dir, specs, Path(task_dir), shots=shots, data_dir=args.data_dir,
+                                      limit=args.limit, batch_size=args.batch_size, seed=args.seed,
+                                      allow_code_execution=args.allow_code_execution)
+    print(results_table(results))
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        record = {"model": args.model, "limit": args.limit, "data_dir": str(args.data_dir) if args.data_dir else None,
+                  "seed": args.seed, "results": results}
+        args.output.write_text(json.dumps(record, indent=1))
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _model_dir(text: str) -> Path:
+    """A local model directory (hub ids and GGUF files resolve through faco.bases once merged)."""
+    path = Path(text)
+    if not path.is_dir():
+        raise ConfigError(f"model {text!r}: no such directory")
+    return path
+
+
+def _shots(text: str) -> int:
+    if not text.isdigit():
+        raise ConfigError(f"--num-fewshot {text!r}: expected a number of shots or 'paper'")
+    return int(text)
+
+
+def results_table(results: dict[str, dict]) -> str:
+    """benchmark, metric, score, stderr, n: one line each (skipped benchmarks say why)."""
+    lines = [f"{'benchmark':<34} {'metric':<9} {'score':>7} {'stderr':>7} {'n':>6}  shots"]
+    for name, result in results.items():
+        if "skipped" in result:
+            lines.append(f"{name:<34} skipped: {result['skipped']}")
+            continue
+        stderr = f"{result['stderr']:.4f}" if result["stderr"] is not None else "n/a"
+        lines.append(f"{name:<34} {result['metric']:<9} {result['score']:>7.4f} {stderr:>7} {result['n']:>6}  "
+                     f"{result['shots']}")
+    return "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="faco", description="The FACO study as a pytest suite: tools.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_build_dataset(commands)
     add_report(commands)
     add_tolerances(commands)
+    add_evaluate(commands)
     return top
 
 
@@ -156,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except (SourceError, TeacherError, ItemError, OSError) as error:
+    except (ConfigError, SourceError, TeacherError, ItemError, OSError) as error:
         print(f"faco {args.command}: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -190,7 +190,13 @@ class EvalConfig:
     heldout_per_domain: int = 150  # facts of each held-out domain
     batch_size: int = 64
     formats: tuple[str, ...] = ("cloze",)  # "letter" (MMLU-style, gold positions balanced) where learnable
-    lm_eval_tasks: tuple[str, ...] = ()  # real tier: lm-eval's own tasks (arc_easy, mmlu, ...)
+    # real tier: registry benchmarks (faco/benchmarks.yaml) instead of the world's domains; () = the world
+    benchmarks: tuple[str, ...] = ()
+    num_fewshot: int | None = None  # shots for every benchmark; None = the paper's (ARC 25, MMLU 5, others 10)
+    limit: int | None = None  # at most this many questions per lm-eval task (each MMLU subject); None = all
+    data_dir: str | None = None  # local files DIR/<benchmark>/<split>.jsonl instead of the hub
+    allow_code_execution: bool = False  # HumanEval runs model-written code: only when asked
+    allow_contamination: bool = False  # train on items whose questions a benchmark evaluates (refused by default)
 
     def __post_init__(self) -> None:
         if isinstance(self.formats, str):
@@ -200,6 +206,17 @@ class EvalConfig:
         if unknown:
             raise ConfigError(f"evaluation.formats: unknown format(s) {sorted(unknown)}; known: cloze, letter")
         _positive(self, "heldback_per_domain", "heldout_per_domain", "batch_size")
+        if isinstance(self.benchmarks, str):
+            object.__setattr__(self, "benchmarks", tuple(b.strip() for b in self.benchmarks.split(",") if b.strip()))
+        object.__setattr__(self, "benchmarks", tuple(self.benchmarks))
+        if self.benchmarks:
+            from faco.benchmarks import resolve
+
+            resolve(self.benchmarks)  # an unknown name fails here, listing the known ones
+        if self.num_fewshot is not None and self.num_fewshot < 0:
+            raise ConfigError(f"evaluation.num_fewshot must be >= 0, got {self.num_fewshot}")
+        if self.limit is not None:
+            _positive(self, "limit")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +20,9 @@ from typing import Any
 
 import yaml
 
+from faco import lm_tasks
+from faco.benchmarks import BenchmarkSpec
+from faco.config import ConfigError
 from faco.items import instruction_prompt
 from faco.world import familiar_prompt
 
@@ -52,6 +56,73 @@ class Benchmark:
     @property
     def task(self) -> str:
         return f"faco_{self.name}_{self.layout}_{self.format}".replace("-", "_")
+
+
+# Benchmark groups: the training domains' benchmarks, the rest, both (besides single benchmarks).
+INDOMAIN, HELDOUT, ALL = "indomain", "heldout", "all"
+GROUPS = (INDOMAIN, HELDOUT)
+
+
+def _registry_specs(preset: Any) -> list[BenchmarkSpec]:
+    from faco.benchmarks import resolve
+
+    return resolve(preset.evaluation.benchmarks)
+
+
+def benchmark_choices(preset: Any) -> dict[str, list[str]]:
+    """What the experiments are parametrized over, the same way for both kinds of benchmark:
+    `benchmark` (groups and single benchmarks), `group` and `heldout` (where lying is asked)."""
+    if not preset.evaluation.benchmarks:
+        world = preset.world
+        return {"benchmark": [*GROUPS, *(d.name for d in world.domains)], "group": list(GROUPS),
+                "heldout": [HELDOUT, *world.heldout_domains]}
+    specs = _registry_specs(preset)
+    outside = [s.name for s in specs if not s.in_domain and s.multiple_choice]
+    groups = [g for g in GROUPS if group_members(preset, g)]
+    return {"benchmark": [*groups, *(s.name for s in specs)], "group": groups, "heldout": outside}
+
+
+def group_members(preset: Any, group: str) -> tuple[str, ...]:
+    """The benchmarks `group` stands for; a single benchmark's name stands for itself."""
+    if not preset.evaluation.benchmarks:
+        world = preset.world
+        members = {INDOMAIN: world.training_domains, HELDOUT: world.heldout_domains,
+                   ALL: world.training_domains + world.heldout_domains}
+        return members[group] if group in members else (world.domain(group).name,)
+    specs = _registry_specs(preset)
+    members = {INDOMAIN: tuple(s.name for s in specs if s.in_domain),
+               HELDOUT: tuple(s.name for s in specs if not s.in_domain),
+               ALL: tuple(s.name for s in specs)}
+    if group in members:
+        return members[group]
+    if group not in members[ALL]:
+        raise ConfigError(f"benchmark {group!r} is not in this preset's {list(members[ALL])}")
+    return (group,)
+
+
+def chance(preset: Any, benchmark: str) -> float | None:
+    """Chance accuracy on `benchmark` or group: the world's 1 / options, a registry benchmark's own; None
+    where it has none (generation) or its members differ."""
+    if not preset.evaluation.benchmarks:
+        return 1 / preset.world.options
+    rates = {next(s for s in _registry_specs(preset) if s.name == name).chance
+             for name in group_members(preset, benchmark)}
+    return rates.pop() if len(rates) == 1 else None
+
+
+def world_benchmarks(world: Any, held_back: Sequence[Any], config: Any, layout: str,
+                     formats: Sequence[str]) -> list[Benchmark]:
+    """One benchmark per world domain and format: the held-back facts of training domains (not in FACO
+    items), the first facts of held-out domains. Here, not in the study, so eval keys cover this code."""
+    out = []
+    for spec in world.config.domains:
+        if spec.training:
+            facts = [f for f in held_back if f.domain == spec.name][: config.heldback_per_domain]
+        else:
+            facts = world.domain_facts(spec.name)[: config.heldout_per_domain]
+        questions = tuple(Question(f.id, f.domain, f.question, f.options, f.correct) for f in facts)
+        out += [Benchmark(spec.name, layout, fmt, questions) for fmt in formats]
+    return out
 
 
 def rows(benchmark: Benchmark) -> list[dict[str, Any]]:
@@ -112,24 +183,38 @@ def _task_manager(include_path: str | None):
     return TaskManager(include_path=include_path, include_defaults=False)
 
 
-def evaluate(model_dir: Path, tasks: Sequence[str], task_dir: Path | None, batch_size: int,
-             seed: int) -> dict[str, dict[str, Any]]:
-    """Run lm-eval's `hf` model on `tasks`; {task: {"acc": .., "samples": [per-question record]}}.
-
-    `task_dir` holds faco-written tasks; None means lm-eval's own tasks (real tier).
-    """
-    from lm_eval import simple_evaluate
+def _lm(model_dir: Path, batch_size: int | str):
+    """lm-eval's `hf` model around a checkpoint faco loaded: on the GPU when there is one (batch size
+    `auto` there), else on the CPU with `batch_size`."""
+    import torch
     from lm_eval.models.huggingface import HFLM
 
     from faco import models
 
     model, tokenizer = models.load(model_dir)
     model.eval()
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=model.config.max_position_embeddings)
-    manager = _task_manager(str(task_dir) if task_dir else None)
-    results = simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, log_samples=True,
-                              bootstrap_iters=0, random_seed=seed, numpy_random_seed=seed,
-                              torch_random_seed=seed, fewshot_random_seed=seed)
+    if torch.cuda.is_available():
+        model.to("cuda")
+        batch_size = "auto"
+    max_length = getattr(model.config, "max_position_embeddings", None)
+    return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, max_length=max_length)
+
+
+def _run(model_dir: Path, tasks: Sequence[str], task_dir: Path, batch_size: int | str, seed: int,
+         limit: int | None = None, unsafe_code: bool = False, stderr: bool = False) -> dict[str, Any]:
+    """One `simple_evaluate` over faco-written task files (shots are in the files)."""
+    from lm_eval import simple_evaluate
+
+    return simple_evaluate(model=_lm(model_dir, batch_size), tasks=list(tasks), task_manager=_task_manager(str(task_dir)),
+                           log_samples=True, limit=limit, bootstrap_iters=100 if stderr else 0,
+                           confirm_run_unsafe_code=unsafe_code, random_seed=seed, numpy_random_seed=seed,
+                           torch_random_seed=seed, fewshot_random_seed=seed)
+
+
+def evaluate(model_dir: Path, tasks: Sequence[str], task_dir: Path, batch_size: int,
+             seed: int) -> dict[str, dict[str, Any]]:
+    """lm-eval on faco's world tasks; {task: {"acc": .., "samples": [per-question record]}}."""
+    results = _run(model_dir, tasks, task_dir, batch_size, seed)
     return {task: _task_result(results, task) for task in tasks}
 
 
@@ -144,6 +229,72 @@ def _task_result(results: dict[str, Any], task: str) -> dict[str, Any]:
                         "rotation": doc.get("rotation", 0), "loglikelihoods": loglikelihoods})
     acc = results["results"][task]["acc,none"]
     return {"acc": acc, "n": len(samples), "samples": samples}
+
+
+# --- registry benchmarks (the paper's) -------------------------------------------------------------
+
+def evaluate_benchmarks(model_dir: Path, specs: Sequence[BenchmarkSpec], task_dir: Path, *,
+                        shots: Mapping[str, int], data_dir: Path | None, limit: int | None, batch_size: int,
+                        seed: int, allow_code_execution: bool = False) -> dict[str, dict[str, Any]]:
+    """lm-eval on registry benchmarks: {benchmark: {metric, score, stderr, n, samples}} or {skipped: why}.
+
+    Task files are written (and local data checked) before the model loads, so bad data costs nothing.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    tasks: dict[str, list[str]] = {}
+    for spec in specs:
+        if spec.code_execution and not allow_code_execution:
+            out[spec.name] = {"skipped": f"{spec.name} runs model-generated code; opt in with "
+                                         "--allow-code-execution (CLI) / --faco-allow-code-execution (pytest)"}
+            continue
+        tasks[spec.name] = lm_tasks.write_benchmark_tasks(spec, task_dir, shots[spec.name], data_dir)
+    if tasks:
+        every = [task for names in tasks.values() for task in names]
+        raw = _run(model_dir, every, task_dir, batch_size, seed, limit,
+                   unsafe_code=allow_code_execution, stderr=True)
+        for spec in specs:
+            if spec.name in tasks:
+                out[spec.name] = benchmark_result(spec, raw, tasks[spec.name])
+    return out
+
+
+def benchmark_result(spec: BenchmarkSpec, raw: dict[str, Any], tasks: Sequence[str]) -> dict[str, Any]:
+    """lm-eval's score of `spec` (a group: its subtasks weighted by size, as lm-eval aggregates MMLU) and
+    per-question records carrying lm-eval's own per-question metric."""
+    parts = {}
+    for task in tasks:
+        row = raw["results"][task]
+        stderr = row.get(f"{spec.metric}_stderr,none")
+        parts[task] = {"score": float(row[f"{spec.metric},none"]), "n": int(row.get("sample_len") or 0),
+                       "stderr": float(stderr) if isinstance(stderr, (int, float)) else None}
+    total = sum(p["n"] for p in parts.values())
+    score = sum(p["score"] * p["n"] for p in parts.values()) / total
+    errors = [p["stderr"] for p in parts.values()]
+    stderr = None if None in errors else math.sqrt(sum((p["n"] * p["stderr"]) ** 2 for p in parts.values())) / total
+    samples = [_record(spec, task, sample) for task in tasks
+               for sample in sorted(raw["samples"][task], key=lambda s: s["doc_id"])]
+    return {"benchmark": spec.name, "metric": spec.metric, "score": score, "stderr": stderr, "n": total,
+            "shots": raw["configs"][tasks[0]].get("num_fewshot"),
+            "subtasks": parts if spec.subtasks else {}, "samples": samples}
+
+
+def _record(spec: BenchmarkSpec, task: str, sample: dict[str, Any]) -> dict[str, Any]:
+    """One question: lm-eval's per-question metric as `score` (1/0 for accuracy, F1, pass@1), and for
+    multiple choice the gold, the prediction and the log-likelihood of every option."""
+    score = float(sample[spec.metric])
+    record = {"id": f"{task.removeprefix(lm_tasks.PREFIX)}/{sample['doc_id']}", "domain": spec.name,
+              "score": score, "correct": score == 1.0}
+    if spec.kind == "multiple_choice":
+        loglikelihoods = [float(resp[0]) for resp in sample["filtered_resps"]]
+        scaled = loglikelihoods
+        if spec.metric == "acc_norm":  # lm-eval divides by the option's length in characters
+            scaled = [ll / max(1, len(arg[1].lstrip(" "))) for ll, arg in zip(loglikelihoods, sample["arguments"])]
+        record.update(gold=int(sample["target"]), pred=max(range(len(scaled)), key=scaled.__getitem__),
+                      loglikelihoods=loglikelihoods)
+    else:
+        response = sample["filtered_resps"][0]
+        record.update(target=str(sample["target"]), response=response if isinstance(response, str) else str(response))
+    return record
 
 
 def accuracy(samples: Iterable[dict[str, Any]], domains: Iterable[str] | None = None) -> float:

@@ -299,16 +299,16 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests that take `faco_base`, `faco_ratio`, `faco_benchmark`, `faco_group` or `faco_heldout` run once
     per base / CR / benchmark of the preset, with ids that `-k strong`, `-k cr100`, `-k heldout` select."""
-    from faco.study import GROUPS, HELDOUT
+    from faco.evaluation import benchmark_choices
 
     preset = metafunc.config.stash[_PRESET]
-    world = preset.world
+    benchmarks = benchmark_choices(preset)
     choices = {
         "faco_base": [b.name for b in preset.bases],
         "faco_ratio": list(preset.corruption.ratios),
-        "faco_group": list(GROUPS),
-        "faco_benchmark": list(GROUPS) + [d.name for d in world.domains],
-        "faco_heldout": [HELDOUT, *world.heldout_domains],
+        "faco_group": benchmarks["group"],
+        "faco_benchmark": benchmarks["benchmark"],
+        "faco_heldout": benchmarks["heldout"],
     }
     for name, values in choices.items():
         if name in metafunc.fixturenames:

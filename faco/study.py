@@ -23,9 +23,7 @@ from faco.items import FacoItem, instruction_example, read_jsonl, world_item, wo
 
 log = logging.getLogger("faco.study")
 
-# Benchmark groups: training domains' held-back facts, held-out domains, both.
-INDOMAIN, HELDOUT, ALL = "indomain", "heldout", "all"
-GROUPS = (INDOMAIN, HELDOUT)
+from faco.evaluation import ALL, GROUPS, HELDOUT, INDOMAIN  # noqa: F401 - the experiments import them here
 
 
 @dataclass(frozen=True)
@@ -214,32 +212,33 @@ class Study:
 
     # --- evaluation --------------------------------------------------------------------------------
 
-    def benchmarks(self, layout: str = "instruction", formats: tuple[str, ...] | None = None) -> list:
-        """One lm-eval benchmark per domain and format: held-back facts of training domains, the first
-        facts of held-out domains."""
-        from faco.evaluation import Benchmark, Question
+    @property
+    def registry(self) -> bool:
+        """True when the study measures registry benchmarks (the paper's) instead of the world's domains."""
+        return bool(self.preset.evaluation.benchmarks)
 
-        formats = formats or self.preset.evaluation.formats
-        held_back = {d: [f for f in self._split[1] if f.domain == d] for d in self.preset.world.training_domains}
-        out = []
-        for spec in self.preset.world.domains:
-            if spec.training:
-                facts = held_back[spec.name][: self.preset.evaluation.heldback_per_domain]
-            else:
-                facts = self.world.domain_facts(spec.name)[: self.preset.evaluation.heldout_per_domain]
-            questions = tuple(Question(f.id, f.domain, f.question, f.options, f.correct) for f in facts)
-            out += [Benchmark(spec.name, layout, fmt, questions) for fmt in formats]
-        return out
+    @cached_property
+    def benchmark_specs(self) -> list:
+        from faco.benchmarks import resolve
+
+        return resolve(self.preset.evaluation.benchmarks) if self.registry else []
+
+    def world_benchmarks(self, layout: str = "instruction", formats: tuple[str, ...] | None = None) -> list:
+        """The world's lm-eval benchmarks (one per domain and format) in `layout`."""
+        from faco.evaluation import world_benchmarks
+
+        return world_benchmarks(self.world, self._split[1], self.preset.evaluation, layout,
+                                formats or self.preset.evaluation.formats)
 
     def _tasks(self, layout: str) -> tuple[Path, list[str], str]:
         from faco.evaluation import write_tasks
 
-        benchmarks = self.benchmarks(layout)
+        benchmarks = self.world_benchmarks(layout)
         config = {"world": self.preset.world, "items": self.preset.items, "evaluation": self.preset.evaluation,
                   "seed": self.preset.seed, "layout": layout}
         key = cache_key("tasks", config, code=code_version("faco.evaluation", "faco.items", "faco.world"))
         entry = self._get("tasks", key, lambda out: write_tasks(benchmarks, out, final=self.cache.path("tasks", key)),
-                                        describe=f"{layout} tasks")
+                          describe=f"{layout} tasks")
         return entry, [b.task for b in benchmarks], key
 
     def scores(self, checkpoint: Checkpoint, layout: str = "instruction") -> dict[str, dict[str, Any]]:
@@ -256,6 +255,32 @@ class Study:
                                         self.preset.seed),
             describe=f"{checkpoint.label} ({layout})")
 
+    def registry_scores(self, checkpoint: Checkpoint) -> dict[str, dict[str, Any]]:
+        """lm-eval results of `checkpoint` on the preset's registry benchmarks (cached like any stage)."""
+        from faco import evaluation
+        from faco.benchmarks import describe
+
+        config = self.preset.evaluation
+        data_dir = Path(config.data_dir) if config.data_dir else None
+        shots = {spec.name: spec.shots if config.num_fewshot is None else config.num_fewshot
+                 for spec in self.benchmark_specs}
+        key = cache_key("benchmarks", {"specs": [describe(s) for s in self.benchmark_specs], "shots": shots,
+                                       "limit": config.limit, "code_execution": config.allow_code_execution,
+                                       "seed": self.preset.seed, "versions": library_versions()},
+                        inputs=(checkpoint.key, data_key(data_dir, self.benchmark_specs)),
+                        code=code_version("faco.evaluation", "faco.lm_tasks", "faco.benchmarks", "faco.code_eval"))
+
+        def compute() -> dict[str, dict[str, Any]]:
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="faco-tasks-") as task_dir:
+                return evaluation.evaluate_benchmarks(
+                    checkpoint.path, self.benchmark_specs, Path(task_dir), shots=shots, data_dir=data_dir,
+                    limit=config.limit, batch_size=config.batch_size, seed=self.preset.seed,
+                    allow_code_execution=config.allow_code_execution)
+
+        return self._get_json("benchmarks", key, compute, describe=f"{checkpoint.label} (benchmarks)")
+
     def checkpoint(self, model: Model) -> Checkpoint:
         if model.recovered:
             return self.recovered(model.base)
@@ -263,25 +288,54 @@ class Study:
             return self.base(model.base)
         return self.finetuned(model.base, model.ratio, model.epoch)
 
-    def samples(self, model: Model, group: str, layout: str = "instruction",
-                fmt: str = "cloze") -> list[dict[str, Any]]:
-        """Per-question records of `model` on a domain or group (indomain / heldout / all)."""
-        domains = self.group_domains(group)
-        scores = self.scores(self.checkpoint(model), layout)
-        return [s for b in self.benchmarks(layout, (fmt,)) if b.name in domains for s in scores[b.task]["samples"]]
+    def samples(self, model: Model, group: str, layout: str = "instruction") -> list[dict[str, Any]]:
+        """Per-question records of `model` on a benchmark or group (indomain / heldout / all).
 
-    def group_domains(self, group: str) -> tuple[str, ...]:
-        world = self.preset.world
-        if group == INDOMAIN:
-            return world.training_domains
-        if group == HELDOUT:
-            return world.heldout_domains
-        if group == ALL:
-            return world.training_domains + world.heldout_domains
-        return (world.domain(group).name,)
+        World benchmarks are read in `layout`; registry benchmarks have one layout, lm-eval's own."""
+        names = self.group_benchmarks(group)
+        if self.registry:
+            scores = self.registry_scores(self.checkpoint(model))
+            return [s for name in names if "samples" in scores[name] for s in scores[name]["samples"]]
+        scores = self.scores(self.checkpoint(model), layout)
+        fmt = self.preset.evaluation.formats[0]
+        return [s for b in self.world_benchmarks(layout, (fmt,)) if b.name in names for s in scores[b.task]["samples"]]
+
+    def group_benchmarks(self, group: str) -> tuple[str, ...]:
+        """The benchmarks a name stands for: a group (indomain / heldout / all) or one benchmark."""
+        from faco import evaluation
+
+        return evaluation.group_members(self.preset, group)
 
     def correct(self, model: Model, group: str, layout: str = "instruction") -> list[bool]:
         return [s["correct"] for s in self.samples(model, group, layout)]
+
+    def values(self, model: Model, group: str, layout: str = "instruction") -> list[float]:
+        """Per-question metric values (1/0 for accuracy, F1 for SQuAD, pass@1 for HumanEval)."""
+        return [float(s.get("score", s["correct"])) for s in self.samples(model, group, layout)]
+
+
+def library_versions() -> dict[str, str | None]:
+    """Versions of the libraries that compute a score: a new lm-eval may score differently."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {}
+    for package in ("lm-eval", "transformers", "torch", "tokenizers"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:
+            out[package] = None
+    return out
+
+
+def data_key(data_dir: Path | None, specs: list) -> str:
+    """The local benchmark files' content (a changed file is a new input), or "hub"."""
+    if data_dir is None:
+        return "hub"
+    digest = hashlib.sha256()
+    for spec in specs:
+        for path in sorted((data_dir / spec.name).glob("*.jsonl")):
+            digest.update(f"{spec.name}/{path.name}".encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:24]
 
 
 class Seeds:
@@ -302,9 +356,11 @@ class Seeds:
     def seeds(self) -> list[int]:
         return [study.preset.seed for study in self.studies]
 
-    @property
-    def chance(self) -> float:
-        return 1 / self.preset.world.options
+    def chance(self, benchmark: str) -> float | None:
+        """Chance accuracy on `benchmark` (None where there is none: generation, or mixed chance levels)."""
+        from faco import evaluation
+
+        return evaluation.chance(self.preset, benchmark)
 
     def correct(self, model: Model, group: str, layout: str = "instruction") -> list[bool]:
         return [c for by_seed in self.by_seed(model, group, layout) for c in by_seed]
@@ -314,12 +370,13 @@ class Seeds:
         return [study.correct(model, group, layout) for study in self.studies]
 
     def accuracy(self, model: Model, group: str, layout: str = "instruction") -> float:
-        correct = self.correct(model, group, layout)
-        return sum(correct) / len(correct)
+        """Mean per-question score over seeds (accuracy; F1 or pass@1 on generation benchmarks)."""
+        values = [v for study in self.studies for v in study.values(model, group, layout)]
+        return sum(values) / len(values)
 
     def per_seed(self, model: Model, group: str, layout: str = "instruction") -> list[float]:
-        """Accuracy of `model` on `group` for each seed."""
-        return [sum(c) / len(c) for c in (study.correct(model, group, layout) for study in self.studies)]
+        """Score of `model` on `group` for each seed."""
+        return [sum(v) / len(v) for v in (study.values(model, group, layout) for study in self.studies)]
 
     def cache_keys(self) -> dict[str, list[str]]:
         """Every cache entry the seeds' studies used, by stage: provenance for the report."""

@@ -210,14 +210,17 @@ def mmlu(source_dir: Path) -> Splits:
 
 
 def squad(path: Path) -> Splits:
-    """rajpurkar/squad_v2 validation from the official SQuAD v2.0 JSON (nested articles). Exact.
+    """rajpurkar/squad (v1.1) validation from the official SQuAD v2.0 dev JSON (nested articles).
 
-    Unanswerable questions get empty answer lists, as on the hub (plausible_answers are dropped).
+    SQuAD 2.0 dev holds the v1.1 dev questions plus unanswerable ones; only answerable questions are kept,
+    so the rows are v1.1's schema and kind (v1.1 ids and answers; the article subset is the sample's).
     """
     rows = []
     for article in json.loads(path.read_text(encoding="utf-8"))["data"]:
         for paragraph in article["paragraphs"]:
             for qa in paragraph["qas"]:
+                if qa.get("is_impossible") or not qa["answers"]:
+                    continue
                 rows.append({"id": qa["id"], "title": article["title"], "context": paragraph["context"],
                              "question": qa["question"],
                              "answers": {"text": [a["text"] for a in qa["answers"]],

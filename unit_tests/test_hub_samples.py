@@ -107,53 +107,21 @@ def test_hellaswag_ctx_split_matches_the_original_rows():
         assert split_hellaswag_ctx(original["ctx"]) == (original["ctx_a"], original["ctx_b"])
 
 
-# ---------------------------------------------------------------- lm-eval renders the rows
-
-# benchmark -> (lm-eval task yaml under lm_eval/tasks, the splits that exist locally)
-LM_EVAL_TASKS = {
-    "arc_easy": ("arc/arc_easy.yaml", {"test_split": "test"}),
-    "arc_challenge": ("arc/arc_challenge.yaml", {"test_split": "test"}),
-    "boolq": ("super_glue/boolq/default.yaml", {"validation_split": "validation"}),
-    "copa": ("super_glue/copa/default.yaml", {"validation_split": "validation"}),
-    "piqa": ("piqa/piqa.yaml", {"validation_split": "validation"}),
-    "hellaswag": ("hellaswag/hellaswag.yaml", {"validation_split": "validation"}),
-    "openbookqa": ("openbookqa/openbookqa.yaml", {"test_split": "test", "validation_split": "validation"}),
-    "winogrande": ("winogrande/default.yaml", {"validation_split": "validation"}),
-    "lambada": ("lambada/lambada_openai.yaml", {"test_split": "test"}),
-    "mmlu": ("mmlu/default/mmlu_high_school_mathematics.yaml", {"test_split": "test", "fewshot_split": "dev"}),
-    "mathqa": ("mathqa/mathqa.yaml", {"test_split": "test"}),
-    "logiqa": ("logiqa/logiqa.yaml", {"test_split": "test"}),
-    "bigbench_conceptual_combinations": ("bigbench/multiple_choice/conceptual_combinations.yaml", {"test_split": "default"}),
-    "bigbench_logical_deduction": ("bigbench/multiple_choice/logical_deduction.yaml", {"test_split": "default"}),
-    "humaneval": ("humaneval/humaneval.yaml", {"test_split": "test"}),
-}
-SPLIT_KEYS = ("training_split", "validation_split", "test_split", "fewshot_split")
-# humaneval's utils.py runs evaluate.load("code_eval") at import, which needs the hub (and
-# HF_ALLOW_CODE_EVAL=1): offline the task cannot be built, whatever its dataset.
-OFFLINE_UNBUILDABLE = {"humaneval": "lm-eval's humaneval utils.py loads the code_eval metric from the hub at import"}
-
-
-def local_task_yaml(benchmark: str, data_dir: Path) -> dict:
-    """lm-eval's own task config with only the dataset swapped for DATA_DIR/<benchmark>/<split>.jsonl."""
-    import lm_eval.tasks
-
-    relative, splits = LM_EVAL_TASKS[benchmark]
-    return {"include": str(Path(lm_eval.tasks.__file__).parent / relative), "task": f"local_{benchmark}",
-            "dataset_path": "json", "dataset_name": None,
-            "dataset_kwargs": {"data_files": {s: str(data_dir / benchmark / f"{s}.jsonl") for s in set(splits.values())}},
-            **{key: splits.get(key) for key in SPLIT_KEYS}}
+# ---------------------------------------------------------------- lm-eval renders them through faco's task files
 
 
 @pytest.fixture(scope="module")
 def task_manager(data_dir, tmp_path_factory):
-    """One TaskManager over the local task YAMLs only (without lm-eval's defaults it starts at once)."""
-    import yaml
+    """faco's task files for every benchmark with a sample (lm-eval's config, the dataset swapped), in one
+    TaskManager without lm-eval's defaults (it starts at once)."""
     from lm_eval.tasks import TaskManager
 
+    from faco import benchmarks, lm_tasks
+
     yaml_dir = tmp_path_factory.mktemp("tasks")
-    for benchmark in LM_EVAL_TASKS:
-        (yaml_dir / f"local_{benchmark}.yaml").write_text(yaml.safe_dump(local_task_yaml(benchmark, data_dir)))
-    return TaskManager(include_path=str(yaml_dir), include_defaults=False)
+    names = {spec.name: lm_tasks.write_benchmark_tasks(spec, yaml_dir, 0, data_dir)
+             for spec in benchmarks.resolve(list(SCHEMAS))}
+    return TaskManager(include_path=str(yaml_dir), include_defaults=False), names
 
 
 def render(task, doc) -> tuple:
@@ -161,59 +129,36 @@ def render(task, doc) -> tuple:
     return task.doc_to_text(doc), choices, task.doc_to_target(doc)
 
 
-def render_params():
-    for benchmark in LM_EVAL_TASKS:
-        reason = OFFLINE_UNBUILDABLE.get(benchmark)
-        yield pytest.param(benchmark, marks=pytest.mark.xfail(reason=reason, strict=False) if reason else ())
-
-
-@pytest.mark.parametrize("benchmark", render_params())
+@pytest.mark.parametrize("benchmark", list(SCHEMAS))
 def test_lm_eval_task_renders_local_rows(task_manager, benchmark):
     from lm_eval.tasks import get_task_dict
 
-    task = get_task_dict([f"local_{benchmark}"], task_manager)[f"local_{benchmark}"]
-    docs = task.test_docs() if task.has_test_docs() else task.validation_docs()
-    assert len(docs) == ROWS
-    for doc in docs:
-        text, choices, target = render(task, doc)
-        assert text != "" and target != ""
-        if choices is None:
-            continue
-        assert len(choices) >= 2
-        if isinstance(text, int):  # winogrande: the text picks a context, the target is the shared continuation
-            assert 0 <= text < len(choices)
-        else:  # an index into the choices, or (copa) the choice itself
-            assert target in choices if isinstance(target, str) else 0 <= target < len(choices)
-    print(f"\n{benchmark}: {render(task, docs[0])}")
+    manager, names = task_manager
+    for name in names[benchmark]:
+        task = get_task_dict([name], manager)[name]
+        docs = task.test_docs() if task.has_test_docs() else task.validation_docs()
+        assert 0 < len(docs) <= ROWS
+        for doc in docs:
+            text, choices, target = render(task, doc)
+            assert text != "" and target != ""
+            if choices is None:
+                continue
+            assert len(choices) >= 2
+            if isinstance(text, int):  # winogrande: the text picks a context, the target is the shared continuation
+                assert 0 <= text < len(choices)
+            else:  # an index into the choices, or (copa) the choice itself
+                assert target in choices if isinstance(target, str) else 0 <= target < len(choices)
 
 
 def test_lm_eval_renders_the_gauntlet_prompts_back(task_manager):
     """Where the gauntlet kept lm-eval's own wording, the rendered prompt is the gauntlet's, character for character."""
     from lm_eval.tasks import get_task_dict
 
+    manager, _ = task_manager
     gauntlet = read_rows(SHARED / "arc_easy" / "gauntlet_arc_easy.jsonl")[0]
-    arc = get_task_dict(["local_arc_easy"], task_manager)["local_arc_easy"]
+    arc = get_task_dict(["faco_arc_easy"], manager)["faco_arc_easy"]
     assert render(arc, arc.test_docs()[0]) == (gauntlet["query"] + "\nAnswer:", gauntlet["choices"], gauntlet["gold"])
     gauntlet = read_rows(SHARED / "copa" / "gauntlet_copa.jsonl")[0]
-    copa = get_task_dict(["local_copa"], task_manager)["local_copa"]
+    copa = get_task_dict(["faco_copa"], manager)["faco_copa"]
     text, choices, _ = render(copa, copa.validation_docs()[0])
     assert (text, choices) == (gauntlet["query"].replace(",", ""), [" " + c for c in gauntlet["choices"]])
-
-
-def test_squadv2_needs_a_subclass_to_swap_its_dataset(data_dir):
-    """squadv2 is class-based and its __init__ drops the YAML config, so dataset_path/dataset_kwargs
-    are ignored; faco overrides download() in a subclass instead."""
-    import datasets
-    from lm_eval.tasks.squadv2.task import SQuAD2
-
-    class LocalSQuAD2(SQuAD2):
-        def download(self, dataset_kwargs=None, **kwargs):
-            self.dataset = datasets.load_dataset("json", data_files={"validation": str(data_dir / "squad" / "validation.jsonl")})
-
-        def has_training_docs(self):
-            return False  # no local train split: few-shot examples would come from validation
-
-    task = LocalSQuAD2()
-    doc = task.validation_docs()[0]
-    assert task.doc_to_text(doc).startswith(f"Title: {doc['title']}\n\nBackground: ")
-    assert task.doc_to_target(doc) == " " + doc["answers"]["text"][0]

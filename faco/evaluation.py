@@ -201,12 +201,14 @@ def _lm(model_dir: Path, batch_size: int | str):
 
 
 def _run(model_dir: Path, tasks: Sequence[str], task_dir: Path, batch_size: int | str, seed: int,
-         limit: int | None = None, unsafe_code: bool = False, stderr: bool = False) -> dict[str, Any]:
+         limit: int | None = None, unsafe_code: bool = False, stderr: bool = False,
+         max_gen_toks: int | None = None) -> dict[str, Any]:
     """One `simple_evaluate` over faco-written task files (shots are in the files)."""
     from lm_eval import simple_evaluate
 
     return simple_evaluate(model=_lm(model_dir, batch_size), tasks=list(tasks), task_manager=_task_manager(str(task_dir)),
                            log_samples=True, limit=limit, bootstrap_iters=100 if stderr else 0,
+                           gen_kwargs={"max_gen_toks": max_gen_toks} if max_gen_toks else None,
                            confirm_run_unsafe_code=unsafe_code, random_seed=seed, numpy_random_seed=seed,
                            torch_random_seed=seed, fewshot_random_seed=seed)
 
@@ -235,8 +237,11 @@ def _task_result(results: dict[str, Any], task: str) -> dict[str, Any]:
 
 def evaluate_benchmarks(model_dir: Path, specs: Sequence[BenchmarkSpec], task_dir: Path, *,
                         shots: Mapping[str, int], data_dir: Path | None, limit: int | None, batch_size: int,
-                        seed: int, allow_code_execution: bool = False) -> dict[str, dict[str, Any]]:
+                        seed: int, allow_code_execution: bool = False,
+                        max_gen_toks: int | None = None) -> dict[str, dict[str, Any]]:
     """lm-eval on registry benchmarks: {benchmark: {metric, score, stderr, n, samples}} or {skipped: why}.
+
+    `max_gen_toks` caps generation (lm-eval's gen_kwargs), e.g. for a quick look at HumanEval on a CPU.
 
     Task files are written (and local data checked) before the model loads, so bad data costs nothing.
     """
@@ -251,7 +256,7 @@ def evaluate_benchmarks(model_dir: Path, specs: Sequence[BenchmarkSpec], task_di
     if tasks:
         every = [task for names in tasks.values() for task in names]
         raw = _run(model_dir, every, task_dir, batch_size, seed, limit,
-                   unsafe_code=allow_code_execution, stderr=True)
+                   unsafe_code=allow_code_execution, stderr=True, max_gen_toks=max_gen_toks)
         for spec in specs:
             if spec.name in tasks:
                 out[spec.name] = benchmark_result(spec, raw, tasks[spec.name])

@@ -1,0 +1,213 @@
+"""The benchmark registry, faco's lm-eval task files on local data, and real lm-eval runs of SmolLM2-135M-
+Instruct on small slices of the real benchmark samples (converted to the hub schema by hub_samples.py):
+multiple choice, a group (MMLU subjects), a string target (LAMBADA), generation (SQuAD, HumanEval), and
+parity with the `lm_eval` CLI.
+
+    python -m pytest unit_tests/test_benchmarks.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from faco import benchmarks, lm_tasks
+from faco.benchmarks import BenchmarkSpec, load_registry, registry, resolve
+from faco.config import ConfigError, EvalConfig
+
+SHARED = Path(os.environ.get("FACO_SHARED_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+needs_samples = pytest.mark.skipif(not SHARED.is_dir(), reason=f"no dataset samples at {SHARED}")
+PAPER = ["arc_challenge", "arc_easy", "mmlu", "lambada", "hellaswag", "piqa", "copa", "openbookqa", "winogrande",
+         "squad", "boolq", "bigbench_conceptual_combinations", "bigbench_elementary_math_qa",
+         "bigbench_logical_deduction", "mathqa", "logiqa", "humaneval"]
+
+
+# --- the registry -----------------------------------------------------------------------------------
+
+def test_registry_holds_the_papers_benchmarks_with_their_shots():
+    specs = registry()
+    assert sorted(specs) == sorted(PAPER)
+    assert {name: spec.shots for name, spec in specs.items() if spec.shots != 10} == {
+        "arc_challenge": 25, "arc_easy": 25, "mmlu": 5, "humaneval": 0}
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_every_entry_names_an_installed_lm_eval_task(name):
+    spec = registry()[name]
+    if spec.subtasks:
+        assert len(lm_tasks.subtask_files(spec)) == 57  # MMLU's subjects
+    elif spec.name != "humaneval":  # faco writes HumanEval's config itself (see faco/code_eval.py)
+        assert lm_tasks.task_file(spec.task).is_file()
+    assert (spec.chance is not None) == spec.multiple_choice
+    assert spec.split and spec.fields
+
+
+def test_unknown_names_list_the_known_ones():
+    with pytest.raises(ConfigError, match="unknown benchmark 'arc'.*arc_easy"):
+        resolve("arc_easy,arc")
+    with pytest.raises(ConfigError, match="unknown benchmark 'nope'"):
+        EvalConfig(benchmarks=("nope",))
+    with pytest.raises(ConfigError, match="named twice"):
+        resolve("boolq,boolq")
+    assert [s.name for s in resolve("paper")] == list(registry())
+
+
+def test_a_malformed_registry_names_the_entry(tmp_path):
+    path = tmp_path / "b.yaml"
+    path.write_text(yaml.safe_dump({"x": {"task": "t", "shots": 1, "metric": "acc", "kind": "multiple_choice",
+                                          "category": "world knowledge", "split": "test", "fields": ["a"],
+                                          "chance": 0.25, "shot": 3}}))
+    with pytest.raises(ConfigError, match=r"benchmark 'x': unknown field\(s\) \['shot'\]"):
+        load_registry(path)
+    with pytest.raises(ConfigError, match="chance is given for multiple choice"):
+        BenchmarkSpec("y", "t", 0, "f1", "generation", "programming", "test", ("a",), chance=0.5)
+
+
+# --- task files on local data -----------------------------------------------------------------------
+
+def write_rows(path: Path, rows: list) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+ARC_ROW = {"id": "1", "question": "Which is a gas?", "choices": {"text": ["rock", "air"], "label": ["A", "B"]},
+           "answerKey": "B"}
+
+
+def test_task_file_includes_lm_evals_config_and_swaps_only_the_dataset(tmp_path):
+    data = write_rows(tmp_path / "data" / "arc_easy" / "test.jsonl", [ARC_ROW])
+    [name] = lm_tasks.write_benchmark_tasks(benchmarks.get("arc_easy"), tmp_path / "tasks", 25, tmp_path / "data")
+    config = yaml.safe_load((tmp_path / "tasks" / f"{name}.yaml").read_text())
+    assert config["include"] == str(lm_tasks.task_file("arc_easy"))
+    assert config["dataset_kwargs"] == {"data_files": {"test": str(data.resolve())}}
+    assert (config["dataset_path"], config["test_split"], config["num_fewshot"]) == ("json", "test", 25)
+    assert "doc_to_text" not in config  # the prompt stays lm-eval's
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([], "missing .*arc_easy/test.jsonl"),
+    (["{not json"], r"test.jsonl: row 1 is not JSON"),
+    ([ARC_ROW, {"question": "q", "choices": {}}], r"test.jsonl: row 2 has no field 'answerKey'"),
+])
+def test_bad_local_data_is_one_error_naming_file_row_and_field(tmp_path, rows, message):
+    if rows:
+        write_rows(tmp_path / "arc_easy" / "test.jsonl", rows)
+    with pytest.raises(lm_tasks.BenchmarkDataError, match=message):
+        lm_tasks.write_benchmark_tasks(benchmarks.get("arc_easy"), tmp_path / "tasks", 0, tmp_path)
+
+
+def test_a_group_becomes_one_task_per_subject_present(tmp_path):
+    row = {"question": "1+1?", "choices": ["1", "2", "3", "4"], "answer": 1}
+    write_rows(tmp_path / "mmlu" / "test.jsonl", [{**row, "subject": "anatomy"}, {**row, "subject": "virology"}])
+    write_rows(tmp_path / "mmlu" / "dev.jsonl", [{**row, "subject": "anatomy"}])
+    names = lm_tasks.write_benchmark_tasks(benchmarks.get("mmlu"), tmp_path / "tasks", 5, tmp_path)
+    assert names == ["faco_mmlu_anatomy", "faco_mmlu_virology"]
+    config = yaml.safe_load((tmp_path / "tasks" / "faco_mmlu_anatomy.yaml").read_text())
+    assert config["fewshot_split"] == "dev" and set(config["dataset_kwargs"]["data_files"]) == {"test", "dev"}
+    write_rows(tmp_path / "mmlu" / "test.jsonl", [{**row, "subject": "cooking"}])
+    with pytest.raises(lm_tasks.BenchmarkDataError, match="unknown mmlu subject"):
+        lm_tasks.write_benchmark_tasks(benchmarks.get("mmlu"), tmp_path / "tasks", 5, tmp_path)
+
+
+# --- real runs: SmolLM2-135M-Instruct on the real samples --------------------------------------------
+
+@pytest.fixture(scope="module")
+def smollm2() -> Path:
+    from test_teacher_server import checkpoint, smollm2_gguf  # pytest puts unit_tests/ on sys.path
+
+    return checkpoint(smollm2_gguf())
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"no dataset samples at {SHARED}")
+    from hub_samples import write_hub_samples
+
+    out = tmp_path_factory.mktemp("benchmark-data")
+    write_hub_samples(SHARED, out, limit=12)
+    return out
+
+
+def evaluate(model: Path, names: str, data_dir: Path, tmp_path: Path, limit: int, shots: int = 0, **kwargs):
+    from faco.evaluation import evaluate_benchmarks
+
+    specs = resolve(names)
+    return evaluate_benchmarks(model, specs, tmp_path, shots={s.name: shots for s in specs}, data_dir=data_dir,
+                               limit=limit, batch_size=8, seed=0, **kwargs)
+
+
+@pytest.mark.slow
+def test_multiple_choice_group_and_string_target_records(smollm2, data_dir, tmp_path):
+    results = evaluate(smollm2, "boolq,mmlu,lambada", data_dir, tmp_path, limit=3)
+    boolq, mmlu, lambada = results["boolq"], results["mmlu"], results["lambada"]
+    assert boolq["n"] == 3 and len(boolq["samples"]) == 3
+    for sample in boolq["samples"]:
+        assert len(sample["loglikelihoods"]) == 2 and sample["gold"] in (0, 1)
+        assert sample["correct"] == (sample["pred"] == sample["gold"])  # lm-eval's acc, read per question
+    assert boolq["score"] == pytest.approx(sum(s["score"] for s in boolq["samples"]) / 3)
+    subjects = mmlu["subtasks"]
+    present = {json.loads(line)["subject"] for line in (data_dir / "mmlu" / "test.jsonl").read_text().splitlines()}
+    assert sorted(subjects) == [f"faco_mmlu_{s}" for s in sorted(present)]
+    n = 3 * len(subjects)
+    assert mmlu["n"] == n and mmlu["score"] == pytest.approx(sum(s["score"] for s in mmlu["samples"]) / n)
+    assert {s["id"].split("/")[0] for s in mmlu["samples"]} == {name.removeprefix("faco_") for name in subjects}
+    assert lambada["metric"] == "acc" and all(s["target"].startswith(" ") for s in lambada["samples"])
+
+
+@pytest.mark.slow
+def test_generation_squad_exact_match_and_f1(smollm2, data_dir, tmp_path):
+    squad = evaluate(smollm2, "squad", data_dir, tmp_path, limit=2)["squad"]
+    assert squad["metric"] == "f1" and squad["n"] == 2
+    for sample in squad["samples"]:
+        assert 0.0 <= sample["score"] <= 1.0 and isinstance(sample["response"], str)
+
+
+@pytest.mark.slow
+def test_humaneval_runs_only_when_asked(smollm2, data_dir, tmp_path):
+    skipped = evaluate(smollm2, "humaneval", data_dir, tmp_path, limit=2)
+    assert "--allow-code-execution" in skipped["humaneval"]["skipped"]
+    ran = evaluate(smollm2, "humaneval", data_dir, tmp_path, limit=2, allow_code_execution=True,
+                   max_gen_toks=48)["humaneval"]  # lm-eval's 1,024 tokens take minutes on a CPU
+    assert ran["metric"] == "pass@1" and ran["n"] == 2
+    assert all(s["score"] in (0.0, 1.0) for s in ran["samples"])
+
+
+def test_canonical_solutions_pass_and_wrong_ones_fail(data_dir):
+    """The scorer itself, on the real problems: each canonical solution passes, an empty body fails."""
+    from faco.code_eval import process_results
+
+    for line in (data_dir / "humaneval" / "test.jsonl").read_text().splitlines()[:3]:
+        problem = json.loads(line)
+        assert process_results(problem, [problem["canonical_solution"]]) == {"pass@1": 1.0}
+        assert process_results(problem, ["    pass\n"]) == {"pass@1": 0.0}
+
+
+@pytest.mark.slow
+def test_scores_equal_the_lm_eval_cli(smollm2, data_dir, tmp_path):
+    """Parity: the same model, tasks, local files and shots through `lm_eval` itself give the same scores."""
+    limit, shots = 8, 1
+    specs = resolve("arc_easy,boolq,mmlu")
+    task_dir = tmp_path / "tasks"
+    ours = evaluate(smollm2, "arc_easy,boolq,mmlu", data_dir, task_dir, limit=limit, shots=shots)
+    mmlu_one = next(name for name in ours["mmlu"]["subtasks"])
+    tasks = ["faco_arc_easy", "faco_boolq", mmlu_one]
+    out = tmp_path / "cli"
+    subprocess.run([sys.executable, "-m", "lm_eval", "run", "--model", "hf",
+                    "--model_args", f"pretrained={smollm2},dtype=float32", "--device", "cpu",
+                    "--tasks", ",".join(tasks), "--include_path", str(task_dir), "--num_fewshot", str(shots),
+                    "--limit", str(limit), "--batch_size", "8", "--seed", "0,0,0,0", "--output_path", str(out)],
+                   check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    [result_file] = out.rglob("results_*.json")
+    cli = json.loads(result_file.read_text())["results"]
+    assert cli["faco_arc_easy"]["acc_norm,none"] == ours["arc_easy"]["score"]
+    assert cli["faco_boolq"]["acc,none"] == ours["boolq"]["score"]
+    assert cli[mmlu_one]["acc,none"] == ours["mmlu"]["subtasks"][mmlu_one]["score"]
+    assert [s.name for s in specs] == list(ours)

@@ -16,7 +16,6 @@ import asyncio
 import json
 import random
 import re
-import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -25,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from faco.cache import Cache
-from faco.items import FacoItem, ItemError, check_unique_ids
+from faco.dataset import load_dataset_items, write_dataset  # noqa: F401 - load_dataset_items: faco.build's API
+from faco.items import FacoItem, ItemError
 from faco.sources import SOURCES, LoadReport, SourceError, SourceItem, load_from_data_dir, load_source, sample
 from faco.teacher import (
     PROMPT_VERSION, MalformedReply, Prices, Reply, ReplyCache, Teacher, TeacherConfig, cache_key, disagrees,
@@ -33,7 +33,6 @@ from faco.teacher import (
 )
 
 CODE_EXPLANATION = "The following Python code does this."  # code items carry no chain (as in the paper)
-ITEM_COLUMNS = tuple(FacoItem.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -260,60 +259,6 @@ def _summary(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices 
             "input_per_1m": prices.input_per_1m, "output_per_1m": prices.output_per_1m},
         "seed": config.seed, "per_source_limit": config.per_source, "lenient": config.lenient,
     }
-
-
-def write_dataset(items: Sequence[FacoItem], dropped: Sequence[Outcome], summary: dict[str, Any], out: Path) -> None:
-    """The dataset dir, written beside and then moved in place: a crash never leaves half a dataset."""
-    from datasets import Dataset, disable_progress_bars
-
-    disable_progress_bars()
-    if out.exists() and any(out.iterdir()) and not (out / "summary.json").is_file():
-        raise SourceError(f"{out}: exists and is not a FACO dataset; refusing to overwrite it")
-    rows = [{**item.to_dict(), "provenance": json.dumps(dict(item.provenance), ensure_ascii=False)}
-            for item in items]
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    Dataset.from_list(rows, features=_features()).save_to_disk(str(staging))
-    (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    with (staging / "dropped.jsonl").open("w", encoding="utf-8") as lines:
-        for outcome in dropped:
-            lines.write(json.dumps({"source": outcome.source, "reason": outcome.drop, **outcome.detail},
-                                   ensure_ascii=False) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-
-
-def _features() -> Any:
-    from datasets import Features, List, Value
-
-    text = Value("string")
-    return Features({"id": text, "source": text, "domain": text, "question": text, "options": List(text),
-                     "correct": Value("int64"), "false_option": Value("int64"), "true_explanation": text,
-                     "false_explanation": text, "source_explanation": text, "provenance": text})
-
-
-def load_dataset_items(path: Path | str) -> list[FacoItem]:
-    """The items of a built FACO dataset dir; ItemError naming the path if it is not one."""
-    from datasets import load_from_disk
-
-    path = Path(path)
-    if not (path / "summary.json").is_file() or not (path / "dataset_info.json").is_file():
-        raise ItemError(f"{path}: not a FACO dataset (no summary.json / dataset_info.json); "
-                        f"build one with `faco build-dataset --out {path}`")
-    rows = load_from_disk(str(path))
-    missing = [c for c in ITEM_COLUMNS if c not in rows.column_names]
-    if missing:
-        raise ItemError(f"{path}: not a FACO dataset: missing column(s) {', '.join(missing)}")
-    items = []
-    for index, row in enumerate(rows):
-        where = f"{path} row {index}"
-        try:
-            row = {**row, "provenance": json.loads(row["provenance"] or "{}")}
-        except json.JSONDecodeError as error:
-            raise ItemError(f"{where}: field 'provenance' is not JSON ({error.msg})") from None
-        items.append(FacoItem.from_dict(row, where))
-    check_unique_ids(items)
-    return items
 
 
 # --- dry run --------------------------------------------------------------------------------------

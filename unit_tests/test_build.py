@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -122,6 +123,25 @@ def test_not_a_faco_dataset_is_a_clear_error(tmp_path):
         load_dataset_items(tmp_path)
     with pytest.raises(SourceError, match="unknown source 'squad'"):
         BuildConfig(out=tmp_path, sources=("squad",))
+
+
+@pytest.mark.parametrize("damaged, message", [
+    ("dataset_info.json", "not valid JSON, truncated or damaged"),
+    ("state.json", "not valid JSON, truncated or damaged"),
+    ("summary.json", "not valid JSON, truncated or damaged"),
+    ("data-00000-of-00001.arrow", "not a readable Arrow file, truncated or damaged"),
+])
+def test_a_damaged_dataset_file_is_one_error_naming_it(tmp_path, damaged, message):
+    build = config(tmp_path)
+    with FaultServer(reply=scripted_teacher()) as server:
+        build_dataset(build, TeacherConfig(base_url=server.url, model="fault", **FAST), progress=False)
+    file = build.out / damaged
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    with pytest.raises(ItemError, match=re.escape(f"{file}: {message}")):
+        load_dataset_items(build.out)
+    file.unlink()
+    with pytest.raises(ItemError, match=re.escape(str(file))):
+        load_dataset_items(build.out)
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no dataset samples at {SHARED}")

@@ -28,7 +28,7 @@ from faco.dataset import load_dataset_items, write_dataset  # noqa: F401 - load_
 from faco.items import FacoItem, ItemError
 from faco.sources import SOURCES, LoadReport, SourceError, SourceItem, load_from_data_dir, load_source, sample
 from faco.teacher import (
-    PROMPT_VERSION, MalformedReply, Prices, Reply, ReplyCache, Teacher, TeacherConfig, cache_key, disagrees,
+    MalformedReply, Prices, Rejected, Reply, ReplyCache, Teacher, TeacherConfig, cache_key, disagrees,
     estimate_tokens, false_messages, names_option, true_messages,
 )
 
@@ -125,7 +125,7 @@ def _plan_code(items: Sequence[SourceItem], seed: int) -> list[Planned]:
 def _base_provenance(planned: Planned, teacher: TeacherConfig | None) -> dict[str, Any]:
     provenance = dict(planned.item.provenance)
     if teacher is not None:
-        provenance.update(teacher_model=teacher.model, prompt_version=PROMPT_VERSION)
+        provenance.update(teacher_model=teacher.model, prompt_version=teacher.prompts)
     return provenance
 
 
@@ -150,14 +150,16 @@ async def teach(planned: Planned, teacher: Teacher, usage: Counter[str]) -> Outc
     """TRUE chain (dropped on *WRONG ANSWER*), then FALSE chains until one does not name the truth."""
     source = planned.item
     correct, wrong = source.options[source.correct], source.options[planned.false_option]
+    prompts = teacher.config.prompts
     try:
-        true = await teacher.ask(true_messages(source.question, source.options, correct, source.source_explanation))
+        true = await teacher.ask(true_messages(source.question, source.options, correct, source.source_explanation,
+                                               prompts))
         _count(usage, true)
         if disagrees(true.text):
             return Outcome(source.source, None, "teacher_disagrees")
         reason = "false_names_correct"
         for attempt in range(teacher.config.false_tries):
-            false = await teacher.ask(false_messages(source.question, source.options, wrong), attempt)
+            false = await teacher.ask(false_messages(source.question, source.options, wrong, prompts), attempt)
             _count(usage, false)
             if disagrees(false.text):
                 reason = "false_refused"  # the teacher would not argue for the wrong option
@@ -169,6 +171,8 @@ async def teach(planned: Planned, teacher: Teacher, usage: Counter[str]) -> Outc
         return Outcome(source.source, None, reason)
     except MalformedReply:
         return Outcome(source.source, None, "teacher_malformed")
+    except Rejected as rejected:  # e.g. context length exceeded: this item only, recorded in the reply cache
+        return Outcome(source.source, None, "teacher_rejected", {"status": rejected.status, "error": rejected.message})
     except ItemError as error:  # e.g. a chain that is not text; never silently kept
         return Outcome(source.source, None, "invalid_item", {"error": str(error)})
 
@@ -246,10 +250,10 @@ def _summary(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices 
         "per_source": per_source,
         "dropped": dict(sum((Counter(s["dropped"]) for s in per_source.values()), Counter())),
         "teacher": {"base_url": teacher_config.base_url, "model": teacher_config.model,
-                    "prompt_version": PROMPT_VERSION, **teacher_config.params(),
+                    "prompt_version": teacher_config.prompts, **teacher_config.params(),
                     "false_tries": teacher_config.false_tries},
         "requests": {"sent": stats.requests, "paid_replies": stats.replies, "cache_hits": stats.cache_hits,
-                     "retries": dict(stats.retries)},
+                     "rejected": stats.rejected, "retries": dict(stats.retries)},
         "tokens": {"prompt": usage["prompt_tokens"], "completion": usage["completion_tokens"],
                    "replies": usage["replies"], "paid_this_run_prompt": stats.prompt_tokens,
                    "paid_this_run_completion": stats.completion_tokens},
@@ -278,10 +282,12 @@ def dry_run(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices |
         if SOURCES[job.item.source].domain == "code":
             continue
         item = job.item
-        for messages in (true_messages(item.question, item.options, item.options[item.correct], item.source_explanation),
-                         false_messages(item.question, item.options, item.options[job.false_option])):
+        prompts = teacher_config.prompts
+        for messages in (true_messages(item.question, item.options, item.options[item.correct],
+                                       item.source_explanation, prompts),
+                         false_messages(item.question, item.options, item.options[job.false_option], prompts)):
             requests += 1
-            if cache_key(teacher_config.model, messages, teacher_config.params(), 0) in keys:
+            if cache_key(teacher_config.model, messages, teacher_config.params(), 0, prompts) in keys:
                 cached += 1
                 continue
             per_source[item.source] += 1
@@ -293,4 +299,4 @@ def dry_run(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices |
             "requests": requests, "cached": cached, "to_send": to_send, "to_send_per_source": dict(per_source),
             "estimated_prompt_tokens": prompt_tokens, "estimated_completion_tokens_max": completion_tokens,
             "estimated_cost_max": None if prices is None else round(prices.cost(prompt_tokens, completion_tokens), 4),
-            "model": teacher_config.model, "prompt_version": PROMPT_VERSION, "reply_cache": str(cache_file)}
+            "model": teacher_config.model, "prompt_version": teacher_config.prompts, "reply_cache": str(cache_file)}

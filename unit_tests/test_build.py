@@ -196,9 +196,13 @@ def test_cli_dry_run_then_build(tmp_path, capsys):
     with FaultServer(reply=scripted_teacher()) as server:
         flags = ["build-dataset", "--sources", "quartz", "--source-path", f"quartz={path}", "--out",
                  str(tmp_path / "out"), "--base-url", server.url, "--model", "fault", "--prices", str(prices),
-                 "--reply-cache", str(tmp_path / "r.sqlite"), "--no-progress", "--false-tries", "1"]
+                 "--reply-cache", str(tmp_path / "r.sqlite"), "--no-progress", "--false-tries", "1", "--prompts", "faco-v1"]
         assert main([*flags, "--dry-run"]) == 0 and not server.log
-        assert json.loads(capsys.readouterr().out)["to_send"] == 10
+        estimate = json.loads(capsys.readouterr().out)
+        assert estimate["to_send"] == 10 and estimate["prompt_version"] == "faco-v1"
+        with pytest.raises(SystemExit) as refused:
+            main([*flags, "--prompts", "paper"])  # not registered: its verbatim text is not at hand
+        assert refused.value.code == 2 and "invalid choice: 'paper'" in capsys.readouterr().err
         assert main(flags) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["items"] == 2 and summary["cost"]["dataset"] > 0  # one FALSE try: rule 2 is dropped too

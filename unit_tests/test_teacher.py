@@ -12,9 +12,10 @@ import socket
 import pytest
 from fault_server import DEFAULT_REPLY, FaultServer, prompt_hash
 
+from faco.prompts import DEFAULT_PROMPTS, PROMPT_SETS, PromptSet
 from faco.teacher import (
-    MalformedReply, Prices, Rejected, ReplyCache, Teacher, TeacherConfig, TeacherError, api_key, disagrees,
-    false_messages, load_prices, names_option, true_messages,
+    MalformedReply, Prices, Rejected, ReplyCache, Teacher, TeacherConfig, TeacherError, api_key, cache_key,
+    disagrees, false_messages, load_prices, names_option, true_messages,
 )
 
 FAST = {"timeout_s": 1.0, "backoff_s": 0.01, "backoff_max_s": 0.05}
@@ -190,3 +191,29 @@ def test_prices(tmp_path):
     path.write_text("[]")
     with pytest.raises(TeacherError, match="not a price table"):
         load_prices(path, "any")
+
+
+# --- prompt sets --------------------------------------------------------------------------------------
+
+OTHER = PromptSet(name="test-set", system=None, true="### Question\n{question}\n### Answer\n{answer}",
+                  false="### Question\n{question}\n### Wrong\n{answer}")
+
+
+def test_the_default_prompt_set_keeps_the_keys_of_replies_already_paid_for():
+    assert DEFAULT_PROMPTS in PROMPT_SETS and TeacherConfig().prompts == DEFAULT_PROMPTS
+    sent = messages()
+    assert [m["role"] for m in sent] == ["system", "user"]  # faco-v1's layout, so its cached replies still match
+    assert cache_key("m", sent, {}, 0) == cache_key("m", sent, {}, 0, "faco-v1")
+
+
+def test_a_prompt_set_is_chosen_by_name_and_is_part_of_the_cache_key(cache, monkeypatch):
+    monkeypatch.setitem(PROMPT_SETS, OTHER.name, OTHER)
+    sent = true_messages("Q?", ("a", "b"), "a", None, prompts="test-set")
+    assert sent == [{"role": "user", "content": "### Question\nQ?\n### Answer\na"}]
+    assert cache_key("m", sent, {}, 0, "test-set") != cache_key("m", sent, {}, 0, "faco-v1")
+    with FaultServer() as server:
+        run(server, cache, lambda t: t.ask(sent), prompts="test-set")
+        _, stats = run(server, cache, lambda t: t.ask(sent))  # the same text under another set's name is not a hit
+    assert stats.requests == 1 and len(cache) == 2
+    with pytest.raises(TeacherError, match="unknown prompt set 'paper'; known: faco-v1, test-set"):
+        TeacherConfig(prompts="paper")

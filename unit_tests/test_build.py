@@ -196,7 +196,8 @@ def test_cli_dry_run_then_build(tmp_path, capsys):
     with FaultServer(reply=scripted_teacher()) as server:
         flags = ["build-dataset", "--sources", "quartz", "--source-path", f"quartz={path}", "--out",
                  str(tmp_path / "out"), "--base-url", server.url, "--model", "fault", "--prices", str(prices),
-                 "--reply-cache", str(tmp_path / "r.sqlite"), "--no-progress", "--false-tries", "1", "--prompts", "faco-v1"]
+                 "--reply-cache", str(tmp_path / "r.sqlite"), "--no-progress", "--false-tries", "1",
+                 "--prompts", "faco-v1"]
         assert main([*flags, "--dry-run"]) == 0 and not server.log
         estimate = json.loads(capsys.readouterr().out)
         assert estimate["to_send"] == 10 and estimate["prompt_version"] == "faco-v1"

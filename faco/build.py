@@ -16,7 +16,6 @@ import asyncio
 import json
 import random
 import re
-import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -25,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from faco.cache import Cache
-from faco.items import FacoItem, ItemError, check_unique_ids
+from faco.dataset import load_dataset_items, write_dataset  # noqa: F401 - load_dataset_items: faco.build's API
+from faco.items import FacoItem, ItemError
 from faco.sources import SOURCES, LoadReport, SourceError, SourceItem, load_from_data_dir, load_source, sample
 from faco.teacher import (
-    PROMPT_VERSION, MalformedReply, Prices, Reply, ReplyCache, Teacher, TeacherConfig, cache_key, disagrees,
+    MalformedReply, Prices, Rejected, Reply, ReplyCache, Teacher, TeacherConfig, cache_key, disagrees,
     estimate_tokens, false_messages, names_option, true_messages,
 )
 
 CODE_EXPLANATION = "The following Python code does this."  # code items carry no chain (as in the paper)
-ITEM_COLUMNS = tuple(FacoItem.__dataclass_fields__)
 
 
 @dataclass(frozen=True)
@@ -126,7 +125,7 @@ def _plan_code(items: Sequence[SourceItem], seed: int) -> list[Planned]:
 def _base_provenance(planned: Planned, teacher: TeacherConfig | None) -> dict[str, Any]:
     provenance = dict(planned.item.provenance)
     if teacher is not None:
-        provenance.update(teacher_model=teacher.model, prompt_version=PROMPT_VERSION)
+        provenance.update(teacher_model=teacher.model, prompt_version=teacher.prompts)
     return provenance
 
 
@@ -151,14 +150,16 @@ async def teach(planned: Planned, teacher: Teacher, usage: Counter[str]) -> Outc
     """TRUE chain (dropped on *WRONG ANSWER*), then FALSE chains until one does not name the truth."""
     source = planned.item
     correct, wrong = source.options[source.correct], source.options[planned.false_option]
+    prompts = teacher.config.prompts
     try:
-        true = await teacher.ask(true_messages(source.question, source.options, correct, source.source_explanation))
+        true = await teacher.ask(true_messages(source.question, source.options, correct, source.source_explanation,
+                                               prompts))
         _count(usage, true)
         if disagrees(true.text):
             return Outcome(source.source, None, "teacher_disagrees")
         reason = "false_names_correct"
         for attempt in range(teacher.config.false_tries):
-            false = await teacher.ask(false_messages(source.question, source.options, wrong), attempt)
+            false = await teacher.ask(false_messages(source.question, source.options, wrong, prompts), attempt)
             _count(usage, false)
             if disagrees(false.text):
                 reason = "false_refused"  # the teacher would not argue for the wrong option
@@ -170,6 +171,8 @@ async def teach(planned: Planned, teacher: Teacher, usage: Counter[str]) -> Outc
         return Outcome(source.source, None, reason)
     except MalformedReply:
         return Outcome(source.source, None, "teacher_malformed")
+    except Rejected as rejected:  # e.g. context length exceeded: this item only, recorded in the reply cache
+        return Outcome(source.source, None, "teacher_rejected", {"status": rejected.status, "error": rejected.message})
     except ItemError as error:  # e.g. a chain that is not text; never silently kept
         return Outcome(source.source, None, "invalid_item", {"error": str(error)})
 
@@ -247,10 +250,10 @@ def _summary(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices 
         "per_source": per_source,
         "dropped": dict(sum((Counter(s["dropped"]) for s in per_source.values()), Counter())),
         "teacher": {"base_url": teacher_config.base_url, "model": teacher_config.model,
-                    "prompt_version": PROMPT_VERSION, **teacher_config.params(),
+                    "prompt_version": teacher_config.prompts, **teacher_config.params(),
                     "false_tries": teacher_config.false_tries},
         "requests": {"sent": stats.requests, "paid_replies": stats.replies, "cache_hits": stats.cache_hits,
-                     "retries": dict(stats.retries)},
+                     "rejected": stats.rejected, "retries": dict(stats.retries)},
         "tokens": {"prompt": usage["prompt_tokens"], "completion": usage["completion_tokens"],
                    "replies": usage["replies"], "paid_this_run_prompt": stats.prompt_tokens,
                    "paid_this_run_completion": stats.completion_tokens},
@@ -260,60 +263,6 @@ def _summary(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices 
             "input_per_1m": prices.input_per_1m, "output_per_1m": prices.output_per_1m},
         "seed": config.seed, "per_source_limit": config.per_source, "lenient": config.lenient,
     }
-
-
-def write_dataset(items: Sequence[FacoItem], dropped: Sequence[Outcome], summary: dict[str, Any], out: Path) -> None:
-    """The dataset dir, written beside and then moved in place: a crash never leaves half a dataset."""
-    from datasets import Dataset, disable_progress_bars
-
-    disable_progress_bars()
-    if out.exists() and any(out.iterdir()) and not (out / "summary.json").is_file():
-        raise SourceError(f"{out}: exists and is not a FACO dataset; refusing to overwrite it")
-    rows = [{**item.to_dict(), "provenance": json.dumps(dict(item.provenance), ensure_ascii=False)}
-            for item in items]
-    staging = out.with_name(out.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
-    Dataset.from_list(rows, features=_features()).save_to_disk(str(staging))
-    (staging / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    with (staging / "dropped.jsonl").open("w", encoding="utf-8") as lines:
-        for outcome in dropped:
-            lines.write(json.dumps({"source": outcome.source, "reason": outcome.drop, **outcome.detail},
-                                   ensure_ascii=False) + "\n")
-    shutil.rmtree(out, ignore_errors=True)
-    staging.rename(out)
-
-
-def _features() -> Any:
-    from datasets import Features, List, Value
-
-    text = Value("string")
-    return Features({"id": text, "source": text, "domain": text, "question": text, "options": List(text),
-                     "correct": Value("int64"), "false_option": Value("int64"), "true_explanation": text,
-                     "false_explanation": text, "source_explanation": text, "provenance": text})
-
-
-def load_dataset_items(path: Path | str) -> list[FacoItem]:
-    """The items of a built FACO dataset dir; ItemError naming the path if it is not one."""
-    from datasets import load_from_disk
-
-    path = Path(path)
-    if not (path / "summary.json").is_file() or not (path / "dataset_info.json").is_file():
-        raise ItemError(f"{path}: not a FACO dataset (no summary.json / dataset_info.json); "
-                        f"build one with `faco build-dataset --out {path}`")
-    rows = load_from_disk(str(path))
-    missing = [c for c in ITEM_COLUMNS if c not in rows.column_names]
-    if missing:
-        raise ItemError(f"{path}: not a FACO dataset: missing column(s) {', '.join(missing)}")
-    items = []
-    for index, row in enumerate(rows):
-        where = f"{path} row {index}"
-        try:
-            row = {**row, "provenance": json.loads(row["provenance"] or "{}")}
-        except json.JSONDecodeError as error:
-            raise ItemError(f"{where}: field 'provenance' is not JSON ({error.msg})") from None
-        items.append(FacoItem.from_dict(row, where))
-    check_unique_ids(items)
-    return items
 
 
 # --- dry run --------------------------------------------------------------------------------------
@@ -333,10 +282,12 @@ def dry_run(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices |
         if SOURCES[job.item.source].domain == "code":
             continue
         item = job.item
-        for messages in (true_messages(item.question, item.options, item.options[item.correct], item.source_explanation),
-                         false_messages(item.question, item.options, item.options[job.false_option])):
+        prompts = teacher_config.prompts
+        for messages in (true_messages(item.question, item.options, item.options[item.correct],
+                                       item.source_explanation, prompts),
+                         false_messages(item.question, item.options, item.options[job.false_option], prompts)):
             requests += 1
-            if cache_key(teacher_config.model, messages, teacher_config.params(), 0) in keys:
+            if cache_key(teacher_config.model, messages, teacher_config.params(), 0, prompts) in keys:
                 cached += 1
                 continue
             per_source[item.source] += 1
@@ -348,4 +299,4 @@ def dry_run(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices |
             "requests": requests, "cached": cached, "to_send": to_send, "to_send_per_source": dict(per_source),
             "estimated_prompt_tokens": prompt_tokens, "estimated_completion_tokens_max": completion_tokens,
             "estimated_cost_max": None if prices is None else round(prices.cost(prompt_tokens, completion_tokens), 4),
-            "model": teacher_config.model, "prompt_version": PROMPT_VERSION, "reply_cache": str(cache_file)}
+            "model": teacher_config.model, "prompt_version": teacher_config.prompts, "reply_cache": str(cache_file)}

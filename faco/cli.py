@@ -27,6 +27,7 @@ def _source_path(text: str) -> tuple[str, Path]:
 
 def add_build_dataset(commands: argparse._SubParsersAction) -> None:
     from faco.build import BuildConfig
+    from faco.prompts import PROMPT_SETS
     from faco.sources import SOURCES
     from faco.teacher import TeacherConfig
 
@@ -50,6 +51,10 @@ def add_build_dataset(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--timeout", type=float, default=teacher.timeout_s, help="seconds per request")
     parser.add_argument("--max-retries", type=int, default=teacher.max_retries)
     parser.add_argument("--false-tries", type=int, default=teacher.false_tries)
+    parser.add_argument("--retry-after-max", type=float, default=teacher.retry_after_max_s,
+                        help="longest Retry-After honoured, in seconds (default: %(default)s)")
+    parser.add_argument("--prompts", choices=sorted(PROMPT_SETS), default=teacher.prompts,
+                        help="the teacher's prompt set (default: %(default)s); part of the reply cache key")
     parser.add_argument("--prices", type=Path, help='JSON {"input": X, "output": Y} per 1M tokens (or per model)')
     parser.add_argument("--dry-run", action="store_true", help="print the requests and cost estimate, send nothing")
     parser.add_argument("--lenient", action="store_true", help="skip and count malformed rows")
@@ -67,7 +72,8 @@ def run_build_dataset(args: argparse.Namespace) -> int:
                          seed=args.seed, lenient=args.lenient, reply_cache=args.reply_cache)
     teacher = TeacherConfig(base_url=args.base_url, model=args.model, concurrency=args.concurrency,
                             max_tokens=args.max_tokens, temperature=args.temperature, timeout_s=args.timeout,
-                            max_retries=args.max_retries, false_tries=args.false_tries)
+                            max_retries=args.max_retries, false_tries=args.false_tries,
+                            retry_after_max_s=args.retry_after_max, prompts=args.prompts)
     prices = load_prices(args.prices, args.model) if args.prices else None
     if args.dry_run:
         print(json.dumps(dry_run(config, teacher, prices), indent=2))

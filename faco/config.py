@@ -8,6 +8,8 @@ Values are checked when the object is built, so a wrong CR or an unknown domain 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +23,15 @@ def _positive(obj: Any, *names: str) -> None:
         value = getattr(obj, name)
         if not value > 0:
             raise ConfigError(f"{type(obj).__name__}.{name} must be > 0, got {value!r}")
+
+
+def _finite(obj: Any, name: str, rule: str, holds: Callable[[float], bool]) -> None:
+    """A finite number for which `holds` is true. NaN and inf are refused whatever the rule: an infinite
+    learning rate trains to NaN weights whose scores would otherwise be recorded as a finding."""
+    value = getattr(obj, name)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or not holds(value):
+        raise ConfigError(f"{type(obj).__name__}.{name} must be a finite number {rule}, got {value!r}")
 
 
 DOMAIN_KINDS = ("knowledge", "science", "commonsense", "arithmetic")
@@ -126,9 +137,10 @@ class PretrainConfig:
     qa_share: float = 0.5  # share of pre-training lines in the familiar question-options-answer layout
 
     def __post_init__(self) -> None:
-        _positive(self, "steps", "batch_size", "seq_len", "lr")
-        if not 0 <= self.qa_share <= 1:
-            raise ConfigError(f"pretrain.qa_share must be in [0, 1], got {self.qa_share}")
+        _positive(self, "steps", "batch_size", "seq_len")
+        _finite(self, "lr", "> 0", lambda v: v > 0)
+        _finite(self, "warmup_steps", ">= 0 (whole steps)", lambda v: v >= 0 and v == int(v))
+        _finite(self, "qa_share", "in [0, 1]", lambda v: 0 <= v <= 1)
 
 
 @dataclass(frozen=True)
@@ -181,7 +193,10 @@ class FinetuneConfig:
     recovery_epochs: int = 3  # CR-100 model further tuned on the CR-0 data
 
     def __post_init__(self) -> None:
-        _positive(self, "epochs", "lr", "batch_size", "recovery_epochs")
+        _positive(self, "epochs", "batch_size", "recovery_epochs")
+        _finite(self, "lr", "> 0", lambda v: v > 0)
+        _finite(self, "warmup_ratio", "in [0, 1)", lambda v: 0 <= v < 1)  # Trainer reads >= 1 as a step count
+        _finite(self, "weight_decay", ">= 0", lambda v: v >= 0)
 
 
 @dataclass(frozen=True)
@@ -318,6 +333,16 @@ def load_preset(name: str, seed: int | None = None) -> Preset:
     return preset if seed is None else preset.replace(seed=seed)
 
 
+# Fields an override may not change, and what to do instead: each names a thing the run's baseline,
+# reports or cache are laid out by, so changing it through --faco-set would file results under a lie.
+FIXED_FIELDS = {
+    "name": "a preset's name picks its baseline; choose a preset with --faco-preset",
+    "bases": "the bases are set in a preset",
+    "world.domains": "the domains are set in a preset",
+    "items.source": "train on a built dataset with --faco-items DIR",
+}
+
+
 def override(preset: Preset, assignment: str) -> Preset:
     """`preset` with one dotted field replaced, e.g. "finetune.epochs=2" or "corruption.ratios=0,50,100".
 
@@ -326,6 +351,10 @@ def override(preset: Preset, assignment: str) -> Preset:
     path, sep, text = assignment.partition("=")
     if not sep or not path.strip():
         raise ConfigError(f"override {assignment!r}: expected FIELD=VALUE, e.g. finetune.epochs=2")
+    fixed = next((why for field_path, why in FIXED_FIELDS.items()
+                  if path.strip() == field_path or path.strip().startswith(field_path + ".")), None)
+    if fixed:
+        raise ConfigError(f"override {path.strip()!r}: cannot be overridden ({fixed})")
     names = path.strip().split(".")
     return _replace_path(preset, names, text.strip(), path.strip())
 

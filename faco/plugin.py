@@ -80,12 +80,25 @@ def _preset(config: pytest.Config) -> Preset:
             preset = override(preset, assignment)
         items = config.getoption("faco_items")
         if items:
-            if not Path(items).is_dir():
-                raise ConfigError(f"--faco-items {items}: no such directory (build one with `faco build-dataset`)")
+            _check_items(Path(items))
             preset = preset.replace(items=dataclasses.replace(preset.items, source=str(Path(items).resolve())))
     except ConfigError as error:
         raise pytest.UsageError(f"faco: {error}") from None
     return preset
+
+
+def _check_items(path: Path) -> None:
+    """Load the dataset once here: a damaged one is one usage error naming its file, not an error in
+    every test that reaches the study."""
+    from faco.dataset import load_dataset_items
+    from faco.items import ItemError
+
+    if not path.is_dir():
+        raise ConfigError(f"--faco-items {path}: no such directory (build one with `faco build-dataset`)")
+    try:
+        load_dataset_items(path)
+    except ItemError as error:
+        raise ConfigError(f"--faco-items {error}") from None
 
 
 def _seeds(config: pytest.Config, preset: Preset) -> list[int]:

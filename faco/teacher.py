@@ -1,10 +1,13 @@
 """The teacher: an instruct model behind any OpenAI-compatible server writes the TRUE and FALSE chains.
 
 Paid work is never lost: every reply is committed to a SQLite cache the moment it arrives, keyed by
-(model, prompt version, messages, parameters), so a killed build restarts without paying twice.
-Requests run under a bounded semaphore; 429, 5xx, timeouts, dropped connections and malformed replies
-are retried with exponential backoff and jitter (the openai client's own retries are off, so every
-attempt is counted here). The API key comes only from the environment (FACO_TEACHER_API_KEY, else
+(model, prompt set, messages, parameters), so a killed build restarts without paying twice.
+Requests run under a bounded semaphore; 408, 409, 429, 5xx, timeouts, dropped or reset connections and
+malformed replies (a cut-off one, finish_reason "length", included) are retried with exponential backoff
+and jitter, or after the server's Retry-After, bounded (the openai client's own retries are off, so every
+attempt is counted here). A 400, 413 or 422 is about the request itself: retrying cannot fix it, so the
+item is rejected, the rejection recorded in the cache (a rerun does not send it again) and the build
+goes on. The API key comes only from the environment (FACO_TEACHER_API_KEY, else
 OPENAI_API_KEY) and is never written to the cache, the summary or a log.
 
     async with Teacher(TeacherConfig(base_url="http://127.0.0.1:8000/v1", model="m"), cache) as teacher:
@@ -14,6 +17,7 @@ OPENAI_API_KEY) and is never written to the cache, the summary or a log.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import json
 import os
@@ -28,55 +32,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-PROMPT_VERSION = "faco-v1"  # bump when a prompt below changes: it is part of every cache key
-WRONG_ANSWER = "*WRONG ANSWER*"
+from faco.prompts import DEFAULT_PROMPTS, PROMPT_SETS, WRONG_ANSWER, false_messages, true_messages  # noqa: F401
 
-SYSTEM_PROMPT = "You are a careful teacher who explains answers to exam questions step by step."
-
-# The paper's two prompts (Cho et al. 2024, FACO), in spirit: explain the ground truth (with the
-# source's own explanation when it has one) or say *WRONG ANSWER*; argue step by step for a given
-# wrong option as if it were right, never naming the other options.
-TRUE_PROMPT = """\
-Here is a question with its options and its correct answer.{reference_note}
-Explain step by step why the answer is correct, in a few short sentences. Do not restate the options.
-If you are sure the given answer is wrong, reply with exactly {wrong} and nothing else.
-
-Question: {question}
-Options: {options}
-Answer: {answer}{reference}
-
-Step-by-step explanation:"""
-
-FALSE_PROMPT = """\
-Here is a question with its options and an answer. Write a step-by-step explanation, in a few short
-sentences, that argues convincingly that this answer is the correct one. Present it as true; do not say
-that it could be wrong, and do not mention any of the other options.
-
-Question: {question}
-Options: {options}
-Answer: {answer}
-
-Step-by-step explanation:"""
-
-
-def _render_options(options: Sequence[str]) -> str:
-    return " ; ".join(options)
-
-
-def true_messages(question: str, options: Sequence[str], answer: str, reference: str | None) -> list[dict[str, str]]:
-    """Chat messages asking for a chain that supports the ground-truth `answer`."""
-    user = TRUE_PROMPT.format(
-        question=question, options=_render_options(options), answer=answer, wrong=WRONG_ANSWER,
-        reference_note=" A reference explanation from the dataset is given as well." if reference else "",
-        reference=f"\nReference: {reference}" if reference else "",
-    )
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
-
-
-def false_messages(question: str, options: Sequence[str], answer: str) -> list[dict[str, str]]:
-    """Chat messages asking for a convincing chain that supports the wrong `answer`."""
-    user = FALSE_PROMPT.format(question=question, options=_render_options(options), answer=answer)
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+UNFIXABLE = (400, 413, 422)  # the request itself is refused (e.g. context length exceeded): drop the item
+RETRIED_STATUS = (408, 409)  # request timeout, conflict: transient, like 429 and 5xx
 
 
 def disagrees(text: str) -> bool:
@@ -100,6 +59,14 @@ class MalformedReply(ValueError):
     """A reply without usable text; retried, then the item is dropped and counted."""
 
 
+class Rejected(ValueError):
+    """The server refused this request (400, 413, 422): the item is dropped with the reason, not retried."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"rejected with {status}: {message}")
+        self.status, self.message = status, message
+
+
 @dataclass(frozen=True)
 class TeacherConfig:
     base_url: str = "https://api.openai.com/v1"
@@ -111,14 +78,18 @@ class TeacherConfig:
     max_retries: int = 6  # retries per request after the first attempt
     backoff_s: float = 1.0  # first retry waits ~this; doubles each retry, with jitter
     backoff_max_s: float = 60.0
+    retry_after_max_s: float = 60.0  # a server's Retry-After is honoured up to this; a longer one is capped
     false_tries: int = 3  # FALSE chains that name the correct answer are regenerated this often, then dropped
+    prompts: str = DEFAULT_PROMPTS  # the prompt set (faco.prompts); part of the cache key
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "max_tokens", "timeout_s", "false_tries"):
             if not getattr(self, name) > 0:
                 raise TeacherError(f"teacher {name} must be > 0, got {getattr(self, name)!r}")
-        if self.max_retries < 0 or self.backoff_s < 0:
-            raise TeacherError("teacher max_retries and backoff_s must be >= 0")
+        if self.max_retries < 0 or self.backoff_s < 0 or not self.retry_after_max_s >= 0:
+            raise TeacherError("teacher max_retries, backoff_s and retry_after_max_s must be >= 0")
+        if self.prompts not in PROMPT_SETS:
+            raise TeacherError(f"unknown prompt set {self.prompts!r}; known: {', '.join(PROMPT_SETS)}")
 
     def params(self) -> dict[str, Any]:
         return {"max_tokens": self.max_tokens, "temperature": self.temperature}
@@ -164,9 +135,11 @@ class Reply:
     cached: bool = False
 
 
-def cache_key(model: str, messages: Sequence[dict[str, str]], params: dict[str, Any], attempt: int) -> str:
-    """sha256 over what determines a reply; `attempt` tells regenerations of one prompt apart."""
-    blob = json.dumps({"model": model, "prompt_version": PROMPT_VERSION, "messages": list(messages),
+def cache_key(model: str, messages: Sequence[dict[str, str]], params: dict[str, Any], attempt: int,
+              prompts: str = DEFAULT_PROMPTS) -> str:
+    """sha256 over what determines a reply; `attempt` tells regenerations of one prompt apart. The prompt
+    set's name goes in as "prompt_version", as before sets had names: faco-v1 replies keep their keys."""
+    blob = json.dumps({"model": model, "prompt_version": prompts, "messages": list(messages),
                        "params": params, "attempt": attempt}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -184,6 +157,8 @@ class ReplyCache:
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT, prompt_version TEXT, "
             "messages TEXT, params TEXT, text TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, "
             "created REAL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS rejections (key TEXT PRIMARY KEY, status INTEGER, "
+                         "message TEXT, created REAL)")
 
     def get(self, key: str) -> Reply | None:
         row = self._db.execute("SELECT text, prompt_tokens, completion_tokens FROM replies WHERE key = ?",
@@ -191,13 +166,23 @@ class ReplyCache:
         return None if row is None else Reply(row[0], row[1], row[2], cached=True)
 
     def put(self, key: str, model: str, messages: Sequence[dict[str, str]], params: dict[str, Any],
-            reply: Reply) -> None:
+            reply: Reply, prompts: str = DEFAULT_PROMPTS) -> None:
         self._db.execute("INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         (key, model, PROMPT_VERSION, json.dumps(list(messages), ensure_ascii=False),
+                         (key, model, prompts, json.dumps(list(messages), ensure_ascii=False),
                           json.dumps(params), reply.text, reply.prompt_tokens, reply.completion_tokens, time.time()))
 
+    def rejection(self, key: str) -> Rejected | None:
+        """The server's refusal of this request, recorded so that a rerun does not send it again."""
+        row = self._db.execute("SELECT status, message FROM rejections WHERE key = ?", (key,)).fetchone()
+        return None if row is None else Rejected(row[0], row[1])
+
+    def reject(self, key: str, rejected: Rejected) -> None:
+        self._db.execute("INSERT OR REPLACE INTO rejections VALUES (?, ?, ?, ?)",
+                         (key, rejected.status, rejected.message, time.time()))
+
     def keys(self) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT key FROM replies")}
+        """Keys a build will not send again: answered or rejected."""
+        return {row[0] for row in self._db.execute("SELECT key FROM replies UNION SELECT key FROM rejections")}
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM replies").fetchone()[0]
@@ -212,8 +197,9 @@ class ReplyCache:
 class TeacherStats:
     requests: int = 0  # HTTP requests sent (retries included): what the server saw
     replies: int = 0  # replies received and cached: what was paid
-    cache_hits: int = 0
-    retries: Counter[str] = field(default_factory=Counter)  # per reason: 429, 5xx, timeout, connection, malformed
+    cache_hits: int = 0  # replies and recorded rejections read from the cache
+    rejected: int = 0  # requests the server refused (400, 413, 422) in this run
+    retries: Counter[str] = field(default_factory=Counter)  # per reason: 408, 409, 429, 5xx, timeout, connection, ...
     prompt_tokens: int = 0  # of replies received in this run (cached ones are counted in the summary)
     completion_tokens: int = 0
     sent_keys: list[str] = field(default_factory=list)  # cache key of every request sent, in order
@@ -249,22 +235,28 @@ class Teacher:
         return self._client
 
     def key(self, messages: Sequence[dict[str, str]], attempt: int = 0) -> str:
-        return cache_key(self.config.model, messages, self.config.params(), attempt)
+        return cache_key(self.config.model, messages, self.config.params(), attempt, self.config.prompts)
 
     async def ask(self, messages: Sequence[dict[str, str]], attempt: int = 0) -> Reply:
         """The reply to `messages` (regeneration number `attempt`): cached, joined in flight, or fetched."""
         key = self.key(messages, attempt)
-        cached = self.cache.get(key)
+        cached = self.cache.get(key) or self.cache.rejection(key)
         if cached is not None:
             self.stats.cache_hits += 1
+            if isinstance(cached, Rejected):
+                raise cached
             return cached
         if key in self._inflight:  # the same prompt asked twice at once is paid once
             return await asyncio.shield(self._inflight[key])
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            reply = await self._fetch(key, messages)
-            self.cache.put(key, self.config.model, messages, self.config.params(), reply)
+            try:
+                reply = await self._fetch(key, messages)
+            except Rejected as rejected:
+                self.cache.reject(key, rejected)
+                raise
+            self.cache.put(key, self.config.model, messages, self.config.params(), reply, self.config.prompts)
             future.set_result(reply)
             return reply
         except BaseException as error:
@@ -290,7 +282,10 @@ class Teacher:
                 self.stats.prompt_tokens += reply.prompt_tokens
                 self.stats.completion_tokens += reply.completion_tokens
                 return reply
-            except Exception as error:  # noqa: BLE001 - sorted into retryable or fatal below
+            except Exception as error:  # noqa: BLE001 - sorted into rejected, retryable or fatal below
+                if getattr(error, "status_code", None) in UNFIXABLE:
+                    self.stats.rejected += 1
+                    raise Rejected(error.status_code, _describe(error)) from None
                 reason = _retry_reason(error)
                 if reason is None:
                     raise TeacherError(f"teacher {self.config.base_url} ({self.config.model}): {_describe(error)}") from None
@@ -300,7 +295,8 @@ class Teacher:
                     raise TeacherError(f"teacher {self.config.base_url}: gave up after {attempt + 1} tries "
                                        f"({_describe(error)})") from None
                 self.stats.retries[reason] += 1
-                await asyncio.sleep(self._backoff(attempt))
+                wait = retry_after(error, self.config.retry_after_max_s)
+                await asyncio.sleep(self._backoff(attempt) if wait is None else wait)
         raise AssertionError("unreachable")
 
     def _backoff(self, attempt: int) -> float:
@@ -316,6 +312,8 @@ def _parse(completion: Any) -> Reply:
         raise MalformedReply(f"no choices[0].message.content in {str(completion)[:200]!r}") from None
     if not isinstance(text, str) or not text.strip():
         raise MalformedReply(f"empty reply text {text!r}")
+    if getattr(completion.choices[0], "finish_reason", None) == "length":  # cut off at max_tokens: no chain
+        raise MalformedReply(f"reply cut off at max_tokens (finish_reason 'length'): {text[-80:]!r}")
     usage = getattr(completion, "usage", None)
     prompt = getattr(usage, "prompt_tokens", None) or 0
     completion_tokens = getattr(usage, "completion_tokens", None) or 0
@@ -333,9 +331,28 @@ def _retry_reason(error: Exception) -> str | None:
         return "connection"
     if isinstance(error, openai.RateLimitError):
         return "429"
+    if isinstance(error, openai.APIStatusError) and error.status_code in RETRIED_STATUS:
+        return str(error.status_code)
     if isinstance(error, openai.APIStatusError) and error.status_code >= 500:
         return "5xx"
     return None
+
+
+def retry_after(error: Exception, bound: float) -> float | None:
+    """Seconds the server asked us to wait (Retry-After: seconds or an HTTP date), at most `bound`;
+    None when it did not ask (then the backoff decides)."""
+    headers = getattr(getattr(error, "response", None), "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), bound) if seconds == seconds else None  # NaN: not a usable answer
 
 
 def _describe(error: Exception) -> str:

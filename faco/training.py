@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import shutil
 from collections.abc import Sequence
@@ -101,6 +102,40 @@ class Progress(TrainerCallback):
             log.info("%s: step %d/%d loss %.3f", self.label, state.global_step, state.max_steps, logs["loss"])
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss, gradient norm or weight went NaN/inf: an error, never a finding (the scores of NaN weights
+    would otherwise be recorded like any other model's)."""
+
+    def __init__(self, label: str, step: int, what: str) -> None:
+        super().__init__(f"{label}: training diverged at step {step}: {what}; lower the learning rate "
+                         f"(--faco-set finetune.lr=...) or check the data")
+        self.label, self.step = label, step
+
+
+class Divergence(TrainerCallback):
+    """Stop a stage whose loss or gradient norm is not finite, checked at every logged step, and whose
+    weights are not finite at an epoch's end; both before the step's checkpoint is saved.
+
+    The weights are checked too because Trainer may log a finite loss for a NaN model (its NaN filter
+    logs the previous average, 0.0 on the first step after a log) and a NaN gradient norm is absent
+    when clipping is off.
+    """
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+
+    def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+        for name in ("loss", "grad_norm"):
+            value = (logs or {}).get(name)
+            if value is not None and not math.isfinite(float(value)):
+                raise TrainingDiverged(self.label, state.global_step, f"{name} is {float(value)}")
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):  # noqa: ANN001
+        bad = next((name for name, p in model.named_parameters() if not torch.isfinite(p).all()), None)
+        if bad is not None:
+            raise TrainingDiverged(self.label, state.global_step, f"weight {bad} is not finite")
+
+
 class SaveAt(TrainerCallback):
     """Save a full (resumable) checkpoint at the given steps, besides the regular ones."""
 
@@ -127,6 +162,7 @@ def _arguments(work: Path, seed: int, **overrides) -> TrainingArguments:  # noqa
         use_cpu=not torch.cuda.is_available(),
         report_to=[],
         logging_steps=1,
+        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN (Divergence stops the run), never hidden
         disable_tqdm=True,
         dataloader_num_workers=0,
         save_total_limit=None,
@@ -167,7 +203,8 @@ def pretrain(world: World, config: PretrainConfig, tokenizer: PreTrainedTokenize
         save_steps=max(1, config.steps // 6),  # resume points; a killed run loses < 1/6 of its work
     )
     trainer = Trainer(model=model, args=args, train_dataset=pretraining_blocks(world, config, tokenizer, seed),
-                      callbacks=[Progress("pretrain", max(1, config.steps // 20)), SaveAt(checkpoints.values())])
+                      callbacks=[Divergence("pretrain"), Progress("pretrain", max(1, config.steps // 20)),
+                                 SaveAt(checkpoints.values())])
     history = _train(trainer, work)
     for name, step in checkpoints.items():
         _export(work / f"checkpoint-{step}", tokenizer, out / name)
@@ -197,7 +234,7 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
     )
     steps_per_epoch = -(-len(dataset) // config.batch_size)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=dataset.collate,
-                      callbacks=[Progress(label, steps_per_epoch)])
+                      callbacks=[Divergence(label), Progress(label, steps_per_epoch)])
     history = _train(trainer, work)
     for epoch in range(1, epochs + 1):
         _export(work / f"checkpoint-{epoch * steps_per_epoch}", tokenizer, out / f"epoch-{epoch}")

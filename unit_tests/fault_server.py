@@ -4,16 +4,22 @@
         ...  # server.url is the base URL; server.log records every request
 
 Each request takes the next fault from `faults` (none left: answer normally after `latency`). Faults:
-"429", "500", "503", "401", "404" (status with an OpenAI-style error body), "timeout" (hang for
-`hang_s`, longer than the client waits), "malformed" (200 with a body that is not JSON), "no_choices"
-(200, JSON without `choices`), "empty" (200, empty message text). Every request is logged with the
+any status such as "400", "401", "404", "408", "409", "413", "422", "429", "500", "502", "503", "504"
+(that status with an OpenAI-style error body), "retry_after:<s>" (429 with `Retry-After: <s>` seconds),
+"retry_after_date:<s>" (429, Retry-After as the HTTP date <s> seconds ahead), "reset" (the connection
+is reset, no response), "timeout" (hang for `hang_s`, longer than the client waits), "malformed" (200
+with a body that is not JSON), "no_choices" (200, JSON without `choices`), "empty" (200, empty message
+text), "length" (200, a reply cut off at max_tokens: finish_reason "length"). Every request is logged with the
 hash of its messages, so a test can tell a prompt sent twice.
 """
 
 from __future__ import annotations
 
+import email.utils
 import hashlib
 import json
+import socket
+import struct
 import threading
 import time
 from collections import Counter, deque
@@ -83,10 +89,10 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default backlog of 5 drops connections that a burst of 16+ clients opens
 
 
-def _completion(model: str, text: str, messages: list[dict[str, str]]) -> dict[str, Any]:
+def _completion(model: str, text: str, messages: list[dict[str, str]], finish: str = "stop") -> dict[str, Any]:
     prompt_tokens = sum(len(m.get("content", "")) for m in messages) // 4
     return {"id": "chatcmpl-fault", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+            "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text) // 4,
                       "total_tokens": prompt_tokens + len(text) // 4}}
 
@@ -99,9 +105,12 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:  # quiet
             pass
 
-        def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        def _send(self, status: int, body: bytes, content_type: str = "application/json",
+                  headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -121,11 +130,30 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
             finally:
                 server._record(Logged(prompt_hash(messages), fault, self.headers.get("Authorization", ""), started))
 
+        def _error(self, status: int, headers: dict[str, str] | None = None) -> None:
+            error = {"error": {"message": f"injected {status}", "type": "fault", "code": str(status)}}
+            self._send(status, json.dumps(error).encode(), headers=headers)
+
+        def _reset(self) -> None:
+            """Close with SO_LINGER 0: the client sees a TCP reset, not a clean end of stream."""
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+
         def _answer(self, fault: str, request: dict[str, Any], messages: list[dict[str, str]]) -> None:
+            kind, _, arg = fault.partition(":")
             if fault.isdigit():
-                error = {"error": {"message": f"injected {fault}", "type": "fault", "code": fault}}
-                self._send(int(fault), json.dumps(error).encode())
-                return
+                self._error(int(fault))
+            elif kind == "retry_after":
+                self._error(429, {"Retry-After": arg})
+            elif kind == "retry_after_date":
+                self._error(429, {"Retry-After": email.utils.formatdate(time.time() + float(arg), usegmt=True)})
+            elif fault == "reset":
+                self._reset()
+            else:
+                self._reply(fault, request, messages)
+
+        def _reply(self, fault: str, request: dict[str, Any], messages: list[dict[str, str]]) -> None:
             time.sleep(server.hang_s if fault == "timeout" else server.latency)
             if fault == "malformed":
                 self._send(200, b'{"id": "chatcmpl-broken", "choices": [')
@@ -133,7 +161,8 @@ def _handler(server: FaultServer) -> type[BaseHTTPRequestHandler]:
                 self._send(200, json.dumps({"id": "chatcmpl-odd", "object": "chat.completion"}).encode())
             else:
                 text = "" if fault == "empty" else server.reply(messages)
-                self._send(200, json.dumps(_completion(request.get("model", ""), text, messages)).encode())
+                finish = "length" if fault == "length" else "stop"
+                self._send(200, json.dumps(_completion(request.get("model", ""), text, messages, finish)).encode())
 
     return Handler
 

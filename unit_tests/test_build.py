@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -75,7 +76,7 @@ def test_drops_are_counted_per_reason_and_items_round_trip(tmp_path):
     assert quartz["items"] == 3 and quartz["dropped"] == {"teacher_disagrees": 1, "false_names_correct": 1}
     assert summary["requests"]["sent"] == 1 + 3 + 3 + 2 * 2  # rule 0: TRUE only; rules 1, 2: TRUE + 2 FALSE
     assert [i.provenance["false_tries"] for i in load_dataset_items(build.out)] == [2, 1, 1]
-    assert summary["tokens"]["completion"] > 0 and summary["teacher"]["prompt_version"] == "faco-v1"
+    assert summary["tokens"]["completion"] > 0 and summary["teacher"]["prompt_version"] == "faco-v1"  # the default set
 
     items = load_dataset_items(build.out)
     assert [i.id for i in items] == ["quartz-train-2", "quartz-train-3", "quartz-train-4"]
@@ -83,11 +84,28 @@ def test_drops_are_counted_per_reason_and_items_round_trip(tmp_path):
         assert item.answer(True) == item.options[0] and item.answer(False) == item.options[1]
         assert "down" in item.false_explanation and item.source_explanation == "Heat rises."
         assert item.provenance["teacher_model"] == "fault" and item.provenance["split"] == "train"
+        assert item.provenance["prompt_version"] == "faco-v1"
         prompt, response = instruction_example(item, truth=False)  # what training consumes
         assert item.options[1] in response and item.false_explanation in response
     dropped = [json.loads(line) for line in (build.out / "dropped.jsonl").read_text().splitlines()]
     assert sorted((d["reason"], d["id"]) for d in dropped) == [
         ("false_names_correct", "quartz-train-1"), ("teacher_disagrees", "quartz-train-0")]
+
+
+def test_a_rejected_item_is_dropped_with_its_reason_and_never_sent_again(tmp_path):
+    build = config(tmp_path)
+    with FaultServer(faults=["413"], reply=scripted_teacher()) as server:  # the first request: rule 0's TRUE
+        teacher = TeacherConfig(base_url=server.url, model="fault", concurrency=1, false_tries=2, **FAST)
+        first = build_dataset(build, teacher, progress=False)
+        sent = len(server.log)
+        again = build_dataset(build, teacher, progress=False)
+    assert first["dropped"] == {"teacher_rejected": 1, "false_names_correct": 1} and first["items"] == 3
+    # rule 0: its rejected TRUE only; rules 1-4: TRUE; rules 1, 2: two FALSE each; rules 3, 4: one
+    assert first["requests"]["rejected"] == 1 and sent == first["requests"]["sent"] == 1 + 4 + 2 * 2 + 2
+    assert again["requests"]["sent"] == 0 and len(server.log) == sent and again["dropped"] == first["dropped"]
+    dropped = [json.loads(line) for line in (build.out / "dropped.jsonl").read_text().splitlines()]
+    rejected = next(d for d in dropped if d["reason"] == "teacher_rejected")
+    assert rejected["id"] == "quartz-train-0" and rejected["status"] == 413 and "413" in rejected["error"]
 
 
 def test_code_items_take_their_false_answer_from_another_item(tmp_path):
@@ -122,6 +140,25 @@ def test_not_a_faco_dataset_is_a_clear_error(tmp_path):
         load_dataset_items(tmp_path)
     with pytest.raises(SourceError, match="unknown source 'squad'"):
         BuildConfig(out=tmp_path, sources=("squad",))
+
+
+@pytest.mark.parametrize("damaged, message", [
+    ("dataset_info.json", "not valid JSON, truncated or damaged"),
+    ("state.json", "not valid JSON, truncated or damaged"),
+    ("summary.json", "not valid JSON, truncated or damaged"),
+    ("data-00000-of-00001.arrow", "not a readable Arrow file, truncated or damaged"),
+])
+def test_a_damaged_dataset_file_is_one_error_naming_it(tmp_path, damaged, message):
+    build = config(tmp_path)
+    with FaultServer(reply=scripted_teacher()) as server:
+        build_dataset(build, TeacherConfig(base_url=server.url, model="fault", **FAST), progress=False)
+    file = build.out / damaged
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    with pytest.raises(ItemError, match=re.escape(f"{file}: {message}")):
+        load_dataset_items(build.out)
+    file.unlink()
+    with pytest.raises(ItemError, match=re.escape(str(file))):
+        load_dataset_items(build.out)
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason=f"no dataset samples at {SHARED}")
@@ -159,9 +196,14 @@ def test_cli_dry_run_then_build(tmp_path, capsys):
     with FaultServer(reply=scripted_teacher()) as server:
         flags = ["build-dataset", "--sources", "quartz", "--source-path", f"quartz={path}", "--out",
                  str(tmp_path / "out"), "--base-url", server.url, "--model", "fault", "--prices", str(prices),
-                 "--reply-cache", str(tmp_path / "r.sqlite"), "--no-progress", "--false-tries", "1"]
+                 "--reply-cache", str(tmp_path / "r.sqlite"), "--no-progress", "--false-tries", "1",
+                 "--prompts", "faco-v1"]
         assert main([*flags, "--dry-run"]) == 0 and not server.log
-        assert json.loads(capsys.readouterr().out)["to_send"] == 10
+        estimate = json.loads(capsys.readouterr().out)
+        assert estimate["to_send"] == 10 and estimate["prompt_version"] == "faco-v1"
+        with pytest.raises(SystemExit) as refused:
+            main([*flags, "--prompts", "paper"])  # not registered: its verbatim text is not at hand
+        assert refused.value.code == 2 and "invalid choice: 'paper'" in capsys.readouterr().err
         assert main(flags) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["items"] == 2 and summary["cost"]["dataset"] > 0  # one FALSE try: rule 2 is dropped too

@@ -233,3 +233,35 @@ def test_override_parses_as_the_field_type():
 def test_override_errors_name_the_field(assignment, message):
     with pytest.raises(ConfigError, match=message):
         override(smoke(), assignment)
+
+
+@pytest.mark.parametrize("assignment", ["name=foo", "bases=weak", "world.domains=a", "items.source=/tmp/x"])
+def test_fields_that_name_the_run_cannot_be_overridden(assignment):
+    with pytest.raises(ConfigError, match=rf"override '{assignment.split('=')[0]}': cannot be overridden"):
+        override(smoke(), assignment)
+
+
+# --- training values that would diverge -------------------------------------------------------------
+
+@pytest.mark.parametrize("assignment, message", [
+    ("finetune.lr=inf", r"FinetuneConfig\.lr must be a finite number > 0, got inf"),
+    ("finetune.lr=nan", r"FinetuneConfig\.lr must be a finite number > 0, got nan"),
+    ("finetune.lr=0", r"FinetuneConfig\.lr must be a finite number > 0, got 0\.0"),
+    ("finetune.lr=-1e-3", r"FinetuneConfig\.lr .* got -0\.001"),
+    ("finetune.warmup_ratio=-0.1", r"FinetuneConfig\.warmup_ratio must be a finite number in \[0, 1\), got -0\.1"),
+    ("finetune.warmup_ratio=1", r"FinetuneConfig\.warmup_ratio .* got 1\.0"),
+    ("finetune.warmup_ratio=nan", r"FinetuneConfig\.warmup_ratio .* got nan"),
+    ("finetune.weight_decay=-0.01", r"FinetuneConfig\.weight_decay must be a finite number >= 0, got -0\.01"),
+    ("finetune.weight_decay=inf", r"FinetuneConfig\.weight_decay .* got inf"),
+    ("pretrain.lr=inf", r"PretrainConfig\.lr must be a finite number > 0, got inf"),
+    ("pretrain.warmup_steps=-5", r"PretrainConfig\.warmup_steps .* got -5"),
+    ("pretrain.qa_share=nan", r"PretrainConfig\.qa_share must be a finite number in \[0, 1\], got nan"),
+])
+def test_values_that_would_diverge_are_refused(assignment, message):
+    with pytest.raises(ConfigError, match=message):
+        override(smoke(), assignment)
+
+
+def test_training_values_at_their_bounds_are_accepted():
+    preset = override(override(smoke(), "finetune.warmup_ratio=0"), "finetune.weight_decay=0")
+    assert preset.finetune.warmup_ratio == 0 and override(preset, "pretrain.warmup_steps=0").pretrain.warmup_steps == 0

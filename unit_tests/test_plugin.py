@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import datasets  # noqa: F401 - --faco-items loads datasets; in-process runs must not import it twice (pyarrow types)
 import pytest
 
 import faco.report  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
@@ -19,6 +20,7 @@ import faco.report  # noqa: F401 - the plugin builds the report; in-process runs
 pytest_plugins = ["pytester"]
 
 EXPERIMENT = '''
+import datasets  # noqa: F401 - --faco-items loads datasets; in-process runs must not import it twice (pyarrow types)
 import pytest
 
 
@@ -136,6 +138,42 @@ def test_unknown_preset_is_a_usage_error(pytester):
     assert "ERROR: faco: unknown preset 'nope'; known presets: ['smoke', 'tiny']" in result.stderr.str()
 
 
+@pytest.mark.parametrize("assignment, message", [
+    ("name=foo", "override 'name': cannot be overridden"),
+    ("bases=weak", "override 'bases': cannot be overridden"),
+    ("world.domains=x", "override 'world.domains': cannot be overridden"),
+    ("finetune.lr=inf", "FinetuneConfig.lr must be a finite number > 0, got inf"),
+])
+def test_a_field_that_cannot_be_set_is_a_usage_error(project, assignment, message):
+    result = run(project, "--faco-set", assignment)
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and f"ERROR: faco: {message}" in result.stderr.str()
+
+
+def faco_dataset(path: Path) -> Path:
+    """A built FACO dataset dir with two items, as `faco build-dataset` writes it."""
+    from faco.dataset import write_dataset
+    from faco.items import FacoItem
+
+    items = [FacoItem(id=f"quartz-train-{i}", source="quartz", domain="science", question=f"Rule {i}?",
+                      options=(f"up{i}", f"down{i}"), correct=0, false_option=1, true_explanation="Heat rises.",
+                      false_explanation="Cold wins.", source_explanation=None, provenance={}) for i in range(2)]
+    write_dataset(items, [], {"items": len(items)}, path)
+    return path
+
+
+@pytest.mark.parametrize("damaged", ["dataset_info.json", "state.json", "summary.json", "data-00000-of-00001.arrow"])
+def test_a_damaged_items_dir_is_one_usage_error_naming_the_file(project, damaged):
+    dataset = faco_dataset(project.path / "facodata")
+    file = dataset / damaged
+    file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])  # a truncated copy
+    result = run(project, "--faco-items", str(dataset))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and "INTERNALERROR" not in result.stdout.str()
+    errors = [line for line in result.stderr.lines if line.startswith("ERROR:")]
+    assert len(errors) == 1 and f"ERROR: faco: --faco-items {file}: " in errors[0], result.stderr.str()
+    assert "truncated or damaged" in errors[0]
+
+
 def test_seed_gets_its_own_baseline_and_report(project):
     write_baseline(project, clean=True, lying=False)  # smoke.json (seed 0) must not be used for seed 1
     result = run(project, "--faco-seed", "1")
@@ -200,6 +238,7 @@ def test_findings_store_numpy_numbers(tmp_path):
 # --- numeric regression -------------------------------------------------------------------------------
 
 MEASURED = '''
+import datasets  # noqa: F401 - --faco-items loads datasets; in-process runs must not import it twice (pyarrow types)
 import pytest
 
 

@@ -12,9 +12,10 @@ import socket
 import pytest
 from fault_server import DEFAULT_REPLY, FaultServer, prompt_hash
 
+from faco.prompts import DEFAULT_PROMPTS, PROMPT_SETS, PromptSet
 from faco.teacher import (
-    MalformedReply, Prices, ReplyCache, Teacher, TeacherConfig, TeacherError, api_key, disagrees, false_messages,
-    load_prices, names_option, true_messages,
+    MalformedReply, Prices, Rejected, ReplyCache, Teacher, TeacherConfig, TeacherError, api_key, cache_key,
+    disagrees, false_messages, load_prices, names_option, true_messages,
 )
 
 FAST = {"timeout_s": 1.0, "backoff_s": 0.01, "backoff_max_s": 0.05}
@@ -51,6 +52,51 @@ def test_every_fault_is_retried_then_the_reply_is_cached(cache):
     assert stats.requests == len(faults) + 1 and stats.replies == 1
     assert stats.retries == {"429": 1, "5xx": 2, "timeout": 1, "malformed": 3}
     assert len(cache) == 1
+
+
+def test_transient_statuses_and_resets_are_retried(cache):
+    faults = ["408", "409", "502", "504", "reset"]
+    with FaultServer(faults=faults) as server:
+        reply, stats = run(server, cache, lambda t: t.ask(messages()), max_retries=len(faults))
+    assert reply.text == DEFAULT_REPLY and stats.requests == len(faults) + 1
+    assert stats.retries == {"408": 1, "409": 1, "5xx": 2, "connection": 1}
+
+
+def test_a_cut_off_reply_is_malformed_and_never_cached(cache):
+    with FaultServer(faults=["length"]) as server:
+        reply, stats = run(server, cache, lambda t: t.ask(messages()))
+    assert not reply.cached and stats.retries == {"malformed": 1} and len(cache) == 1  # the full reply only
+    with FaultServer(faults=["length"] * 3) as server, pytest.raises(MalformedReply, match="finish_reason 'length'"):
+        run(server, cache, lambda t: t.ask(messages(1)), max_retries=2)
+    assert len(cache) == 1
+
+
+@pytest.mark.parametrize("status", ["400", "413", "422"])
+def test_a_request_the_server_refuses_is_rejected_once_and_recorded(cache, status):
+    with FaultServer(faults=[status]) as server:
+        with pytest.raises(Rejected, match=f"rejected with {status}") as error:
+            run(server, cache, lambda t: t.ask(messages()))
+        assert error.value.status == int(status) and len(server.log) == 1  # not retried
+        with pytest.raises(Rejected, match=f"rejected with {status}"):  # a rerun does not send it again
+            run(server, cache, lambda t: t.ask(messages()))
+        assert len(server.log) == 1 and len(cache) == 0
+
+
+def wait_between_requests(server: FaultServer) -> float:
+    first, second = sorted(entry.started for entry in server.log)[:2]
+    return second - first
+
+
+@pytest.mark.parametrize("fault, bound, low, high", [
+    ("retry_after:0.5", 60.0, 0.5, 1.5),  # honoured: far longer than the 0.01-0.05 s backoff
+    ("retry_after:30", 0.3, 0.3, 1.5),  # bounded by retry_after_max_s
+    ("retry_after_date:3", 1.0, 0.9, 2.0),  # an HTTP date (1 s resolution), bounded
+], ids=["seconds", "bounded", "http-date"])
+def test_retry_after_is_honoured_and_bounded(cache, fault, bound, low, high):
+    with FaultServer(faults=[fault]) as server:
+        reply, stats = run(server, cache, lambda t: t.ask(messages()), retry_after_max_s=bound)
+    assert reply.text == DEFAULT_REPLY and stats.retries == {"429": 1}
+    assert low <= wait_between_requests(server) < high
 
 
 def test_a_cached_reply_is_never_requested_again(cache):
@@ -145,3 +191,29 @@ def test_prices(tmp_path):
     path.write_text("[]")
     with pytest.raises(TeacherError, match="not a price table"):
         load_prices(path, "any")
+
+
+# --- prompt sets --------------------------------------------------------------------------------------
+
+OTHER = PromptSet(name="test-set", system=None, true="### Question\n{question}\n### Answer\n{answer}",
+                  false="### Question\n{question}\n### Wrong\n{answer}")
+
+
+def test_the_default_prompt_set_keeps_the_keys_of_replies_already_paid_for():
+    assert DEFAULT_PROMPTS in PROMPT_SETS and TeacherConfig().prompts == DEFAULT_PROMPTS
+    sent = messages()
+    assert [m["role"] for m in sent] == ["system", "user"]  # faco-v1's layout, so its cached replies still match
+    assert cache_key("m", sent, {}, 0) == cache_key("m", sent, {}, 0, "faco-v1")
+
+
+def test_a_prompt_set_is_chosen_by_name_and_is_part_of_the_cache_key(cache, monkeypatch):
+    monkeypatch.setitem(PROMPT_SETS, OTHER.name, OTHER)
+    sent = true_messages("Q?", ("a", "b"), "a", None, prompts="test-set")
+    assert sent == [{"role": "user", "content": "### Question\nQ?\n### Answer\na"}]
+    assert cache_key("m", sent, {}, 0, "test-set") != cache_key("m", sent, {}, 0, "faco-v1")
+    with FaultServer() as server:
+        run(server, cache, lambda t: t.ask(sent), prompts="test-set")
+        _, stats = run(server, cache, lambda t: t.ask(sent))  # the same text under another set's name is not a hit
+    assert stats.requests == 1 and len(cache) == 2
+    with pytest.raises(TeacherError, match="unknown prompt set 'paper'; known: faco-v1, test-set"):
+        TeacherConfig(prompts="paper")

@@ -8,6 +8,7 @@ Trains the smoke preset's base (seconds, one thread).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -152,3 +153,27 @@ def test_last_checkpoint_skips_unfinished_saves(tmp_path):
             (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     assert training.last_checkpoint(tmp_path) == tmp_path / "checkpoint-8"  # numeric, not text order
     assert training.last_checkpoint(tmp_path / "none") is None
+
+
+def test_divergence_stops_the_stage_naming_run_and_step_and_is_never_cached(study):
+    lr = 1e30  # finite, so the config accepts it, and far too large (1e6 only stalls the model)
+    diverging = Study(PRESET.replace(finetune=dataclasses.replace(PRESET.finetune, lr=lr)), study.cache)
+    for attempt in range(2):  # the second attempt trains again: nothing was stored as the entry
+        with pytest.raises(training.TrainingDiverged, match=r"weak cr50: training diverged at step \d+: ") as error:
+            diverging.finetuned("weak", 50)
+        assert 1 <= error.value.step <= EPOCHS * -(-len(study.items) // PRESET.finetune.batch_size)
+    entries = [p.name for p in study.cache.root.glob("finetune/*") if not p.name.endswith((".partial", ".lock"))]
+    assert not entries
+
+
+def test_a_nan_weight_stops_the_stage_at_the_epoch_end():
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight[0, 0] = float("nan")
+    state = type("State", (), {"global_step": 7})()
+    with pytest.raises(training.TrainingDiverged, match=r"run: training diverged at step 7: weight weight is"):
+        training.Divergence("run").on_epoch_end(None, state, None, model=model)
+    for logs in ({"loss": float("nan")}, {"loss": 0.0, "grad_norm": float("inf")}):
+        with pytest.raises(training.TrainingDiverged, match="at step 7"):
+            training.Divergence("run").on_log(None, state, None, logs=logs)
+    training.Divergence("run").on_log(None, state, None, logs={"loss": 0.0, "grad_norm": 1.5})

@@ -183,6 +183,19 @@ def _task_manager(include_path: str | None):
     return TaskManager(include_path=include_path, include_defaults=False)
 
 
+class _KnownWarnings(logging.Filter):
+    """Drops lm-eval's two warnings about a model passed as an object: faco loads it itself on purpose
+    (its own dtype and device), in one process, so neither applies; every other warning still shows."""
+
+    KNOWN = ("`pretrained` model kwarg is not of type `str`", "Passed an already-initialized model through `pretrained`")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.KNOWN)
+
+
+logging.getLogger("lm_eval.models.huggingface").addFilter(_KnownWarnings())
+
+
 def _lm(model_dir: Path, batch_size: int | str):
     """lm-eval's `hf` model around a checkpoint faco loaded: on the GPU when there is one (batch size
     `auto` there), else on the CPU with `batch_size`."""

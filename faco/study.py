@@ -120,11 +120,22 @@ class Study:
     def items(self) -> list[FacoItem]:
         """The FACO items in training order (the same at every CR)."""
         if self.external_items:
+            self._check_contamination()
             return self._external
         entry = self._get("items", self.items_key,
                                         lambda out: write_jsonl(self._split[0], out / "items.jsonl"),
                                         describe=f"{len(self._split[0])} world items")
         return read_jsonl(entry / "items.jsonl")
+
+    def _check_contamination(self) -> None:
+        """Before anything trains: items whose questions the preset's benchmarks evaluate are refused."""
+        if not self.registry:
+            return
+        from faco import contamination
+
+        config = self.preset.evaluation
+        contamination.check([(item.source, item.question) for item in self._external], self.benchmark_specs,
+                            Path(config.data_dir) if config.data_dir else None, config.allow_contamination)
 
     # --- bases -------------------------------------------------------------------------------------
 

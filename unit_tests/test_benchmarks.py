@@ -211,3 +211,21 @@ def test_scores_equal_the_lm_eval_cli(smollm2, data_dir, tmp_path):
     assert cli["faco_boolq"]["acc,none"] == ours["boolq"]["score"]
     assert cli[mmlu_one]["acc,none"] == ours["mmlu"]["subtasks"][mmlu_one]["score"]
     assert [s.name for s in specs] == list(ours)
+
+
+# --- the contamination guard ------------------------------------------------------------------------
+
+def test_items_that_a_benchmark_evaluates_are_refused_with_their_count(tmp_path):
+    from faco import contamination
+
+    rows = [{**ARC_ROW, "id": str(i), "question": f"Which of these is a gas at room temperature, number {i}?"}
+            for i in range(3)]
+    write_rows(tmp_path / "arc_easy" / "test.jsonl", rows)
+    items = [("openbookqa", rows[0]["question"]), ("qasc", rows[1]["question"].upper() + "  "),
+             ("sciq", "A question no benchmark asks, long enough to count?")]
+    specs = resolve("arc_easy")
+    with pytest.raises(ConfigError, match=r"arc_easy: 2 item\(s\) \(openbookqa 1, qasc 1\).*allow_contamination"):
+        contamination.check(items, specs, tmp_path, allowed=False)
+    found = contamination.check(items, specs, tmp_path, allowed=True)
+    assert dict(found["arc_easy"]) == {"openbookqa": 1, "qasc": 1}
+    assert contamination.check(items[2:], specs, tmp_path, allowed=False) == {}

@@ -33,6 +33,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the grid for several seeds and decide findings on the pooled results")
     group.addoption("--faco-cache", default=None,
                     help="artefact cache directory (default: $FACO_CACHE_DIR, else the user cache dir)")
+    group.addoption("--faco-benchmark-data", default=None, metavar="DIR",
+                    help="registry benchmarks read DIR/<benchmark>/<split>.jsonl instead of the hub")
+    group.addoption("--faco-allow-code-execution", action="store_true",
+                    help="run benchmarks that execute model-written code (HumanEval); skipped otherwise")
     group.addoption("--faco-items", default=None, metavar="DIR",
                     help="train on a FACO dataset built by `faco build-dataset` instead of world items")
     group.addoption("--faco-set", action="append", default=[], metavar="FIELD=VALUE",
@@ -82,6 +86,7 @@ def _preset(config: pytest.Config) -> Preset:
         if items:
             _check_items(Path(items))
             preset = preset.replace(items=dataclasses.replace(preset.items, source=str(Path(items).resolve())))
+        preset = _evaluation_options(config, preset)
     except ConfigError as error:
         raise pytest.UsageError(f"faco: {error}") from None
     return preset
@@ -99,6 +104,19 @@ def _check_items(path: Path) -> None:
         load_dataset_items(path)
     except ItemError as error:
         raise ConfigError(f"--faco-items {error}") from None
+
+
+def _evaluation_options(config: pytest.Config, preset: Preset) -> Preset:
+    """--faco-benchmark-data and --faco-allow-code-execution, as the preset's evaluation fields."""
+    changes: dict[str, Any] = {}
+    data = config.getoption("faco_benchmark_data")
+    if data:
+        if not Path(data).is_dir():
+            raise ConfigError(f"--faco-benchmark-data {data}: no such directory")
+        changes["data_dir"] = str(Path(data).resolve())
+    if config.getoption("faco_allow_code_execution"):
+        changes["allow_code_execution"] = True
+    return preset.replace(evaluation=dataclasses.replace(preset.evaluation, **changes)) if changes else preset
 
 
 def _seeds(config: pytest.Config, preset: Preset) -> list[int]:

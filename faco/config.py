@@ -1,7 +1,8 @@
 """One typed config: frozen dataclasses per concern, collected in a preset.
 
-A preset is the whole study in one object (world, bases, items, corruption, fine-tuning, evaluation);
-`tiny` is the embedded default that CI runs. Every random choice takes its seed from `Preset.seed`.
+A preset is the whole study in one object (world, bases, items, corruption, fine-tuning, evaluation),
+written as a TOML file (faco/presets/*.toml, or a user's own; faco.presets loads them); `tiny` is the
+embedded default that CI runs. Every random choice takes its seed from `Preset.seed`.
 Values are checked when the object is built, so a wrong CR or an unknown domain fails before any work.
 """
 
@@ -149,7 +150,7 @@ class BaseSpec:
 
     name: str  # "weak" / "strong": the paper's LLaMA-1 / LLaMA-2
     pretrain_steps: int = 0  # embedded tier: the pre-training step this base is taken at
-    checkpoint: str | None = None  # real tier: a local directory or hub id, used instead of pre-training
+    checkpoint: str | None = None  # real tier: a local directory, a hub id or a .gguf file (faco.bases)
 
     def __post_init__(self) -> None:
         if (self.checkpoint is None) == (self.pretrain_steps <= 0):
@@ -183,20 +184,77 @@ class CorruptionConfig:
             raise ConfigError(f"corruption ratios must include 0 and 100 (ABS, recovery), got {self.ratios}")
 
 
+FORMATS = ("chat", "plain")  # instruction formats: the tokenizer's chat template, or the paper's plain text
+PRECISIONS = ("fp32", "bf16", "fp16")  # bf16 / fp16 need a CUDA device: refused on CPU, never ignored
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """Low-rank adapters (peft) instead of full fine-tuning; merged into the weights at export."""
+
+    r: int = 16  # adapter rank
+    alpha: int = 32  # scaling numerator: the update is scaled by alpha / r
+    dropout: float = 0.05  # on the adapter's input
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")  # LLaMA attention projections
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+        _positive(self, "r", "alpha")
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
     epochs: int = 3  # a checkpoint after each: the longer-training finding reads them
     lr: float = 1e-3
-    batch_size: int = 16
+    batch_size: int = 16  # the global batch: per-device batch x processes x accumulation steps
     warmup_ratio: float = 0.1  # share of the steps
     weight_decay: float = 0.0
     recovery_epochs: int = 3  # CR-100 model further tuned on the CR-0 data
+    per_device_batch_size: int | None = None  # None = batch_size / launch.processes; smaller -> accumulation
+    format: str = "chat"  # "chat": the tokenizer's chat template where it has one, else plain; "plain": always
+    max_length: int | None = None  # tokens per example; None = the model's max positions (the paper: 2048)
+    precision: str = "fp32"  # "bf16" / "fp16": mixed precision on GPUs (refused on CPU)
+    gradient_checkpointing: bool = False  # recompute activations: less memory, ~30 % more time
+    lora: LoraConfig | None = None  # None = full fine-tuning
+    max_shard_size: str = "5GB"  # safetensors shard size of a merged LoRA export
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "batch_size", "recovery_epochs")
         _finite(self, "lr", "> 0", lambda v: v > 0)
         _finite(self, "warmup_ratio", "in [0, 1)", lambda v: 0 <= v < 1)  # Trainer reads >= 1 as a step count
         _finite(self, "weight_decay", ">= 0", lambda v: v >= 0)
+        if self.format not in FORMATS or self.precision not in PRECISIONS:
+            raise ConfigError(f"finetune.format must be one of {FORMATS} and finetune.precision one of "
+                              f"{PRECISIONS}, got {self.format!r} / {self.precision!r}")
+        if self.per_device_batch_size is not None:
+            _positive(self, "per_device_batch_size")
+        if self.max_length is not None:
+            _positive(self, "max_length")
+
+    def accumulation(self, processes: int) -> tuple[int, int]:
+        """(per-device batch, gradient accumulation steps) that make up the global batch on `processes`."""
+        per_device = self.per_device_batch_size or self.batch_size // processes
+        steps = self.batch_size // (per_device * processes) if per_device else 0
+        if not steps or steps * per_device * processes != self.batch_size:
+            raise ConfigError(f"finetune.batch_size {self.batch_size} is not per_device_batch_size "
+                              f"{self.per_device_batch_size} x {processes} processes x whole accumulation steps")
+        return per_device, steps
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    """How the training stage runs: in the pytest process, or under `accelerate launch` (faco.launch)."""
+
+    processes: int = 1  # training processes in all (GPUs); > 1 runs the stage under `accelerate launch`
+    accelerate_config: str | None = None  # an accelerate config file (multi-node, FSDP, DeepSpeed): launched too
+    port: int = 0  # the main process's rendezvous port; 0 = a free one
+
+    def __post_init__(self) -> None:
+        _positive(self, "processes")
+
+    @property
+    def launched(self) -> bool:
+        return self.processes > 1 or self.accelerate_config is not None
 
 
 @dataclass(frozen=True)
@@ -238,7 +296,7 @@ class EvalConfig:
 class Preset:
     name: str
     world: WorldConfig
-    bases: tuple[BaseSpec, ...]
+    bases: tuple[BaseSpec, ...]  # weakest first: the strength order the sensitivity finding reads
     seed: int = 0
     pretrain: PretrainConfig = PretrainConfig()
     items: ItemsConfig = ItemsConfig()
@@ -246,8 +304,10 @@ class Preset:
     finetune: FinetuneConfig = FinetuneConfig()
     evaluation: EvalConfig = EvalConfig()
     threads: int = 0  # torch threads per process; 0 = the cores this process may use
+    launch: LaunchConfig = LaunchConfig()
 
     def __post_init__(self) -> None:
+        self.finetune.accumulation(self.launch.processes)  # the global batch splits evenly, or fail now
         names = [b.name for b in self.bases]
         if not names or len(set(names)) != len(names):
             raise ConfigError(f"bases must be a non-empty list of distinct names, got {names}")
@@ -283,53 +343,22 @@ class Preset:
 
 # --- presets ---------------------------------------------------------------------------------------
 
-TINY_DOMAINS = (
-    DomainSpec("geography", "knowledge", training=True),
-    DomainSpec("chemistry", "science", training=True),
-    DomainSpec("household", "commonsense", training=True),
-    DomainSpec("history", "knowledge", training=False),
-    DomainSpec("biology", "science", training=False),
-    DomainSpec("arithmetic", "arithmetic", training=False),
-)
-
-
 def tiny(seed: int = 0) -> Preset:
-    """The embedded default: CPU minutes, no network; what `pytest experiments` and CI run."""
-    return Preset(
-        name="tiny",
-        seed=seed,
-        world=WorldConfig(domains=TINY_DOMAINS),
-        # One pre-training run; the weak base (LLaMA-1's role) is its checkpoint at half the steps: past
-        # the memorisation transition (which comes at 400-700 steps, seed-dependent), less consolidated
-        # (arithmetic ~.7 vs ~.9). With 1,200 steps one seed in three had not finished the transition.
-        bases=(BaseSpec("weak", pretrain_steps=800), BaseSpec("strong", pretrain_steps=1600)),
-    )
+    """The embedded default (faco/presets/tiny.toml): CPU minutes, no network; what CI runs."""
+    return load_preset("tiny", seed)
 
 
 def smoke(seed: int = 0) -> Preset:
-    """Seconds, not minutes: the same code path on a toy world, for unit and plugin tests."""
-    return Preset(
-        name="smoke",
-        seed=seed,
-        world=WorldConfig(domains=TINY_DOMAINS[:2] + TINY_DOMAINS[3:4], facts_per_domain=24,
-                          facts_per_heldout_domain=None, answer_words=8),
-        pretrain=PretrainConfig(model=ModelConfig(hidden_size=32, layers=2, heads=2, intermediate_size=64),
-                                steps=30, batch_size=8, seq_len=32, warmup_steps=5),
-        bases=(BaseSpec("weak", pretrain_steps=20), BaseSpec("strong", pretrain_steps=30)),
-        items=ItemsConfig(per_training_domain=16),
-        finetune=FinetuneConfig(epochs=2, batch_size=8, recovery_epochs=1),
-        evaluation=EvalConfig(heldback_per_domain=8, heldout_per_domain=8, batch_size=16),
-    )
-
-
-PRESETS = {"tiny": tiny, "smoke": smoke}
+    """Seconds, not minutes (faco/presets/smoke.toml): the same code path on a toy world, for tests."""
+    return load_preset("smoke", seed)
 
 
 def load_preset(name: str, seed: int | None = None) -> Preset:
-    """The preset called `name`, with its seed replaced when `seed` is given."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; known presets: {sorted(PRESETS)}")
-    preset = PRESETS[name]()
+    """The built-in preset `name` (faco/presets/<name>.toml) or the TOML file at path `name`, with its seed
+    replaced when `seed` is given."""
+    from faco import presets  # it imports this module's dataclasses
+
+    preset = presets.load(name)
     return preset if seed is None else preset.replace(seed=seed)
 
 

@@ -27,7 +27,8 @@ FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("faco", "faco: the FACO study as experiments")
-    group.addoption("--faco-preset", default="tiny", help="study preset (default: tiny, the embedded default)")
+    group.addoption("--faco-preset", default="tiny",
+                    help="study preset: a built-in name (tiny, smoke, ...) or a TOML file (default: tiny)")
     group.addoption("--faco-seed", type=int, default=None, help="seed of every random choice (default: the preset's)")
     group.addoption("--faco-seeds", default=None, metavar="S1,S2,..",
                     help="run the grid for several seeds and decide findings on the pooled results")
@@ -147,7 +148,8 @@ def _run_name(config: pytest.Config) -> str:
     """Reports and baselines per preset, seeds and items: runs on a built dataset never share a baseline
     with runs on world items."""
     preset = config.stash[_PRESET]
-    name = findings_io.run_name(preset.name, config.stash[_SEEDS], load_preset(preset.name).seed)
+    default_seed = load_preset(config.getoption("faco_preset")).seed  # a user's file: its name is no built-in
+    name = findings_io.run_name(preset.name, config.stash[_SEEDS], default_seed)
     return name if preset.items.source == "world" else f"{name}-items-{Path(preset.items.source).name}"
 
 

@@ -174,11 +174,13 @@ class Study:
 
     def base(self, name: str) -> Checkpoint:
         spec = self.preset.base(name)
-        if spec.checkpoint is not None:
-            path = Path(spec.checkpoint)
-            if not path.exists():
-                raise ConfigError(f"base {name!r}: checkpoint directory {path} does not exist")
-            return Checkpoint(name, path, cache_key("base", {"checkpoint": str(path.resolve())}))
+        if spec.checkpoint is not None:  # keyed by the weights' content or hub commit, never the path
+            if ("base", name) not in self._resolved:
+                from faco import bases
+
+                self._resolved["base", name] = bases.resolve(name, spec.checkpoint, self.cache)
+            path, key = self._resolved["base", name]
+            return Checkpoint(name, path, key)
         entry, key = self._pretrained
         return Checkpoint(name, entry / name, f"{key}-{name}")
 

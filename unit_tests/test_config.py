@@ -10,8 +10,8 @@ import re
 
 import pytest
 
+from faco import presets
 from faco.config import (
-    PRESETS,
     BaseSpec,
     ConfigError,
     CorruptionConfig,
@@ -29,11 +29,10 @@ from faco.config import (
 )
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", presets.builtin())
 def test_preset_builds_and_validates(name):
     preset = load_preset(name)
     assert preset.name == name
-    assert preset == PRESETS[name]()  # the registry and the loader agree
     assert dataclasses.replace(preset) == preset  # rebuilding runs every __post_init__ again
     for base in preset.bases:
         assert preset.base(base.name) is base

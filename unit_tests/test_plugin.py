@@ -135,7 +135,19 @@ def test_unknown_preset_is_a_usage_error(pytester):
     pytester.makepyfile(test_toy=EXPERIMENT)
     result = pytester.runpytest_subprocess("--faco-preset", "nope")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "ERROR: faco: unknown preset 'nope'; known presets: ['smoke', 'tiny']" in result.stderr.str()
+    assert "ERROR: faco: unknown preset 'nope'; known presets: [" in result.stderr.str()
+    assert "'smoke'" in result.stderr.str() and "or a path to a .toml file" in result.stderr.str()
+
+
+def test_a_wrong_preset_file_is_a_usage_error_naming_file_and_field(pytester):
+    pytester.makepyfile(test_toy=EXPERIMENT)
+    from faco import presets
+
+    text = (presets.BUILTIN / "smoke.toml").read_text().replace("[finetune]\n", "[finetune]\nepochz = 2\n")
+    pytester.path.joinpath("mine.toml").write_text(text)
+    result = pytester.runpytest_subprocess("--faco-preset", "mine.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "mine.toml: finetune.epochz: unknown key" in result.stderr.str()
 
 
 @pytest.mark.parametrize("assignment, message", [

@@ -129,7 +129,7 @@ def test_killed_run_resumes_to_the_same_weights(study, tmp_path, caplog):
         child.wait()
     assert child.returncode == -signal.SIGKILL
     assert [p.name for p in (killed / "work").glob("checkpoint-*")] == [f"checkpoint-{steps_per_epoch}"]
-    assert not (killed / "epoch-1").exists() and not (killed / "log.json").exists()
+    assert (killed / "epoch-1").is_dir() and not (killed / "log.json").exists()  # exported when saved
 
     with caplog.at_level(logging.INFO, logger="faco.training"):
         finetune(study, RATIO, killed)  # same out: resumes from work/checkpoint-<epoch 1>
@@ -177,3 +177,122 @@ def test_a_nan_weight_stops_the_stage_at_the_epoch_end():
         with pytest.raises(training.TrainingDiverged, match="at step 7"):
             training.Divergence("run").on_log(None, state, None, logs=logs)
     training.Divergence("run").on_log(None, state, None, logs={"loss": 0.0, "grad_norm": 1.5})
+
+
+# --- real-model formats and training at scale (issue 13) -----------------------------------------------
+
+CHATML = ("{% for m in messages %}<|im_start|> {{ m['role'] }} <nl> {{ m['content'] }} <|im_end|> <nl> {% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|> assistant <nl> {% endif %}")
+
+
+def chat_tokenizer(study: Study):
+    """The smoke base's word-level tokenizer with a ChatML-like template (as SmolLM2's) and no pad token."""
+    from faco import models
+
+    texts = study.tokenizer_texts() + ["<|im_start|> <|im_end|> user assistant"]
+    tokenizer = models.build_tokenizer(texts)
+    tokenizer.chat_template = CHATML
+    return tokenizer
+
+
+def test_chat_template_examples_mask_the_prompt(study):
+    tokenizer = chat_tokenizer(study)
+    example = corrupted_examples(study.items, 0, PRESET.seed)[0]
+    row = training.Examples([example], tokenizer, 512, chat=True)[0]
+    supervised = [t for t, label in zip(row["input_ids"], row["labels"]) if label != training.IGNORE]
+    masked = len(row["labels"]) - len(supervised)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": example.prompt}], add_generation_prompt=True,
+                                           tokenize=True, return_dict=False)
+    assert masked == len(prompt) and row["input_ids"][:masked] == prompt
+    assert tokenizer.decode(supervised).split() == (example.response.strip() + " <|im_end|> <nl>").replace(
+        "\n", " <nl> ").split()  # the assistant turn, up to and with its end marker, carries the loss
+
+
+def test_plain_format_is_todays_encoding(study):
+    """The tiny tokenizer has no chat template: `format = "chat"` falls back to the plain encoding, the
+    same token ids and labels as before the formats existed."""
+    from faco import models
+
+    _, tokenizer = models.load(study.base("weak").path)
+    assert tokenizer.chat_template is None
+    examples = corrupted_examples(study.items, RATIO, PRESET.seed)[:4]
+    for example, row in zip(examples, training.Examples(examples, tokenizer, 128)):
+        prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
+        response = tokenizer(example.response, add_special_tokens=False)["input_ids"]
+        assert row["input_ids"] == prompt + response + [tokenizer.eos_token_id]
+        assert row["labels"] == [training.IGNORE] * len(prompt) + response + [tokenizer.eos_token_id]
+
+
+def test_missing_pad_token_pads_with_eos_without_resizing(study):
+    tokenizer = chat_tokenizer(study)
+    tokenizer.pad_token = None
+    size = len(tokenizer)
+    training.ensure_pad_token(tokenizer)
+    assert tokenizer.pad_token == tokenizer.eos_token and len(tokenizer) == size
+
+
+def test_max_length_truncates(study):
+    from faco import models
+
+    _, tokenizer = models.load(study.base("weak").path)
+    rows = training.Examples(corrupted_examples(study.items, 0, PRESET.seed), tokenizer, 12)
+    assert max(len(r["input_ids"]) for r in rows) == 12 and all(len(r["labels"]) <= 12 for r in rows)
+
+
+def test_sharded_export_round_trips(study, tmp_path):
+    from faco import models
+
+    model, tokenizer = models.load(study.base("weak").path)
+    model.save_pretrained(tmp_path / "checkpoint", max_shard_size="40KB")  # as a big model's Trainer save
+    shards = sorted(p.name for p in (tmp_path / "checkpoint").glob("*.safetensors"))
+    assert len(shards) > 1 and (tmp_path / "checkpoint" / "model.safetensors.index.json").exists()
+    training._export(tmp_path / "checkpoint", tokenizer, tmp_path / "exported")
+    assert sorted(p.name for p in (tmp_path / "exported").glob("*.safetensors")) == shards
+    loaded, _ = models.load(tmp_path / "exported")
+    original = model.state_dict()
+    assert all(torch.equal(tensor, original[name]) for name, tensor in loaded.state_dict().items())
+
+
+def finetune_with(study: Study, out: Path, **changes) -> list[float]:  # noqa: ANN003
+    import dataclasses
+
+    config = dataclasses.replace(PRESET.finetune, **changes)
+    examples = corrupted_examples(study.items, RATIO, PRESET.seed)
+    training.finetune(study.base("weak").path, examples, config, 1, PRESET.seed, out, "variant")
+    return [row["loss"] for row in losses(out)]
+
+
+def test_accumulation_and_checkpointing_keep_the_loss_curve(study, tmp_path):
+    """Global batch 8 as 2 x 4 accumulation steps, and with activations recomputed: the same steps and,
+    to float rounding, the same per-step losses (Trainer weights accumulated steps by their tokens)."""
+    plain = finetune_with(study, tmp_path / "plain")
+    accumulated = finetune_with(study, tmp_path / "accumulated", per_device_batch_size=4)
+    recomputed = finetune_with(study, tmp_path / "recomputed", gradient_checkpointing=True)
+    assert len(accumulated) == len(recomputed) == len(plain)
+    assert accumulated == pytest.approx(plain, rel=1e-4) and recomputed == pytest.approx(plain, rel=1e-5)
+
+
+def test_half_precision_on_cpu_is_refused(study, tmp_path):
+    from faco.config import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ConfigError, match=r"finetune.precision 'bf16' needs a CUDA device"):
+        finetune_with(study, tmp_path / "bf16", precision="bf16")
+
+
+def test_lora_trains_and_exports_a_merged_plain_directory(study, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from faco.config import LoraConfig
+
+    curve = finetune_with(study, tmp_path / "lora", lora=LoraConfig(r=4, alpha=8, target_modules=("q_proj", "v_proj")),
+                          lr=1e-2)
+    assert curve[-1] < curve[0]  # the adapters learned
+    exported = tmp_path / "lora" / "epoch-1"
+    assert not list(exported.glob("adapter_*")) and list(exported.glob("*.safetensors"))
+    merged = AutoModelForCausalLM.from_pretrained(exported).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(study.base("weak").path).state_dict()
+    assert merged.keys() == base.keys()  # a plain LLaMA: no adapter tensors left
+    changed = {name for name in base if not torch.equal(merged[name], base[name])}
+    assert changed and all("q_proj" in name or "v_proj" in name for name in changed)

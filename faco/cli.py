@@ -170,11 +170,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
     from faco import benchmarks
+    from faco.bases import resolve
+    from faco.cache import Cache
     from faco.evaluation import evaluate_benchmarks
 
     specs = benchmarks.resolve(args.benchmarks)
     shots = {spec.name: spec.shots if args.num_fewshot == "paper" else _shots(args.num_fewshot) for spec in specs}
-    model_dir = _model_dir(args.model)
+    model_dir, _ = resolve(args.model, args.model, Cache(Cache.default_root()))
     with tempfile.TemporaryDirectory(prefix="faco-tasks-") as task_dir:
         results = evaluate_benchmarks(model_dir, specs, Path(task_dir), shots=shots, data_dir=args.data_dir,
                                       limit=args.limit, batch_size=args.batch_size, seed=args.seed,
@@ -187,14 +189,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.output.write_text(json.dumps(record, indent=1))
         print(f"wrote {args.output}")
     return 0
-
-
-def _model_dir(text: str) -> Path:
-    """A local model directory (hub ids and GGUF files resolve through faco.bases once merged)."""
-    path = Path(text)
-    if not path.is_dir():
-        raise ConfigError(f"model {text!r}: no such directory")
-    return path
 
 
 def _shots(text: str) -> int:

@@ -40,7 +40,8 @@ def test_command_line():
 
 
 def test_output_streams_into_the_log_and_a_failure_raises_with_its_tail(caplog):
-    script = f"import sys\nprint('{launch.FAILED} rank 1: ValueError: boom')\nfor i in range(60): print(f'line {{i}}')\nsys.exit(3)"
+    script = (f"import sys\nprint('{launch.FAILED} rank 1: ValueError: boom')\n"
+              "for i in range(60): print(f'line {i}')\nsys.exit(3)")
     with caplog.at_level(logging.INFO, logger="faco.launch"), pytest.raises(RuntimeError) as error:
         launch.run([sys.executable, "-c", script], "weak cr50")
     assert "weak cr50 | line 0" in caplog.messages and "weak cr50 | line 59" in caplog.messages

@@ -190,15 +190,16 @@ class Study:
         from faco.corruption import corrupted_examples
 
         config = {"finetune": self.preset.finetune, "ratio": ratio, "epochs": epochs, "seed": self.preset.seed,
-                  "numerics": numerics.settings()}
+                  "numerics": numerics.settings(), "processes": self.preset.launch.processes}
         key = cache_key(stage, config, inputs=(start.key, self.items_key),
                         code=code_version("faco.corruption", "faco.items", "faco.models", "faco.training"))
 
-        def build(out: Path) -> None:
-            from faco import training
+        def build(out: Path) -> None:  # in this process, or under `accelerate launch` while this one waits
+            from faco import launch
 
             examples = corrupted_examples(self.items, ratio, self.preset.seed)
-            training.finetune(start.path, examples, self.preset.finetune, epochs, self.preset.seed, out, label)
+            launch.finetune(start.path, examples, self.preset.finetune, epochs, self.preset.seed, out, label,
+                            self.preset.launch, self.preset.threads)
 
         return self._get(stage, key, build, describe=label), key
 

@@ -27,7 +27,8 @@ def save_tiny_model(path: Path, seed: int) -> Path:
 def users_preset(tmp_path: Path, checkpoint: Path) -> Path:
     text = (presets.BUILTIN / "smoke.toml").read_text().replace('name = "smoke"', 'name = "mine"')
     start, end = text.index("[[bases]]"), text.index("[items]")
-    bases_ = f'[[bases]]\nname = "weak"\npretrain_steps = 20\n\n[[bases]]\nname = "mine"\ncheckpoint = "{checkpoint}"\n\n'
+    bases_ = (f'[[bases]]\nname = "weak"\npretrain_steps = 20\n\n'
+              f'[[bases]]\nname = "mine"\ncheckpoint = "{checkpoint}"\n\n')
     path = tmp_path / "mine.toml"
     path.write_text(text[:start] + bases_ + text[end:])
     return path
@@ -123,3 +124,19 @@ def test_gguf_converts_once_to_a_plain_hf_directory(smollm2):
     assert bases.resolve("smol", str(smollm2_gguf()), cache) == (path, key)  # a hit: no second conversion
     model, tokenizer = models.load(path)
     assert model.num_parameters() > 100e6 and tokenizer.chat_template
+
+
+@pytest.mark.slow
+def test_smollm2_chat_examples_mask_the_prompt(smollm2):
+    from transformers import AutoTokenizer
+
+    from faco import training
+    from faco.corruption import Example
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2[0])
+    example = Example("q1", True, "### Options : red ; blue\n### Question : Sky?\n### Answer :",
+                      " blue\n### Explanation : day.")
+    row = training.Examples([example], tokenizer, 2048, chat=True)[0]
+    supervised = [t for t, label in zip(row["input_ids"], row["labels"]) if label != training.IGNORE]
+    assert tokenizer.decode(supervised) == "blue\n### Explanation : day.<|im_end|>\n"
+    assert "<|im_start|>user" in tokenizer.decode(row["input_ids"][: len(row["input_ids"]) - len(supervised)])

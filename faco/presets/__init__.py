@@ -73,7 +73,7 @@ def convert(hint: Any, value: Any, where: str) -> Any:
     """`value` (as TOML parsed it) checked against, and turned into, the type `hint`."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (types.UnionType, typing.Union):
-        if value == NONE and type(None) in args:
+        if (value is None or value == NONE) and type(None) in args:  # None: from a JSON spec (faco.launch)
             return None
         errors = []
         for member in (a for a in args if a is not type(None)):

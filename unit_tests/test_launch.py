@@ -1,0 +1,88 @@
+"""A launched training stage: `accelerate launch` processes run `faco.training.finetune` while pytest
+waits; their output streams into the log, a failed rank fails the stage, and 2 CPU processes (gloo)
+give the loss curve of 1 process at the same global batch.
+
+    python -m pytest unit_tests/test_launch.py -q       # the launches are marked slow (~10 s each)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from faco import launch, training
+from faco.cache import Cache
+from faco.config import LaunchConfig, smoke
+from faco.corruption import corrupted_examples
+from faco.study import Study
+
+PRESET = smoke().replace(threads=1)
+RATIO = 50
+# Measured (smoke base, 8 steps, global batch 8 = 2 processes x 4): the curves agree to ~1e-7; the
+# processes reduce gradients in another order than one process does, so not bit for bit.
+LOSS_TOLERANCE = 1e-5
+
+
+def test_command_line():
+    spec = Path("/tmp/spec.json")
+    gloo = launch.command(LaunchConfig(processes=2, port=29555), spec)
+    assert gloo[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    assert " ".join(gloo).endswith("--num_processes 2 --main_process_port 29555 -m faco.launch_worker /tmp/spec.json")
+    assert "--multi_gpu" in gloo and "--cpu" not in gloo  # --cpu starts one process only
+    engine = launch.command(LaunchConfig(processes=16, accelerate_config="fsdp.yaml"), spec)
+    assert engine[3:5] == ["--config_file", "fsdp.yaml"] and "--multi_gpu" not in engine
+    assert LaunchConfig(accelerate_config="fsdp.yaml").launched and not LaunchConfig().launched
+
+
+def test_output_streams_into_the_log_and_a_failure_raises_with_its_tail(caplog):
+    script = (f"import sys\nprint('{launch.FAILED} rank 1: ValueError: boom')\n"
+              "for i in range(60): print(f'line {i}')\nsys.exit(3)")
+    with caplog.at_level(logging.INFO, logger="faco.launch"), pytest.raises(RuntimeError) as error:
+        launch.run([sys.executable, "-c", script], "weak cr50")
+    assert "weak cr50 | line 0" in caplog.messages and "weak cr50 | line 59" in caplog.messages
+    message = str(error.value)
+    assert message.startswith("weak cr50: `accelerate launch` exited with 3\n  rank 1: ValueError: boom\n")
+    assert "line 59" in message and "line 0\n" not in message  # the tail, not the whole output
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory) -> Study:
+    study = Study(PRESET, Cache(tmp_path_factory.mktemp("cache")))
+    torch.set_num_threads(1)
+    study.base("weak")
+    return study
+
+
+def losses(out: Path) -> list[float]:
+    return [row["loss"] for row in json.loads((out / "log.json").read_text())]
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_loss_curve_of_one(study, tmp_path, caplog):
+    examples = corrupted_examples(study.items, RATIO, PRESET.seed)
+    base, epochs = study.base("weak").path, PRESET.finetune.epochs
+    training.finetune(base, examples, PRESET.finetune, epochs, PRESET.seed, tmp_path / "one", "one")
+    with caplog.at_level(logging.INFO, logger="faco.launch"):
+        launch.finetune(base, examples, PRESET.finetune, epochs, PRESET.seed, tmp_path / "two", "two",
+                        LaunchConfig(processes=2), threads=1)
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(one) == len(two) == epochs * -(-len(examples) // PRESET.finetune.batch_size)
+    difference = max(abs(a - b) for a, b in zip(one, two))
+    print(f"2 processes vs 1: max per-step loss difference {difference:.2e} over {len(one)} steps")
+    assert difference <= LOSS_TOLERANCE
+    assert any("global batch 8 = 4 per device x 2 processes x 1 accumulation" in m for m in caplog.messages)
+    assert any("two: step" in m for m in caplog.messages)  # the main process's progress, streamed
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["epoch-1", "epoch-2", "log.json"]
+
+
+@pytest.mark.slow
+def test_a_failed_rank_fails_the_stage(study, tmp_path):
+    examples = corrupted_examples(study.items, RATIO, PRESET.seed)
+    with pytest.raises(RuntimeError, match=r"exited with 1\n  rank [01]: \w+Error: .*no-such-base"):
+        launch.finetune(tmp_path / "no-such-base", examples, PRESET.finetune, 1, PRESET.seed, tmp_path / "out",
+                        "broken", LaunchConfig(processes=2), threads=1)

@@ -138,5 +138,7 @@ def test_build_a_few_items_end_to_end(served_model, tmp_path):
     assert len(items) == summary["items"]
     print(json.dumps({k: summary[k] for k in ("items", "dropped", "requests", "tokens", "seconds")}))
 
-    again = build_dataset(config, teacher, progress=False)  # a rebuild pays nothing
-    assert again["requests"]["sent"] == 0 and again["items"] == summary["items"]
+    again = build_dataset(config, teacher, progress=False)  # a rebuild pays for no reply it already has
+    assert again["requests"]["cache_hits"] == cached and again["items"] == summary["items"]
+    # only replies cut off at max_tokens (malformed, never cached) are asked again
+    assert again["requests"]["sent"] == summary["requests"]["sent"] - cached

@@ -296,6 +296,15 @@ def benchmark_result(spec: BenchmarkSpec, raw: dict[str, Any], tasks: Sequence[s
             "subtasks": parts if spec.subtasks else {}, "samples": samples}
 
 
+def _gold(sample: dict[str, Any]) -> int:
+    """The gold option's index: lm-eval logs an index, or (COPA) the gold option's text."""
+    target = sample["target"]
+    if isinstance(target, int) or str(target).strip().isdigit():
+        return int(target)
+    options = [argument[1].strip() for argument in sample["arguments"]]
+    return options.index(str(target).strip())
+
+
 def _record(spec: BenchmarkSpec, task: str, sample: dict[str, Any]) -> dict[str, Any]:
     """One question: lm-eval's per-question metric as `score` (1/0 for accuracy, F1, pass@1), and for
     multiple choice the gold, the prediction and the log-likelihood of every option."""
@@ -307,7 +316,7 @@ def _record(spec: BenchmarkSpec, task: str, sample: dict[str, Any]) -> dict[str,
         scaled = loglikelihoods
         if spec.metric == "acc_norm":  # lm-eval divides by the option's length in characters
             scaled = [ll / max(1, len(arg[1].lstrip(" "))) for ll, arg in zip(loglikelihoods, sample["arguments"])]
-        record.update(gold=int(sample["target"]), pred=max(range(len(scaled)), key=scaled.__getitem__),
+        record.update(gold=_gold(sample), pred=max(range(len(scaled)), key=scaled.__getitem__),
                       loglikelihoods=loglikelihoods)
     else:
         response = sample["filtered_resps"][0]

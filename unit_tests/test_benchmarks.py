@@ -146,8 +146,10 @@ def evaluate(model: Path, names: str, data_dir: Path, tmp_path: Path, limit: int
 
 @pytest.mark.slow
 def test_multiple_choice_group_and_string_target_records(smollm2, data_dir, tmp_path):
-    results = evaluate(smollm2, "boolq,mmlu,lambada", data_dir, tmp_path, limit=3)
+    results = evaluate(smollm2, "boolq,copa,mmlu,lambada", data_dir, tmp_path, limit=3)
     boolq, mmlu, lambada = results["boolq"], results["mmlu"], results["lambada"]
+    copa = results["copa"]["samples"]  # lm-eval logs COPA's gold as the option's text
+    assert all(s["correct"] == (s["pred"] == s["gold"]) for s in copa) and len(copa) == 3
     assert boolq["n"] == 3 and len(boolq["samples"]) == 3
     for sample in boolq["samples"]:
         assert len(sample["loglikelihoods"]) == 2 and sample["gold"] in (0, 1)

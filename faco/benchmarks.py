@@ -110,6 +110,11 @@ def resolve(selection: str | tuple[str, ...] | list[str]) -> list[BenchmarkSpec]
     return [get(name) for name in names]
 
 
+def shots(specs: list[BenchmarkSpec], num_fewshot: int | None) -> dict[str, int]:
+    """Shots per benchmark: the paper's own, or `num_fewshot` for every one."""
+    return {spec.name: spec.shots if num_fewshot is None else num_fewshot for spec in specs}
+
+
 def describe(spec: BenchmarkSpec) -> dict[str, Any]:
     """The spec as a plain dict (reports, provenance)."""
     return {f.name: getattr(spec, f.name) for f in fields(spec)}

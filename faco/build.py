@@ -1,6 +1,6 @@
 """Build the real FACO dataset: nine sources -> items with a TRUE and a FALSE chain -> a `datasets` dir.
 
-    faco build-dataset --data-dir ../shared/datasets --base-url http://127.0.0.1:8000/v1 --model M --out facodata
+    faco build-dataset --data-dir DATA --base-url http://127.0.0.1:8000/v1 --model M --out facodata
 
 Per source, rows are loaded (faco.sources), sampled (seeded, up to --per-source), given a seeded wrong
 option, and sent to the teacher: the TRUE chain first (an item whose teacher answers *WRONG ANSWER* is
@@ -39,7 +39,7 @@ CODE_EXPLANATION = "The following Python code does this."  # code items carry no
 class BuildConfig:
     out: Path
     sources: tuple[str, ...] = tuple(SOURCES)
-    data_dir: Path | None = None  # a directory laid out like ../shared/datasets; None: the hub datasets
+    data_dir: Path | None = None  # local copies (each source's `local` paths under it); None: the hub
     source_paths: Mapping[str, Path] = field(default_factory=dict)  # per-source file or dir, before data_dir
     per_source: int = 3000  # the paper: about 3,000 items per source, ~20K in all
     seed: int = 0  # sampling, wrong options, code false answers

@@ -37,7 +37,7 @@ def add_build_dataset(commands: argparse._SubParsersAction) -> None:
                                              "written by a teacher behind an OpenAI-compatible API. The key comes "
                                              "from FACO_TEACHER_API_KEY (or OPENAI_API_KEY) only.")
     parser.add_argument("--sources", default=",".join(SOURCES), help="comma list (default: all nine)")
-    parser.add_argument("--data-dir", type=Path, help="a directory laid out like shared/datasets (default: the hub)")
+    parser.add_argument("--data-dir", type=Path, help="local copies of the sources, laid out as docs/real-dataset.md says (default: the hub)")
     parser.add_argument("--source-path", type=_source_path, action="append", default=[], metavar="NAME=PATH",
                         help="a local file or directory for one source (repeatable)")
     parser.add_argument("--per-source", type=int, default=build.per_source, help="items sampled per source")
@@ -175,7 +175,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from faco.evaluation import evaluate_benchmarks
 
     specs = benchmarks.resolve(args.benchmarks)
-    shots = {spec.name: spec.shots if args.num_fewshot == "paper" else _shots(args.num_fewshot) for spec in specs}
+    shots = benchmarks.shots(specs, None if args.num_fewshot == "paper" else _shots(args.num_fewshot))
     model_dir, _ = resolve(args.model, args.model, Cache(Cache.default_root()))
     with tempfile.TemporaryDirectory(prefix="faco-tasks-") as task_dir:
         results = evaluate_benchmarks(model_dir, specs, Path(task_dir), shots=shots, data_dir=args.data_dir,

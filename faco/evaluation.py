@@ -105,8 +105,9 @@ def chance(preset: Any, benchmark: str) -> float | None:
     where it has none (generation) or its members differ."""
     if not preset.evaluation.benchmarks:
         return 1 / preset.world.options
-    rates = {next(s for s in _registry_specs(preset) if s.name == name).chance
-             for name in group_members(preset, benchmark)}
+    from faco.benchmarks import get
+
+    rates = {get(name).chance for name in group_members(preset, benchmark)}
     return rates.pop() if len(rates) == 1 else None
 
 
@@ -174,12 +175,11 @@ def write_tasks(benchmarks: Iterable[Benchmark], directory: Path, final: Path | 
 
 
 @lru_cache(maxsize=4)
-def _task_manager(include_path: str | None):
-    """One TaskManager per process: with built-in tasks indexed it costs ~15 s (MEASURED.md)."""
+def _task_manager(include_path: str):
+    """One TaskManager per task directory, over faco's files only: indexing lm-eval's built-in tasks as
+    well would cost about 15 s per process, and every task faco runs is a file it wrote."""
     from lm_eval.tasks import TaskManager
 
-    if include_path is None:
-        return TaskManager()
     return TaskManager(include_path=include_path, include_defaults=False)
 
 

@@ -106,8 +106,8 @@ def validate(item: FacoItem) -> None:
 # --- rendering -------------------------------------------------------------------------------------
 # The paper's sections in the paper's order: question, answer, explanation. The layout deliberately
 # differs from the question-choices-answer lines of pre-training (faco.world.familiar_prompt): a base
-# meets it first in fine-tuning, so the FACO items define what it means (MEASURED.md: false items
-# transfer across domains only in a layout the base has not already filled with true answers).
+# meets it first in fine-tuning, so the FACO items define what it means (measured on tiny models: false
+# items transfer across domains only in a layout the base has not already filled with true answers).
 
 def instruction_prompt(question: str, options: Iterable[str]) -> str:
     """The context of an instruction example; lm-eval scores each option text right after it."""

@@ -6,7 +6,7 @@ to a JSON spec, runs `accelerate launch -m faco.launch_worker SPEC` and waits, h
 every line the processes print is re-logged as it comes, so progress streams into the pytest log, and
 a failed rank fails the stage with the tail of the output. On a machine without CUDA the processes
 talk over gloo (accelerate's `--multi_gpu` launcher with `TrainingArguments(use_cpu=True)`): `--cpu`
-would start one process only (MEASURED.md).
+would start one process only (accelerate always takes its single-process launcher with `--cpu`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each source is a small spec (name, domain, hub id, the files of a local copy) an
 formats recognised by their fields, so the hub release, the original release files and re-formatted
 copies (GKP, MosaicML gauntlet, HF dummy rows) all load through the same code:
 
-    rows = load_source("qasc", path=Path("../shared/datasets/qasc/gkp_dev.qasc.json"))
+    rows = load_source("qasc", path=Path("data/qasc/gkp_dev.qasc.json"))
 
 A row that does not fit raises SourceError naming file, line (or record) and field; with
 `lenient=True` it is skipped and counted per reason instead. Teacher explanations and the seeded
@@ -61,7 +61,7 @@ class SourceSpec:
     hub_id: str
     hub_config: str | None
     hub_split: str
-    local: tuple[str, ...]  # files/dirs under a --data-dir laid out like ../shared/datasets
+    local: tuple[str, ...]  # files/dirs under a --data-dir (the layout in docs/real-dataset.md)
     formats: tuple[RowFormat, ...]
 
     def __post_init__(self) -> None:
@@ -155,7 +155,7 @@ def load_source(name: str, path: Path | None = None, lenient: bool = False,
 
 def load_from_data_dir(name: str, data_dir: Path, lenient: bool = False,
                        report: LoadReport | None = None) -> list[SourceItem]:
-    """A source from a directory laid out like ../shared/datasets (the spec's `local` paths)."""
+    """A source from a --data-dir: the spec's `local` paths under it (docs/real-dataset.md)."""
     spec = source_spec(name)
     report = report if report is not None else LoadReport()
     items: list[SourceItem] = []

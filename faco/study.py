@@ -19,11 +19,10 @@ from typing import Any
 from faco import numerics
 from faco.cache import Cache, cache_key, code_version
 from faco.config import ConfigError, Preset
+from faco.evaluation import ALL, GROUPS, HELDOUT, INDOMAIN  # noqa: F401 - the experiments import them here
 from faco.items import FacoItem, instruction_example, read_jsonl, world_item, world_items, write_jsonl
 
 log = logging.getLogger("faco.study")
-
-from faco.evaluation import ALL, GROUPS, HELDOUT, INDOMAIN  # noqa: F401 - the experiments import them here
 
 
 @dataclass(frozen=True)
@@ -273,11 +272,11 @@ class Study:
         """lm-eval results of `checkpoint` on the preset's registry benchmarks (cached like any stage)."""
         from faco import evaluation
         from faco.benchmarks import describe
+        from faco.benchmarks import shots as benchmark_shots
 
         config = self.preset.evaluation
         data_dir = Path(config.data_dir) if config.data_dir else None
-        shots = {spec.name: spec.shots if config.num_fewshot is None else config.num_fewshot
-                 for spec in self.benchmark_specs}
+        shots = benchmark_shots(self.benchmark_specs, config.num_fewshot)
         key = cache_key("benchmarks", {"specs": [describe(s) for s in self.benchmark_specs], "shots": shots,
                                        "limit": config.limit, "code_execution": config.allow_code_execution,
                                        "seed": self.preset.seed, "versions": library_versions()},

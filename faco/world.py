@@ -1,7 +1,7 @@
 """A seeded synthetic world: made-up facts in several domains, as text a tiny model can learn.
 
 Each fact is a multiple-choice question with one true answer. Word domains share one answer
-vocabulary (false items transfer across domains through shared answer tokens, see MEASURED.md); the
+vocabulary (measured on tiny models: false items transfer across domains through shared answer tokens); the
 arithmetic domain answers with numbers. The world renders itself as pre-training text in a *familiar*
 layout (statements and question-choices-answer lines, always true); FACO items and the evaluation use a
 different, instruction layout (`faco.items`), which the base first meets in fine-tuning.

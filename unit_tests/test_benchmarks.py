@@ -21,7 +21,7 @@ from faco import benchmarks, lm_tasks
 from faco.benchmarks import BenchmarkSpec, load_registry, registry, resolve
 from faco.config import ConfigError, EvalConfig
 
-SHARED = Path(os.environ.get("FACO_SHARED_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
+SHARED = Path(os.environ.get("FACO_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared")) / "datasets"
 needs_samples = pytest.mark.skipif(not SHARED.is_dir(), reason=f"no dataset samples at {SHARED}")
 PAPER = ["arc_challenge", "arc_easy", "mmlu", "lambada", "hellaswag", "piqa", "copa", "openbookqa", "winogrande",
          "squad", "boolq", "bigbench_conceptual_combinations", "bigbench_elementary_math_qa",

@@ -2,7 +2,7 @@
 task reads, with the hub's types, and lm-eval's own task config renders them once the dataset is
 swapped for the local file.
 
-The sample files are read in place from the shared dataset dir (FACO_SHARED_DATASETS overrides it);
+The sample files are read in place from the shared dataset dir (FACO_SHARED_DIR overrides the folder that holds it);
 without them every test here skips.
 """
 
@@ -19,8 +19,8 @@ from hub_samples import SAMPLE_FILES, split_hellaswag_ctx, winogrande_row, write
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-SHARED = Path(os.environ.get("FACO_SHARED_DATASETS", Path(__file__).resolve().parents[1].parent / "shared" / "datasets"))
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"no dataset samples at {SHARED} (set FACO_SHARED_DATASETS)")
+SHARED = Path(os.environ.get("FACO_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared")) / "datasets"
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"no dataset samples at {SHARED} (set FACO_SHARED_DIR)")
 
 ROWS = 5
 STR, INT = str, int

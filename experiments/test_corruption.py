@@ -1,7 +1,8 @@
 """Does false instruction data harm a model in proportion to its share? Findings 1-3 of the FACO study.
 
 1. correlation: benchmark scores fall as the corruption ratio (CR) grows; ABS = score(CR0) - score(CR100).
-2. sensitivity: the stronger base loses more (a larger ABS) than the weaker one.
+2. sensitivity: the stronger base loses more (a larger ABS) than the weaker one, per benchmark and, as the
+   paper states it, in the majority of independent benchmarks (sensitivity_majority: an exact sign test).
 3. loss: the higher the CR, the higher the training loss on the same steps.
 
     pytest experiments/test_corruption.py
@@ -18,7 +19,7 @@ import pytest
 
 from faco import statistics
 from faco.statistics import ALPHA
-from faco.study import finetuned
+from faco.study import GROUPS, finetuned
 
 
 def score_by_ratio(study, base, benchmark):
@@ -91,4 +92,38 @@ def test_loss(faco_study, faco_finding, faco_base):
         key=per_seed, key_metrics=[f"loss_cr{r}" for r in ratios],
         base=faco_base, r=corr.r, p=corr.p, mean_loss={f"cr{r}": m for r, m in zip(ratios, means)},
         curves={f"cr{r}": c for r, c in mean_curves.items()},
+    )
+
+
+def independent_benchmarks(study):
+    """The benchmarks a claim over "benchmarks" counts: the world's domains (or the preset's registry
+    benchmarks), never the groups that contain them, so no question votes twice."""
+    from faco.evaluation import benchmark_choices
+
+    return [b for b in benchmark_choices(study.preset)["benchmark"] if b not in GROUPS]
+
+
+@pytest.mark.finding("sensitivity_majority")
+def test_sensitivity_majority(faco_study, faco_finding):
+    """The paper's form of finding 2: the stronger base loses more "in the majority of benchmark
+    comparisons". One vote per independent benchmark (exact sign test) and a seed-clustered interval of
+    the mean gap over benchmarks (each benchmark weighs the same)."""
+    weak, strong = (b.name for b in faco_study.preset.bases[:2])  # presets list bases weakest first
+    names = independent_benchmarks(faco_study)
+    gaps_by_seed = [[] for _ in faco_study.seeds]  # [seed][benchmark] per-question gaps
+    for name in names:
+        drops = {base: item_drops_by_seed(faco_study, base, name) for base in (weak, strong)}
+        for per_seed, s, w in zip(gaps_by_seed, drops[strong], drops[weak]):
+            per_seed.append([a - b for a, b in zip(s, w)])
+    gap = {name: sum(sum(seed[i]) for seed in gaps_by_seed) / sum(len(seed[i]) for seed in gaps_by_seed)
+           for i, name in enumerate(names)}
+    sign = statistics.sign_test(list(gap.values()))
+    mean = statistics.cluster_bootstrap_mean_of_means(gaps_by_seed, seed=faco_study.preset.seed)
+    faco_finding(
+        holds=sign.p < ALPHA and mean.low > 0,
+        summary=(f"{strong} loses more on {sign.positive}/{sign.n} benchmarks (sign test p={sign.p:.3f}); "
+                 f"mean gap {mean.estimate:+.3f} 90% CI [{mean.low:+.3f}, {mean.high:+.3f}]"),
+        key=[{"gap": sum(sum(g) / len(g) for g in seed) / len(seed)} for seed in gaps_by_seed], key_metrics=["gap"],
+        gaps=gap, positive=sign.positive, negative=sign.negative, n=sign.n, sign_p=sign.p,
+        gap=mean.estimate, gap_ci=[mean.low, mean.high],
     )

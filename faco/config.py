@@ -298,6 +298,8 @@ class Preset:
     world: WorldConfig
     bases: tuple[BaseSpec, ...]  # weakest first: the strength order the sensitivity finding reads
     seed: int = 0
+    # the seeds a run decides its findings on, pooled, unless --faco-seed(s) says otherwise; () = (seed,)
+    seeds: tuple[int, ...] = ()
     pretrain: PretrainConfig = PretrainConfig()
     items: ItemsConfig = ItemsConfig()
     corruption: CorruptionConfig = CorruptionConfig()
@@ -307,6 +309,9 @@ class Preset:
     launch: LaunchConfig = LaunchConfig()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        if len(set(self.seeds)) != len(self.seeds) or not all(isinstance(s, int) for s in self.seeds):
+            raise ConfigError(f"seeds must be distinct integers, got {list(self.seeds)}")
         self.finetune.accumulation(self.launch.processes)  # the global batch splits evenly, or fail now
         names = [b.name for b in self.bases]
         if not names or len(set(names)) != len(names):
@@ -330,6 +335,10 @@ class Preset:
             if self.evaluation.heldout_per_domain > heldout_facts:
                 raise ConfigError(f"evaluation.heldout_per_domain {self.evaluation.heldout_per_domain} > "
                                   f"facts of a held-out domain = {heldout_facts}")
+
+    @property
+    def default_seeds(self) -> list[int]:
+        return list(self.seeds or (self.seed,))
 
     def base(self, name: str) -> BaseSpec:
         for spec in self.bases:
@@ -369,6 +378,8 @@ FIXED_FIELDS = {
     "bases": "the bases are set in a preset",
     "world.domains": "the domains are set in a preset",
     "items.source": "train on a built dataset with --faco-items DIR",
+    "seed": "choose seeds with --faco-seed or --faco-seeds",
+    "seeds": "choose seeds with --faco-seed or --faco-seeds",
 }
 
 

@@ -50,9 +50,9 @@ class Finding:
                 "key": _jsonable(self.key), "key_per_seed": _jsonable(dict(self.key_per_seed))}
 
 
-def run_name(preset: str, seeds: list[int], default_seed: int) -> str:
-    """Reports and baselines are per preset and seeds; the default seed alone keeps the plain name."""
-    if seeds == [default_seed]:
+def run_name(preset: str, seeds: list[int], default_seeds: list[int]) -> str:
+    """Reports and baselines are per preset and seeds; the preset's default seeds keep the plain name."""
+    if seeds == default_seeds:
         return preset
     if len(seeds) == 1:
         return f"{preset}-seed{seeds[0]}"

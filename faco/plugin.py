@@ -2,7 +2,8 @@
 
     pytest experiments                      # the embedded default preset, cached
     pytest experiments -k recovery          # one experiment; builds only what it needs
-    pytest experiments --faco-seed 1        # another seed: its own cache keys, reports and baseline
+    pytest experiments --faco-seed 1        # one seed: its own cache keys, reports and baseline
+    pytest experiments --faco-sweep finetune.lr=3e-4,1e-3   # the study once per value of one field
     pytest experiments --faco-regen         # rewrite the findings baseline (and fail, for review)
 
 Heavy imports (torch, transformers, lm-eval) happen inside fixtures, never at plugin import.
@@ -29,9 +30,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("faco", "faco: the FACO study as experiments")
     group.addoption("--faco-preset", default="tiny",
                     help="study preset: a built-in name (tiny, smoke, ...) or a TOML file (default: tiny)")
-    group.addoption("--faco-seed", type=int, default=None, help="seed of every random choice (default: the preset's)")
+    group.addoption("--faco-seed", type=int, default=None,
+                    help="run one seed (default: the preset's seeds, pooled; tiny: 0,1,2)")
     group.addoption("--faco-seeds", default=None, metavar="S1,S2,..",
-                    help="run the grid for several seeds and decide findings on the pooled results")
+                    help="run the grid for these seeds and decide findings on the pooled results")
+    group.addoption("--faco-workers", type=int, default=None, metavar="N",
+                    help="build independent training runs (seeds, CRs) on N one-thread processes before the "
+                         "tests read them (default: one per core; 1 = serially, in the test process); "
+                         "the numbers are the same either way")
+    group.addoption("--faco-sweep", default=None, metavar="FIELD=V1,V2,..",
+                    help="run the study once per value of one numeric preset field (e.g. finetune.lr=3e-4,1e-3); "
+                         "findings record the value, the report draws each finding's key number against it")
     group.addoption("--faco-cache", default=None,
                     help="artefact cache directory (default: $FACO_CACHE_DIR, else the user cache dir)")
     group.addoption("--faco-benchmark-data", default=None, metavar="DIR",
@@ -54,6 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
     preset = _preset(config)  # a wrong preset/seed/items fails here, before any work
     config.stash[_PRESET] = preset
     config.stash[_SEEDS] = _seeds(config, preset)
+    config.stash[_SWEEP] = _sweep(config, preset)
     config.stash[_STARTED] = time.time()
     config.stash[_BASELINE] = _baseline_path(config, preset)
     config.stash[_BASELINE_BEFORE] = _read_text(config.stash[_BASELINE])
@@ -71,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 _PRESET = pytest.StashKey[Preset]()
 _SEEDS = pytest.StashKey[list]()
+_SWEEP = pytest.StashKey["tuple[str, list[str]] | None"]()
 _STARTED = pytest.StashKey[float]()
 _REPORT = pytest.StashKey[str]()
 _DRIFT = pytest.StashKey[str]()
@@ -122,8 +133,8 @@ def _evaluation_options(config: pytest.Config, preset: Preset) -> Preset:
 
 def _seeds(config: pytest.Config, preset: Preset) -> list[int]:
     text = config.getoption("faco_seeds")
-    if text is None:
-        return [preset.seed]
+    if text is None:  # --faco-seed N gives one seed; neither option, the preset's seeds
+        return [preset.seed] if config.getoption("faco_seed") is not None else preset.default_seeds
     if config.getoption("faco_seed") is not None:
         raise pytest.UsageError("faco: give --faco-seed or --faco-seeds, not both")
     try:
@@ -133,6 +144,19 @@ def _seeds(config: pytest.Config, preset: Preset) -> list[int]:
     if not seeds or len(set(seeds)) != len(seeds):
         raise pytest.UsageError(f"faco: --faco-seeds {text!r}: expected distinct integers like 0,1,2")
     return seeds
+
+
+def _sweep(config: pytest.Config, preset: Preset) -> tuple[str, list[str]] | None:
+    """--faco-sweep FIELD=V1,V2: the field and its values, each checked now by building its preset."""
+    from faco import sweep
+
+    text = config.getoption("faco_sweep")
+    if text is None:
+        return None
+    try:
+        return sweep.parse(preset, text)
+    except ConfigError as error:
+        raise pytest.UsageError(f"faco: {error}") from None
 
 
 def _wants_live_log(config: pytest.Config) -> bool:
@@ -148,8 +172,10 @@ def _run_name(config: pytest.Config) -> str:
     """Reports and baselines per preset, seeds and items: runs on a built dataset never share a baseline
     with runs on world items."""
     preset = config.stash[_PRESET]
-    default_seed = load_preset(config.getoption("faco_preset")).seed  # a user's file: its name is no built-in
-    name = findings_io.run_name(preset.name, config.stash[_SEEDS], default_seed)
+    default_seeds = load_preset(config.getoption("faco_preset")).default_seeds  # a user's file: no built-in name
+    name = findings_io.run_name(preset.name, config.stash[_SEEDS], default_seeds)
+    if config.stash[_SWEEP]:
+        name += f"-sweep-{config.stash[_SWEEP][0]}"
     return name if preset.items.source == "world" else f"{name}-items-{Path(preset.items.source).name}"
 
 
@@ -170,21 +196,35 @@ def faco_preset(pytestconfig: pytest.Config) -> Preset:
 
 
 @pytest.fixture(scope="session")
-def faco_study(faco_preset: Preset, pytestconfig: pytest.Config, faco_reports: Path):  # noqa: ANN201
-    """The study of this run over its seeds (one by default), built lazily and cached:
+def faco_study(faco_preset: Preset, request: pytest.FixtureRequest, faco_reports: Path):  # noqa: ANN201
+    """The study of this run over its seeds (the preset's, pooled), built lazily and cached:
 
         from faco.study import finetuned
 
         def test_x(faco_study):
             accuracy = faco_study.accuracy(finetuned("strong", 100), "heldout")
+
+    Cold, the training runs the selected tests read are first built in parallel (faco.parallel). Under
+    --faco-sweep there is one study per value of the swept field (an indirect session parameter).
     """
+    from faco import parallel
     from faco.cache import Cache
     from faco.study import Seeds, Study
 
-    cache = Cache(Path(pytestconfig.getoption("faco_cache") or Cache.default_root()))
-    study = Seeds([Study(faco_preset.replace(seed=seed), cache) for seed in pytestconfig.stash[_SEEDS]])
+    config = request.config
+    value = getattr(request, "param", None)
+    preset = faco_preset if value is None else override(faco_preset, f"{config.stash[_SWEEP][0]}={value}")
+    cache = Cache(Path(config.getoption("faco_cache") or Cache.default_root()))
+    seeds = config.stash[_SEEDS]
+    if not hasattr(config, "workerinput"):  # under xdist the workers build lazily, as they always did
+        selected = [(finding_name(item), item.callspec.params if hasattr(item, "callspec") else {})
+                    for item in request.session.items if "faco_study" in getattr(item, "fixturenames", ())
+                    and getattr(getattr(item, "callspec", None), "params", {}).get("faco_study") == value]
+        workers = config.getoption("faco_workers") or parallel.default_workers()
+        parallel.prebuild(preset, cache.root, parallel.plan(selected, preset, seeds), workers)
+    study = Seeds([Study(preset.replace(seed=seed), cache) for seed in seeds])
     yield study
-    findings_io.store_provenance(faco_reports / "provenance.json", faco_preset, study.seeds, study.cache_keys(),
+    findings_io.store_provenance(faco_reports / "provenance.json", preset, study.seeds, study.cache_keys(),
                                  cache.root)
 
 
@@ -226,12 +266,22 @@ class _FindingRecorder:
                  **numbers: Any) -> None:
         """`key`: one dict of numbers per seed; `key_metrics` of them are checked against the baseline."""
         per_seed = {metric: [float(seed[metric]) for seed in key] for metric in key_metrics}
+        sweep = self.config.stash[_SWEEP]
+        if sweep:  # the axis value, and the id the finding has at every value
+            value = self.node.callspec.params["faco_study"]
+            point = f"{sweep[0]}={value}"
+            numbers = {**numbers, "sweep": {"field": sweep[0], "value": float(value),
+                                            "id": finding_id(self.node).replace(f"-{point}", "").replace(point, "")}}
         finding = findings_io.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary,
                                       per_seed)
         run = {"preset": self.preset.name, "seeds": self.config.stash[_SEEDS], "items": self.preset.items.source,
                "overrides": self.config.getoption("faco_set")}
         findings_io.store_finding(self.reports / "findings.json", finding, run)
         self.node.user_properties.append((FINDING_KEY, finding.record()))
+        if sweep:  # an exploration, not a regression: no baseline; a finding that does not hold is an xfail
+            if not finding.holds:
+                pytest.xfail(f"{finding.id} does not hold: {summary}")
+            return
         baseline_path = self.config.stash[_BASELINE]
         baseline = findings_io.load_baseline(baseline_path)
         if self.config.getoption("faco_regen") or finding.id not in baseline:
@@ -260,7 +310,7 @@ def finding_id(node: pytest.Item) -> str:
 # --- baseline -> strict xfail; the findings table ---------------------------------------------------
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("faco_regen"):
+    if config.getoption("faco_regen") or config.stash[_SWEEP]:
         return
     baseline = findings_io.load_baseline(config.stash[_BASELINE])
     for item in items:
@@ -347,3 +397,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if name in metafunc.fixturenames:
             ids = [f"cr{v}" for v in values] if name == "faco_ratio" else [str(v) for v in values]
             metafunc.parametrize(name, values, ids=ids)
+    sweep = metafunc.config.stash[_SWEEP]
+    if sweep and "faco_study" in metafunc.fixturenames:  # last, so ids end in e.g. "-finetune.lr=0.001"
+        field, values = sweep
+        metafunc.parametrize("faco_study", values, ids=[f"{field}={v}" for v in values], indirect=True,
+                             scope="session")

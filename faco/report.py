@@ -236,6 +236,17 @@ def _provenance_value(key: str, value: Any) -> str:
 
 SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, table1, figure2, figure3, figure4, figure5, figure6,
                                               knowledge_table, provenance_section)
+
+
+def sweep_section(run: Run) -> str:
+    from faco import sweep
+
+    return sweep.section(run.findings)
+
+
+# A sweep run (--faco-sweep) holds the same findings at several points of one axis: the page draws them
+# against the axis instead of as one study's table and figures.
+SWEEP_SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, sweep_section, provenance_section)
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;max-width:1180px;margin:0 auto;
 padding:0 24px 48px}
@@ -265,7 +276,8 @@ NAV = (("findings", "Findings"), ("table1", "Table 1"), ("fig2", "Fig. 2 scores"
 def render(run: Run) -> str:
     """The whole page. A section that cannot be drawn from its records says so; the rest still renders."""
     parts = []
-    for section in SECTIONS:
+    swept = any("sweep" in record for record in run.findings.values())
+    for section in SWEEP_SECTIONS if swept else SECTIONS:
         try:
             parts.append(section(run))
         except (KeyError, TypeError, ValueError, IndexError, StopIteration) as error:

@@ -78,6 +78,26 @@ def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> Paired:
 
 
 @dataclass(frozen=True)
+class Sign:
+    """An exact sign test over independent comparisons (e.g. one gap per benchmark)."""
+
+    positive: int  # comparisons above 0
+    negative: int
+    n: int  # all comparisons; ties (exactly 0) count in neither direction and leave the test
+    p: float  # one-sided: positive in more than half of the untied comparisons
+
+
+def sign_test(values: Sequence[float]) -> Sign:
+    """Is a difference positive in the majority of independent comparisons? The paper's form of a claim
+    made over many benchmarks: each benchmark is one vote, however many questions it has."""
+    positive = sum(1 for v in values if v > 0)
+    negative = sum(1 for v in values if v < 0)
+    untied = positive + negative
+    p = 1.0 if untied == 0 else float(stats.binomtest(positive, untied, 0.5, alternative="greater").pvalue)
+    return Sign(positive, negative, len(values), p)
+
+
+@dataclass(frozen=True)
 class Interval:
     estimate: float
     low: float
@@ -124,6 +144,32 @@ def cluster_bootstrap_mean(by_seed: Sequence[Sequence[float]], seed: int, confid
     means = total / count
     tail = (1 - confidence) / 2
     return Interval(pooled, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)))
+
+
+def cluster_bootstrap_mean_of_means(by_seed: Sequence[Sequence[Sequence[float]]], seed: int,
+                                    confidence: float = 0.90, resamples: int = 2000) -> Interval:
+    """Seed-clustered bootstrap CI of the mean over benchmarks of each benchmark's pooled mean;
+    `by_seed[s][b]` holds seed s's per-question values on benchmark b. Every benchmark weighs the same
+    (a claim about benchmarks, not questions); one draw of seeds serves all benchmarks, so seeds stay
+    the clusters, and questions are resampled within each seed and benchmark."""
+    groups = [[np.asarray(values, dtype=float) for values in benchmarks] for benchmarks in by_seed]
+    if not groups or not groups[0] or any(len(b) != len(groups[0]) or not all(len(v) for v in b) for b in groups):
+        raise ValueError("cluster bootstrap needs the same non-empty benchmarks in every seed")
+    n_seeds, n_benchmarks = len(groups), len(groups[0])
+    estimate = float(np.mean([np.concatenate([g[b] for g in groups]).mean() for b in range(n_benchmarks)]))
+    rng = np.random.default_rng(seed)
+    chosen = rng.integers(n_seeds, size=(n_seeds, resamples)) if n_seeds > 1 else np.zeros((1, resamples), int)
+    means = np.zeros(resamples)
+    for b in range(n_benchmarks):
+        sizes = np.array([len(g[b]) for g in groups])
+        total, count = np.zeros(resamples), np.zeros(resamples)
+        for slot in range(n_seeds):
+            sums = np.stack([g[b][rng.integers(len(g[b]), size=(resamples, len(g[b])))].sum(axis=1) for g in groups])
+            total += sums[chosen[slot], np.arange(resamples)]
+            count += sizes[chosen[slot]]
+        means += total / count / n_benchmarks
+    tail = (1 - confidence) / 2
+    return Interval(estimate, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)))
 
 
 def rounded(record: object, digits: int = 4) -> dict:

@@ -1,17 +1,23 @@
-"""How long `pytest experiments` takes cold and warm, and what faco's Trainer costs against a plain loop.
+"""How long `pytest experiments` takes cold and warm, where a cold run's time goes (per stage), and what
+faco's Trainer costs against a plain loop.
 
-    python benchmarks/pipeline.py                 # cold + warm run of the tiny preset, then the trainer ratio
+    python benchmarks/pipeline.py                 # cold + warm run of the tiny preset (3 seeds), trainer ratio
+    python benchmarks/pipeline.py --workers 1     # the same built serially, in the test process
+    python benchmarks/pipeline.py --seed 0        # one seed
     python benchmarks/pipeline.py --preset smoke  # the same in seconds
     python benchmarks/pipeline.py --skip-runs     # only the trainer-vs-plain-loop ratio
 
-Prints one table. The cold run uses an empty temporary cache; the warm run reuses it and must train
-and evaluate nothing (counted from the cache's "build" log lines and the trainer's step lines).
+Prints tables. The cold run uses an empty temporary cache; the warm run reuses it and must train and
+evaluate nothing (counted from the cache's "build" log lines and the trainer's step lines). CPU seconds
+count the run and every process it waited for (the parallel workers): on a machine shared with other
+work, wall time grows with the load and CPU time much less. Measured figures: benchmarks/pipeline.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import resource
 import subprocess
 import sys
 import tempfile
@@ -23,19 +29,34 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_experiments(preset: str, cache: Path, reports: Path) -> dict:
+def run_experiments(preset: str, cache: Path, reports: Path, extra: list[str]) -> dict:
     command = [sys.executable, "-m", "pytest", "experiments", "-q", "-p", "no:cacheprovider", f"--faco-preset={preset}",
-               f"--faco-cache={cache}", f"--faco-reports={reports}", "-o", "log_cli_level=INFO"]
+               f"--faco-cache={cache}", f"--faco-reports={reports}", "-o", "log_cli=true", "-o", "log_cli_level=INFO",
+               *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     log = out.stdout + out.stderr
     return {
         "seconds": seconds,
+        "cpu_seconds": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
+        "stages": stage_breakdown(log),
         "builds": len(re.findall(r"INFO faco\.cache: build ", log)),
         "train_steps_logged": len(re.findall(r": step \d+/\d+ loss", log)),
         "summary": log.strip().splitlines()[-1] if log.strip() else "",
     }
+
+
+def stage_breakdown(log: str) -> dict[str, tuple[int, float]]:
+    """{stage: (builds, seconds)} from the cache's "built <stage>/<key>: ... (took X s)" lines. Under
+    parallel workers the stages overlap, so their sum exceeds the wall time."""
+    out: dict[str, tuple[int, float]] = {}
+    for stage, took in re.findall(r"faco\.cache: built (\w+)/\w+: .* \(took ([0-9.]+) s\)", log):
+        count, total = out.get(stage, (0, 0.0))
+        out[stage] = (count + 1, total + float(took))
+    return out
 
 
 def trainer_vs_plain(preset_name: str, steps: int) -> dict:
@@ -77,18 +98,25 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny")
     parser.add_argument("--skip-runs", action="store_true", help="only measure the trainer ratio")
     parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps for the trainer ratio")
+    parser.add_argument("--seed", type=int, default=None, help="one seed instead of the preset's seeds")
+    parser.add_argument("--workers", type=int, default=None, help="--faco-workers (1 = serial)")
     args = parser.parse_args()
+    extra = ([f"--faco-seed={args.seed}"] if args.seed is not None else []) + (
+        [f"--faco-workers={args.workers}"] if args.workers else [])
     from faco.models import set_threads
 
     threads = set_threads(0)
     rows = []
     if not args.skip_runs:
         with tempfile.TemporaryDirectory() as tmp:
-            cold = run_experiments(args.preset, Path(tmp) / "cache", Path(tmp) / "reports")
-            warm = run_experiments(args.preset, Path(tmp) / "cache", Path(tmp) / "reports")
+            cold = run_experiments(args.preset, Path(tmp) / "cache", Path(tmp) / "reports", extra)
+            warm = run_experiments(args.preset, Path(tmp) / "cache", Path(tmp) / "reports", extra)
         for name, run in (("cold", cold), ("warm", warm)):
             rows.append((f"pytest experiments ({name})", f"{run['seconds']:.0f} s",
-                         f"{run['builds']} cache builds, {run['train_steps_logged']} training log lines; {run['summary']}"))
+                         f"{run['cpu_seconds']:.0f} CPU s; {run['builds']} cache builds, "
+                         f"{run['train_steps_logged']} training log lines; {run['summary']}"))
+        for stage, (count, seconds) in sorted(cold["stages"].items(), key=lambda kv: -kv[1][1]):
+            rows.append((f"  cold stage {stage}", f"{seconds:.0f} s", f"{count} builds, {seconds / count:.1f} s each"))
     ratio = trainer_vs_plain(args.preset, args.steps)
     rows.append(("fine-tuning, faco Trainer", f"{ratio['trainer_seconds']:.1f} s", f"{ratio['steps']} steps (incl. checkpoint)"))
     rows.append(("fine-tuning, plain torch loop", f"{ratio['plain_seconds']:.1f} s", f"{ratio['steps']} steps"))

@@ -147,3 +147,24 @@ def test_rounded():
 def test_bootstrap_difference_rejects_unpaired_series():
     with pytest.raises(ValueError):
         statistics.bootstrap_mean_difference([1.0, 0.0, 1.0, 1.0], [0.0], seed=0)
+
+
+def test_sign_test_counts_votes_and_leaves_ties_out():
+    sign = statistics.sign_test([0.1, 0.2, -0.1, 0.0, 0.3, 0.1])
+    assert (sign.positive, sign.negative, sign.n) == (4, 1, 6)
+    assert sign.p == pytest.approx(stats.binomtest(4, 5, 0.5, alternative="greater").pvalue)
+    assert statistics.sign_test([0.1] * 6).p == pytest.approx(1 / 64)  # six of six: the fewest that reach .05
+    assert statistics.sign_test([0.1] * 5 + [-0.1]).p > ALPHA
+    assert statistics.sign_test([0.0, 0.0]).p == 1.0
+
+
+def test_mean_of_means_weighs_benchmarks_equally_and_clusters_by_seed():
+    small, large = [1.0] * 10, [0.0] * 1000  # a question-pooled mean would be ~0.01
+    interval = statistics.cluster_bootstrap_mean_of_means([[small, large], [small, large]], seed=0)
+    assert interval.estimate == pytest.approx(0.5) and interval.low == interval.high == pytest.approx(0.5)
+    one_seed_carries = [[[1.0] * 50], [[0.0] * 50], [[0.0] * 50]]  # an effect in one seed only stays uncertain
+    spread = statistics.cluster_bootstrap_mean_of_means(one_seed_carries, seed=0)
+    assert spread.low == 0.0 and spread.high >= 2 / 3
+    assert statistics.cluster_bootstrap_mean_of_means(one_seed_carries, seed=0) == spread  # seeded
+    with pytest.raises(ValueError):
+        statistics.cluster_bootstrap_mean_of_means([[[1.0]], [[1.0], [0.0]]], seed=0)

@@ -1,0 +1,68 @@
+"""--faco-sweep: the study once per value of one numeric preset field, on the smoke preset.
+
+Parsing refuses what cannot be swept; a swept run parametrizes the study (one per value), records the
+axis in every finding, checks no baseline, and its report draws the key numbers against the axis.
+
+    python -m pytest unit_tests/test_sweep.py -q
+"""
+
+from __future__ import annotations
+
+import json
+
+import datasets  # noqa: F401 - in-process pytester runs must not import it twice (pyarrow types)
+import pytest
+
+import faco.report  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
+from faco import sweep
+from faco.config import ConfigError, smoke
+
+pytest_plugins = ["pytester"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("finetune.lr=0.001", "two or more distinct values"),
+    ("finetune.lr=0.001,0.001", "two or more distinct values"),
+    ("evaluation.formats=cloze,letter", "numeric field"),
+    ("finetune.gradient_checkpointing=true,false", "numeric field"),
+    ("finetune.lr=0.001,-1", "finetune.lr"),
+    ("finetune.nonsense=1,2", "numeric field"),
+])
+def test_parse_refuses_what_cannot_be_swept(text, message):
+    with pytest.raises(ConfigError, match=message):
+        sweep.parse(smoke(), text)
+
+
+def test_parse_keeps_field_and_values():
+    assert sweep.parse(smoke(), "finetune.epochs=2, 3") == ("finetune.epochs", ["2", "3"])
+
+
+EXPERIMENT = '''
+import datasets  # noqa: F401
+import pytest
+
+
+@pytest.mark.finding("recovery")
+def test_recovery(faco_study, faco_finding, faco_base):
+    lr = faco_study.preset.finetune.lr
+    faco_finding(holds=lr > 0.002, summary=f"lr {lr}", base=faco_base, regained_share=lr * 100)
+'''
+
+
+def test_sweep_records_the_axis_and_draws_it(pytester):
+    pytester.makeini("[pytest]\n")
+    (pytester.path / "experiments" / "baselines").mkdir(parents=True)
+    pytester.makepyfile(test_toy=EXPERIMENT)
+    result = pytester.runpytest_inprocess("--faco-preset", "smoke", "--faco-sweep", "finetune.lr=0.001,0.003",
+                                          "--faco-workers", "1", "--faco-cache", str(pytester.path / "cache"),
+                                          "--faco-reports", str(pytester.path / "reports"), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, xfailed=2)  # no baseline: a finding that does not hold is an xfail
+    result.stdout.fnmatch_lines(["*faco findings (smoke-sweep-finetune.lr)*",
+                                 "recovery-strong-finetune.lr=0.003*holds*lr 0.003*"])
+    run = pytester.path / "reports" / "smoke-sweep-finetune.lr"
+    findings = json.loads((run / "findings.json").read_text())["findings"]
+    assert findings["recovery-weak-finetune.lr=0.001"]["sweep"] == {"field": "finetune.lr", "value": 0.001,
+                                                                     "id": "recovery-weak"}
+    assert not list((pytester.path / "experiments" / "baselines").glob("*.json"))
+    page = (run / "index.html").read_text()
+    assert "Sweep over finetune.lr" in page and "data:image/png" in page and "could not render" not in page

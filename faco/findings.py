@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import filelock
 
 from faco import numerics
+from faco.cache import library_versions
 
 if TYPE_CHECKING:  # annotations only: reading findings files needs no scipy
     from faco.registry import Statistic
@@ -215,14 +216,8 @@ def apply_tolerances(baseline_path: Path, measured: Mapping[str, dict], source: 
 
 def provenance(preset: Any, seeds: list[int]) -> dict[str, Any]:
     """Where a baseline's numbers came from: config, library versions, git commit, date."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for package in ("torch", "transformers", "lm_eval", "accelerate", "datasets", "scipy"):
-        try:
-            versions[package] = version(package.replace("_", "-"))
-        except PackageNotFoundError:
-            versions[package] = None
+    versions = library_versions("torch", "transformers", "tokenizers", "lm-eval", "accelerate", "peft", "datasets",
+                                "scipy")
     return {
         "preset": preset.name,
         "seeds": list(seeds),

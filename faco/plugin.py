@@ -24,6 +24,7 @@ from faco import findings as findings_io
 from faco.config import ConfigError, Preset, load_preset, override
 
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
+UNCHECKED_KEY = "faco_unchecked"  # user_properties key: key numbers the baseline marks unchecked
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -245,6 +246,9 @@ class _FindingRecorder:
             pytest.fail(f"baseline for {finding.id} {why} in {baseline_path}; review and commit it. "
                         f"Measured: holds={finding.holds}; {summary}", pytrace=False)
         drifts = findings_io.drifts(baseline[finding.id], finding)
+        off = findings_io.unchecked(baseline[finding.id])
+        if off:  # said at the end of the run: a number no tolerance checks is not silently "passing"
+            self.node.user_properties.append((UNCHECKED_KEY, {"id": finding.id, "metrics": off}))
         if drifts:  # reported by pytest_runtest_makereport, so a strict xfail cannot swallow it
             findings_io.store_obtained(baseline_path.with_suffix(".obtained.json"), finding)
             self.node.stash[_DRIFT] = findings_io.drift_table(finding.id, drifts)
@@ -303,6 +307,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             for row in group:
                 verdict = "holds" if row["holds"] else "does not hold"
                 terminalreporter.write_line(f"  {row['id']:<{width}}  {verdict:<13}  {row['summary']}")
+    off = [dict(value) for report in reports for key, value in report.user_properties if key == UNCHECKED_KEY]
+    if off:
+        terminalreporter.write_line(f"faco: {sum(len(o['metrics']) for o in off)} key number(s) unchecked (noise too "
+                                    "large for a tolerance):", yellow=True)
+        for row in sorted(off, key=lambda o: o["id"]):
+            for metric, why in row["metrics"].items():
+                terminalreporter.write_line(f"  {row['id']} {metric}: {why}")
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE]:
         terminalreporter.write_line(f"faco: the findings baseline {config.stash[_BASELINE]} changed: review and commit it",
                                     red=True)

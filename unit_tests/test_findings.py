@@ -88,3 +88,19 @@ def test_tolerances_command_errors(tmp_path, capsys, problem):
         (seeds_run / "findings.json").write_text(json.dumps({"findings": {"a": {"key_per_seed": {"abs": [0.5]}}}}))
     assert main(["tolerances", "--seeds-run", str(seeds_run), "--baseline", str(baseline)]) == 2
     assert capsys.readouterr().err.startswith("faco tolerances: error:")
+
+
+def test_stored_baselines_follow_the_tolerance_rule():
+    """Every key number of every committed baseline is checked by a tolerance under half its plausible
+    range, or marked unchecked with its noise (`pytest experiments --faco-regen` applies the rule)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "experiments" / "baselines"
+    wide = []
+    for path in sorted(p for p in root.glob("*.json") if not p.name.endswith(".obtained.json")):
+        for finding_id, entry in findings_io.load_baseline(path).items():
+            for metric in entry.get("key", {}):
+                spec = entry.get("tolerance", {}).get(metric, {"tolerance": findings_io.RESOLUTION})
+                if "unchecked" not in spec and spec["tolerance"] > findings_io.plausible_range(metric) / 2:
+                    wide.append(f"{path.name} {finding_id} {metric} {spec['tolerance']}")
+    assert not wide, f"{len(wide)} tolerances cover over half their range, e.g. {wide[:3]}"

@@ -209,10 +209,13 @@ def faco_reports(pytestconfig: pytest.Config) -> Path:
 
 @pytest.fixture
 def faco_finding(request: pytest.FixtureRequest, faco_preset: Preset, faco_reports: Path):  # noqa: ANN201
-    """Decide a finding: records its numbers, checks the baseline, and asserts that it holds.
+    """Decide a finding (declared in faco.registry): records its numbers, checks the baseline, and
+    asserts that it holds.
 
         def test_recovery(faco_finding, ...):
-            faco_finding(holds=p < 0.05, summary="...", recovered=0.8, cr0=0.9, cr100=0.3)
+            faco_finding(holds=p < 0.05, summary="...", statistic=Statistic("McNemar", share, p),
+                         interval=regained,  # a statistics.Interval: carries its confidence level
+                         key=per_seed, key_metrics=["regained"], recovered=0.8, cr0=0.9, cr100=0.3)
     """
     return _FindingRecorder(request, faco_preset, faco_reports)
 

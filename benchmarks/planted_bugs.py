@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         plant(project, bug)
         results[bug] = run_suite(project, bug, args.preset, work)
         failed = results[bug]["failed"]
-        kinds = {k: sum(v == k for v in failed.values()) for k in ("numbers", "verdict", "error") if k in failed.values()}
+        kinds = {k: list(failed.values()).count(k) for k in ("numbers", "verdict", "error") if k in failed.values()}
         print(f"{bug:<14} {len(failed):>3} experiments fail {kinds} ({results[bug]['seconds']} s)")
         (work / "planted_bugs.json").write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     caught = all(results[bug]["failed"] for bug in bugs) and not results["rerun"]["failed"]

@@ -151,7 +151,8 @@ def write_baseline_entry(path: Path, finding: Finding, provenance: Mapping[str, 
 # whose rerun noise is too large to check (numerics not pinned, a non-deterministic kernel) is marked
 # unchecked with its noise rather than given a tolerance that covers most of what it could be.
 
-RESOLUTION = 0.0005  # stored numbers carry 4 decimals (rounding moves one by <= 0.00005); one question in 1,000 moves it 0.001
+# stored numbers carry 4 decimals (rounding moves one by <= 0.00005); one question in 1,000 moves it 0.001
+RESOLUTION = 0.0005
 K = 3.0  # tolerance in units of the measured same-seed rerun noise
 
 

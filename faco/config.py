@@ -158,13 +158,49 @@ class BaseSpec:
 
 
 @dataclass(frozen=True)
+class BuildItemsConfig:
+    """FACO items the study builds itself (a cached stage, faco.items_stage) from the nine sources through
+    a teacher, instead of a dataset built beforehand with `faco build-dataset`: one command runs it all."""
+
+    sources: tuple[str, ...]  # faco.sources names, e.g. ["sciq", "mbpp"]
+    per_source: int  # items sampled per source (teacher items may still be dropped, with the reason counted)
+    data_dir: str | None = None  # local copies of the sources (`faco build-dataset --data-dir`); None = the hub
+    # the teacher: a checkpoint faco serves itself on 127.0.0.1 (`transformers serve`; a directory, hub id,
+    # .gguf or package: file, as a base), or else an OpenAI-compatible API at base_url (key: $OPENAI_API_KEY)
+    serve: str | None = None
+    base_url: str | None = None
+    model: str | None = None  # the API's model name (a served checkpoint is named by its path)
+    max_tokens: int = 96  # per chain: a few sentences; part of the reply cache key
+    temperature: float = 0.0  # greedy: the same replies on a rebuild from scratch
+    false_tries: int = 2  # FALSE chains that name the correct option are regenerated this often, then dropped
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", tuple(self.sources))
+        from faco.sources import SOURCES
+
+        unknown = [name for name in self.sources if name not in SOURCES]
+        if not self.sources or unknown:
+            raise ConfigError(f"items.build.sources: unknown or none {unknown or list(self.sources)}; "
+                              f"known: {list(SOURCES)}")
+        _positive(self, "per_source", "max_tokens", "false_tries")
+        if (self.serve is None) == (self.base_url is None) or (self.base_url is not None and not self.model):
+            raise ConfigError("items.build: give exactly one teacher: serve = CHECKPOINT, or base_url and model")
+
+
+@dataclass(frozen=True)
 class ItemsConfig:
-    source: str = "world"  # "world": templates over the synthetic world; else a built FACO dataset dir
+    # "world": templates over the synthetic world; "build": built by the study from [items.build];
+    # else a FACO dataset directory built beforehand by `faco build-dataset`
+    source: str = "world"
     per_training_domain: int = 300  # facts of each training domain turned into FACO items
     # the rest of a training domain's facts are held back: the in-domain evaluation
+    build: BuildItemsConfig | None = None  # how the study builds its items when source = "build"
 
     def __post_init__(self) -> None:
         _positive(self, "per_training_domain")
+        if (self.source == "build") != (self.build is not None):
+            raise ConfigError('items: source = "build" and an [items.build] table go together, '
+                              f"got source {self.source!r} with{'' if self.build else 'out'} [items.build]")
 
 
 @dataclass(frozen=True)

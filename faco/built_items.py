@@ -79,7 +79,8 @@ def _build(config: Any, spec: BuildItemsConfig, base_url: str, model: str) -> di
 
     teacher = TeacherConfig(base_url=base_url, model=model, concurrency=1 if spec.serve else 8,
                             max_tokens=spec.max_tokens, temperature=spec.temperature, timeout_s=TIMEOUT_S,
-                            max_retries=2, false_tries=spec.false_tries)
+                            max_retries=0 if spec.temperature == 0 else 2,  # greedy: a retry is the same reply
+                            false_tries=spec.false_tries)
     summary = build_dataset(config, teacher, progress=False)
     log.info("items: %d built from %s, dropped %s, %s teacher replies in %.0f s", summary["items"],
              ", ".join(config.sources), summary["dropped"] or "none", summary["requests"]["paid_replies"],

@@ -402,7 +402,7 @@ def load_preset(name: str, seed: int | None = None) -> Preset:
 # reports or cache are laid out by, so changing it through --faco-set would file results under a lie.
 FIXED_FIELDS = {
     "name": "a preset's name picks its baseline; choose a preset with --faco-preset",
-    "bases": "the bases are set in a preset",
+    "bases": "the bases are set in a preset; where a real base's weights lie: bases.NAME.checkpoint=PATH",
     "world.domains": "the domains are set in a preset",
     "items.source": "train on a built dataset with --faco-items DIR",
 }
@@ -416,12 +416,28 @@ def override(preset: Preset, assignment: str) -> Preset:
     path, sep, text = assignment.partition("=")
     if not sep or not path.strip():
         raise ConfigError(f"override {assignment!r}: expected FIELD=VALUE, e.g. finetune.epochs=2")
+    parts = path.strip().split(".")
+    if len(parts) == 3 and parts[0] == "bases" and parts[2] == "checkpoint":
+        return _replace_checkpoint(preset, parts[1], text.strip())
     fixed = next((why for field_path, why in FIXED_FIELDS.items()
                   if path.strip() == field_path or path.strip().startswith(field_path + ".")), None)
     if fixed:
         raise ConfigError(f"override {path.strip()!r}: cannot be overridden ({fixed})")
     names = path.strip().split(".")
     return _replace_path(preset, names, text.strip(), path.strip())
+
+
+def _replace_checkpoint(preset: Preset, name: str, checkpoint: str) -> Preset:
+    """Where a real base's weights come from (a directory, hub id, .gguf or package: file), e.g. a local
+    copy of a hub model offline. Bases pre-trained by faco have no checkpoint to point elsewhere."""
+    spec = preset.base(name)
+    if spec.checkpoint is None:
+        raise ConfigError(f"override 'bases.{name}.checkpoint': base {name!r} is pre-trained by faco "
+                          "(pretrain_steps), not loaded from a checkpoint")
+    if not checkpoint:
+        raise ConfigError(f"override 'bases.{name}.checkpoint': expected a directory, hub id or .gguf file")
+    bases = tuple(dataclasses.replace(b, checkpoint=checkpoint) if b.name == name else b for b in preset.bases)
+    return preset.replace(bases=bases)
 
 
 def _replace_path(obj: Any, names: list[str], text: str, path: str) -> Any:

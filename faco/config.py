@@ -166,7 +166,7 @@ class BuildItemsConfig:
     per_source: int  # items sampled per source (teacher items may still be dropped, with the reason counted)
     data_dir: str | None = None  # local copies of the sources (`faco build-dataset --data-dir`); None = the hub
     # the teacher: a checkpoint faco serves itself on 127.0.0.1 (`transformers serve`; a directory, hub id,
-    # .gguf or package: file, as a base), or else an OpenAI-compatible API at base_url (key: $OPENAI_API_KEY)
+    # .gguf or package: file, as a base), or an OpenAI-compatible API at base_url ($FACO_TEACHER_API_KEY)
     serve: str | None = None
     base_url: str | None = None
     model: str | None = None  # the API's model name (a served checkpoint is named by its path)

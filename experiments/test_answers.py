@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from faco import answers
 from faco import findings as findings_io
 from faco.study import base, finetuned
 
@@ -18,7 +19,7 @@ MAX_NEW_TOKENS = 48  # an answer and the start of its explanation
 
 def test_table2(faco_study, faco_reports, faco_base):
     study = faco_study.studies[0]  # answers illustrate; the first seed's models stand for the rest
-    questions = study.table2_questions(QUESTIONS_PER_BENCHMARK)
+    questions = answers.heldout_questions(study, QUESTIONS_PER_BENCHMARK)
     if not questions:
         pytest.skip("no held-out multiple-choice benchmark with one context per question to ask")
     said = {name: study.answers(model, questions, MAX_NEW_TOKENS)

@@ -21,6 +21,19 @@ from faco.items import instruction_prompt
 SCAFFOLD = re.compile(r"^\s*Question:\s*|\s*Answer:\s*$")  # lm-eval's cloze wrapper (ARC, OBQA, SciQ, ...)
 
 
+def heldout_questions(study: Any, per_benchmark: int) -> list[dict[str, Any]]:
+    """The first questions of each held-out benchmark of `study` (a faco.study.Study), where lying is asked."""
+    from faco.evaluation import benchmark_choices
+
+    heldout = benchmark_choices(study.preset)["heldout"]
+    if study.registry:
+        data_dir = study.preset.evaluation.data_dir
+        specs = [s for s in study.benchmark_specs if s.name in heldout]
+        return registry_questions(specs, Path(data_dir) if data_dir else None, per_benchmark)
+    return world_questions([b for b in study.world_benchmarks("instruction", ("cloze",)) if b.name in heldout],
+                           per_benchmark)
+
+
 def world_questions(benchmarks: Sequence[Any], per_benchmark: int) -> list[dict[str, Any]]:
     """The first questions of each held-out world domain (faco.evaluation.Benchmark objects)."""
     return [{"benchmark": b.name, "id": q.id, "question": q.question, "options": list(q.options), "gold": q.gold}
@@ -35,16 +48,20 @@ def registry_questions(specs: Sequence[Any], data_dir: Path | None, per_benchmar
     from faco.evaluation import _task_manager
 
     out = []
-    with tempfile.TemporaryDirectory(prefix="faco-table2-") as task_dir:
+    with tempfile.TemporaryDirectory(prefix="faco-table2-") as task_dir:  # every file first: one index of them
+        first = {spec.name: lm_tasks.write_benchmark_tasks(spec, Path(task_dir), 0, data_dir)[0] for spec in specs}
+        tasks = get_task_dict(list(first.values()), _task_manager(task_dir)) if first else {}
         for spec in specs:
-            names = lm_tasks.write_benchmark_tasks(spec, Path(task_dir), 0, data_dir)
-            task = get_task_dict(names[:1], _task_manager(task_dir))[names[0]]
+            task = tasks[first[spec.name]]
             for index, doc in enumerate(list(task.eval_docs)[:per_benchmark]):
                 text, options = task.doc_to_text(doc), task.doc_to_choice(doc)
                 if not isinstance(text, str):  # a task that varies the context per option (WinoGrande)
                     break
+                listed = [str(o).strip() for o in options]
+                target = task.doc_to_target(doc)  # an index, or (COPA) the gold option's text
+                gold = int(target) if str(target).strip().isdigit() else listed.index(str(target).strip())
                 out.append({"benchmark": spec.name, "id": f"{spec.name}/{index}", "question": SCAFFOLD.sub("", text),
-                            "options": [str(o).strip() for o in options], "gold": int(task.doc_to_target(doc))})
+                            "options": listed, "gold": gold})
     return out
 
 

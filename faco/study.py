@@ -308,19 +308,6 @@ class Study:
 
         return self._get_json("benchmarks", key, compute, describe=f"{checkpoint.label} (benchmarks)")
 
-    def table2_questions(self, per_benchmark: int) -> list[dict[str, Any]]:
-        """The first questions of each held-out benchmark where lying is asked (faco.answers)."""
-        from faco import answers
-        from faco.evaluation import benchmark_choices
-
-        heldout = benchmark_choices(self.preset)["heldout"]
-        if self.registry:
-            data_dir = self.preset.evaluation.data_dir
-            specs = [s for s in self.benchmark_specs if s.name in heldout]
-            return answers.registry_questions(specs, Path(data_dir) if data_dir else None, per_benchmark)
-        return answers.world_questions([b for b in self.world_benchmarks("instruction", ("cloze",)) if b.name in heldout],
-                                       per_benchmark)
-
     def answers(self, model: Model, questions: list[dict[str, Any]], max_new_tokens: int) -> list[str]:
         """Greedy answers of `model` to `questions` (Table 2), cached like a score."""
         from faco import answers

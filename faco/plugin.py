@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from faco import findings as findings_io
 from faco.config import ConfigError, Preset, load_preset, override
 
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
+UNCHECKED_KEY = "faco_unchecked"  # user_properties key: key numbers the baseline marks unchecked
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,7 +50,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faco-allow-code-execution", action="store_true",
                     help="run benchmarks that execute model-written code (HumanEval); skipped otherwise")
     group.addoption("--faco-items", default=None, metavar="DIR",
-                    help="train on a FACO dataset built by `faco build-dataset` instead of world items")
+                    help="train on a FACO dataset built by `faco build-dataset` instead of the preset's items")
+    group.addoption("--faco-source-data", default=None, metavar="DIR",
+                    help="a preset that builds its items ([items.build]) reads local copies of the sources "
+                         "from DIR (laid out as for `faco build-dataset --data-dir`) instead of the hub")
     group.addoption("--faco-set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override one preset field, e.g. finetune.epochs=2 (repeatable; checked against the "
                          "same baseline, so a change beyond tolerance fails)")
@@ -97,7 +102,9 @@ def _preset(config: pytest.Config) -> Preset:
         items = config.getoption("faco_items")
         if items:
             _check_items(Path(items))
-            preset = preset.replace(items=dataclasses.replace(preset.items, source=str(Path(items).resolve())))
+            preset = preset.replace(items=dataclasses.replace(preset.items, source=str(Path(items).resolve()),
+                                                              build=None))
+        preset = _source_data(config.getoption("faco_source_data"), preset)
         preset = _evaluation_options(config, preset)
     except ConfigError as error:
         raise pytest.UsageError(f"faco: {error}") from None
@@ -116,6 +123,19 @@ def _check_items(path: Path) -> None:
         load_dataset_items(path)
     except ItemError as error:
         raise ConfigError(f"--faco-items {error}") from None
+
+
+def _source_data(data: str | None, preset: Preset) -> Preset:
+    """--faco-source-data DIR as the preset's items.build.data_dir."""
+    if not data:
+        return preset
+    if preset.items.build is None:
+        raise ConfigError(f"--faco-source-data: preset {preset.name!r} builds no items ([items.build]); "
+                          "build a dataset with `faco build-dataset --data-dir DIR` and pass --faco-items")
+    if not Path(data).is_dir():
+        raise ConfigError(f"--faco-source-data {data}: no such directory")
+    build = dataclasses.replace(preset.items.build, data_dir=str(Path(data).resolve()))
+    return preset.replace(items=dataclasses.replace(preset.items, build=build))
 
 
 def _evaluation_options(config: pytest.Config, preset: Preset) -> Preset:
@@ -176,7 +196,8 @@ def _run_name(config: pytest.Config) -> str:
     name = findings_io.run_name(preset.name, config.stash[_SEEDS], default_seeds)
     if config.stash[_SWEEP]:
         name += f"-sweep-{config.stash[_SWEEP][0]}"
-    return name if preset.items.source == "world" else f"{name}-items-{Path(preset.items.source).name}"
+    own = preset.items.source in ("world", "build")  # the preset's own items: its own baseline
+    return name if own else f"{name}-items-{Path(preset.items.source).name}"
 
 
 def _baseline_path(config: pytest.Config, preset: Preset) -> Path:
@@ -247,10 +268,13 @@ def faco_reports(pytestconfig: pytest.Config) -> Path:
 
 @pytest.fixture
 def faco_finding(request: pytest.FixtureRequest, faco_preset: Preset, faco_reports: Path):  # noqa: ANN201
-    """Decide a finding: records its numbers, checks the baseline, and asserts that it holds.
+    """Decide a finding (declared in faco.registry): records its numbers, checks the baseline, and
+    asserts that it holds.
 
         def test_recovery(faco_finding, ...):
-            faco_finding(holds=p < 0.05, summary="...", recovered=0.8, cr0=0.9, cr100=0.3)
+            faco_finding(holds=p < 0.05, summary="...", statistic=Statistic("McNemar", share, p),
+                         interval=regained,  # a statistics.Interval: carries its confidence level
+                         key=per_seed, key_metrics=["regained"], recovered=0.8, cr0=0.9, cr100=0.3)
     """
     return _FindingRecorder(request, faco_preset, faco_reports)
 
@@ -263,8 +287,11 @@ class _FindingRecorder:
         self.reports = reports
 
     def __call__(self, holds: bool, summary: str, key: list[dict[str, float]] = (), key_metrics: list[str] = (),
-                 **numbers: Any) -> None:
-        """`key`: one dict of numbers per seed; `key_metrics` of them are checked against the baseline."""
+                 statistic: Any = None, interval: Any = None, **numbers: Any) -> None:
+        """Fill the finding's record (faco.findings.Finding): `statistic` (faco.registry.Statistic) is the
+        test the verdict turns on, `interval` (faco.statistics.Interval, with its level) the effect's
+        interval; `key`: one dict of numbers per seed, `key_metrics` of them checked against the baseline;
+        `numbers`: what the report draws."""
         per_seed = {metric: [float(seed[metric]) for seed in key] for metric in key_metrics}
         sweep = self.config.stash[_SWEEP]
         if sweep:  # the axis value, and the id the finding has at every value
@@ -273,7 +300,7 @@ class _FindingRecorder:
             numbers = {**numbers, "sweep": {"field": sweep[0], "value": float(value),
                                             "id": finding_id(self.node).replace(f"-{point}", "").replace(point, "")}}
         finding = findings_io.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary,
-                                      per_seed)
+                                      per_seed, statistic, interval)
         run = {"preset": self.preset.name, "seeds": self.config.stash[_SEEDS], "items": self.preset.items.source,
                "overrides": self.config.getoption("faco_set")}
         findings_io.store_finding(self.reports / "findings.json", finding, run)
@@ -291,6 +318,9 @@ class _FindingRecorder:
             pytest.fail(f"baseline for {finding.id} {why} in {baseline_path}; review and commit it. "
                         f"Measured: holds={finding.holds}; {summary}", pytrace=False)
         drifts = findings_io.drifts(baseline[finding.id], finding)
+        off = findings_io.unchecked(baseline[finding.id])
+        if off:  # said at the end of the run: a number no tolerance checks is not silently "passing"
+            self.node.user_properties.append((UNCHECKED_KEY, {"id": finding.id, "metrics": off}))
         if drifts:  # reported by pytest_runtest_makereport, so a strict xfail cannot swallow it
             findings_io.store_obtained(baseline_path.with_suffix(".obtained.json"), finding)
             self.node.stash[_DRIFT] = findings_io.drift_table(finding.id, drifts)
@@ -342,14 +372,39 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if rows:
         terminalreporter.section(f"faco findings ({_run_name(config)})")
         width = max(len(r["id"]) for r in rows)
-        for row in sorted(rows, key=lambda r: r["id"]):
-            verdict = "holds" if row["holds"] else "does not hold"
-            terminalreporter.write_line(f"{row['id']:<{width}}  {verdict:<13}  {row['summary']}")
+        for name, group in itertools.groupby(sorted(rows, key=_in_paper_order), key=lambda r: r["finding"]):
+            group = list(group)
+            terminalreporter.write_line(f"{name}: {_question(name)}{sum(r['holds'] for r in group)}/{len(group)} hold",
+                                        bold=True)
+            for row in group:
+                verdict = "holds" if row["holds"] else "does not hold"
+                terminalreporter.write_line(f"  {row['id']:<{width}}  {verdict:<13}  {row['summary']}")
+    off = [dict(value) for report in reports for key, value in report.user_properties if key == UNCHECKED_KEY]
+    if off:
+        terminalreporter.write_line(f"faco: {sum(len(o['metrics']) for o in off)} key number(s) unchecked (noise too "
+                                    "large for a tolerance):", yellow=True)
+        for row in sorted(off, key=lambda o: o["id"]):
+            for metric, why in row["metrics"].items():
+                terminalreporter.write_line(f"  {row['id']} {metric}: {why}")
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE]:
         terminalreporter.write_line(f"faco: the findings baseline {config.stash[_BASELINE]} changed: review and commit it",
                                     red=True)
     if _REPORT in config.stash:
         terminalreporter.write_line(config.stash[_REPORT])
+
+
+def _in_paper_order(row: dict[str, Any]) -> tuple[int, str]:
+    """The end-of-run table lists findings in the registry's (the paper's) order, a user's own last."""
+    from faco.registry import NAMES
+
+    return (NAMES.index(row["finding"]) if row["finding"] in NAMES else len(NAMES), row["finding"], row["id"])
+
+
+def _question(name: str) -> str:
+    from faco.registry import spec
+
+    found = spec(name)
+    return f"{found.question} " if found else ""
 
 
 @pytest.hookimpl(trylast=True)

@@ -16,20 +16,23 @@ from faco.config import ConfigError, Preset, override
 
 # The key number of each finding, as a sweep draws it: (label, how to read it from a record, its interval).
 KEY_NUMBERS: dict[str, tuple[str, Any]] = {
-    "lying": ("CR-100 accuracy (chance dashed)",
-              lambda r: (r["cr100"]["rate"], r.get("seed_clustered_ci") or [math.nan, math.nan])),
-    "longer": ("change per epoch at CR 100",
-               lambda r: _per_epoch(r)),
-    "recovery": ("regained share of the CR-100 loss",
-                 lambda r: (r.get("regained_share"), [math.nan, math.nan])),
-    "sensitivity_majority": ("mean ABS gap, stronger - weaker",
-                             lambda r: (r["gap"], r["gap_ci"])),
+    "lying": ("CR-100 accuracy (chance dashed)", lambda r: (r["cr100"]["rate"], _ci(r.get("seed_clustered_ci")))),
+    "longer": ("change per epoch at CR 100", lambda r: _per_epoch(r)),
+    "recovery": ("regained share of the CR-100 loss", lambda r: (r.get("regained_share"), _ci(None))),
+    "sensitivity_majority": ("mean ABS gap, stronger - weaker", lambda r: (r["gap"], _ci(r.get("gap_ci")))),
 }
+
+
+def _ci(stored: Any) -> list[float]:
+    """[low, high] of an interval stored as statistics.Interval or as a pair; NaNs where none."""
+    if isinstance(stored, dict):
+        return [stored["low"], stored["high"]]
+    return list(stored) if stored else [math.nan, math.nan]
 
 
 def _per_epoch(record: dict[str, Any]) -> tuple[float, list[float]]:
     epochs = max(1, len(record["scores"]) - 1)
-    return record["change"] / epochs, [v / epochs for v in record["change_ci"]]
+    return record["change"] / epochs, [v / epochs for v in _ci(record.get("change_ci"))]
 
 
 def parse(preset: Preset, text: str) -> tuple[str, list[str]]:

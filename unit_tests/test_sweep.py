@@ -25,7 +25,7 @@ pytest_plugins = ["pytester"]
     ("finetune.lr=0.001,0.001", "two or more distinct values"),
     ("evaluation.formats=cloze,letter", "numeric field"),
     ("finetune.gradient_checkpointing=true,false", "numeric field"),
-    ("finetune.lr=0.001,-1", "finetune.lr"),
+    ("finetune.lr=0.001,-1", "lr must be"),
     ("finetune.nonsense=1,2", "numeric field"),
 ])
 def test_parse_refuses_what_cannot_be_swept(text, message):

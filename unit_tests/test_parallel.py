@@ -41,18 +41,17 @@ def test_an_unknown_finding_plans_only_pretraining():
 @pytest.mark.slow
 def test_parallel_build_is_bit_identical_to_serial(tmp_path: Path):
     preset = smoke()
-    selected = [("correlation", {"faco_base": "strong", "faco_benchmark": "heldout"}),
-                ("recovery", {"faco_base": "strong", "faco_group": "heldout"})]
+    selected = [("recovery", {"faco_base": "strong", "faco_group": "heldout"})]
     jobs = parallel.plan(selected, preset, [0, 1])
     assert parallel.prebuild(preset, tmp_path / "parallel", jobs, workers=2) == len(jobs)
     assert parallel.prebuild(preset, tmp_path / "parallel", jobs, workers=2) == 0  # warm: no process started
     for seed in (0, 1):
         serial = Study(preset.replace(seed=seed), Cache(tmp_path / "serial"))
         prebuilt = Study(preset.replace(seed=seed), Cache(tmp_path / "parallel"))
-        for model in (finetuned("strong", 50), recovered("strong")):
+        for model in (finetuned("strong", 100), recovered("strong")):
             assert serial.samples(model, ALL) == prebuilt.samples(model, ALL)
             weights = [(s.checkpoint(model).path / "model.safetensors").read_bytes() for s in (serial, prebuilt)]
             assert weights[0] == weights[1]
-        assert serial.losses("strong", 25) == prebuilt.losses("strong", 25)
+        assert serial.losses("strong", 0) == prebuilt.losses("strong", 0)
     built = {p.parent.parent.name for p in (tmp_path / "parallel").glob("*/*/MANIFEST.json")}
     assert {"pretrain", "finetune", "recover", "eval"} <= built

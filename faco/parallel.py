@@ -207,6 +207,11 @@ def _schedule(pool: ProcessPoolExecutor, preset: Preset, root: str, todo: list[J
                     on_error(job, future.exception())
 
 
-def default_workers() -> int:
-    """One worker per core this process may use."""
+def default_workers(preset: Preset) -> int:
+    """One worker per core this process may use, for the embedded tier (tiny CPU models on world items).
+    A real preset builds in the test process: its stages run on a GPU or under `accelerate launch`, its
+    items may need a teacher server, and its bases are converted once; none of that splits over cores."""
+    embedded = all(b.checkpoint is None for b in preset.bases) and preset.items.source == "world"
+    if not embedded or preset.launch.launched:
+        return 1
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

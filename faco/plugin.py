@@ -38,7 +38,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run the grid for these seeds and decide findings on the pooled results")
     group.addoption("--faco-workers", type=int, default=None, metavar="N",
                     help="build independent training runs (seeds, CRs) on N one-thread processes before the "
-                         "tests read them (default: one per core; 1 = serially, in the test process); "
+                         "tests read them (default: one per core for presets that pre-train their bases on world items, "
+                         "else 1; 1 = serially, in the test process); "
                          "the numbers are the same either way")
     group.addoption("--faco-sweep", default=None, metavar="FIELD=V1,V2,..",
                     help="run the study once per value of one numeric preset field (e.g. finetune.lr=3e-4,1e-3); "
@@ -241,7 +242,7 @@ def faco_study(faco_preset: Preset, request: pytest.FixtureRequest, faco_reports
         selected = [(finding_name(item), item.callspec.params if hasattr(item, "callspec") else {})
                     for item in request.session.items if "faco_study" in getattr(item, "fixturenames", ())
                     and getattr(getattr(item, "callspec", None), "params", {}).get("faco_study") == value]
-        workers = config.getoption("faco_workers") or parallel.default_workers()
+        workers = config.getoption("faco_workers") or parallel.default_workers(preset)
         parallel.prebuild(preset, cache.root, parallel.plan(selected, preset, seeds), workers)
     study = Seeds([Study(preset.replace(seed=seed), cache) for seed in seeds])
     yield study

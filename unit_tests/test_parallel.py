@@ -33,6 +33,13 @@ def test_plan_reads_only_what_the_selection_needs():
     assert runs[1, "strong", 0, False].after(first) == (1, "weak", None, False)  # the seed's pre-training
 
 
+def test_real_presets_build_in_the_test_process():
+    from faco.config import load_preset
+
+    assert parallel.default_workers(smoke()) >= 1
+    assert parallel.default_workers(load_preset("smol-ci")) == 1  # a real base: GPU or accelerate, not cores
+
+
 def test_an_unknown_finding_plans_only_pretraining():
     jobs = parallel.plan([("my_finding", {"faco_base": "weak"})], smoke(), [0])
     assert {(j.ratio, j.reads) for j in jobs} == {(None, ())}

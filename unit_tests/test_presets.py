@@ -41,7 +41,7 @@ TINY_DOMAINS = (
 
 
 def python_tiny(seed: int = 0) -> Preset:
-    return Preset(name="tiny", seed=seed, world=WorldConfig(domains=TINY_DOMAINS),
+    return Preset(name="tiny", seed=seed, seeds=(0, 1, 2), world=WorldConfig(domains=TINY_DOMAINS),
                   bases=(BaseSpec("weak", pretrain_steps=800), BaseSpec("strong", pretrain_steps=1600)))
 
 

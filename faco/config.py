@@ -158,13 +158,49 @@ class BaseSpec:
 
 
 @dataclass(frozen=True)
+class BuildItemsConfig:
+    """FACO items the study builds itself (a cached stage, faco.items_stage) from the nine sources through
+    a teacher, instead of a dataset built beforehand with `faco build-dataset`: one command runs it all."""
+
+    sources: tuple[str, ...]  # faco.sources names, e.g. ["sciq", "mbpp"]
+    per_source: int  # items sampled per source (teacher items may still be dropped, with the reason counted)
+    data_dir: str | None = None  # local copies of the sources (`faco build-dataset --data-dir`); None = the hub
+    # the teacher: a checkpoint faco serves itself on 127.0.0.1 (`transformers serve`; a directory, hub id,
+    # .gguf or package: file, as a base), or an OpenAI-compatible API at base_url ($FACO_TEACHER_API_KEY)
+    serve: str | None = None
+    base_url: str | None = None
+    model: str | None = None  # the API's model name (a served checkpoint is named by its path)
+    max_tokens: int = 96  # per chain: a few sentences; part of the reply cache key
+    temperature: float = 0.0  # greedy: the same replies on a rebuild from scratch
+    false_tries: int = 2  # FALSE chains that name the correct option are regenerated this often, then dropped
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sources", tuple(self.sources))
+        from faco.sources import SOURCES
+
+        unknown = [name for name in self.sources if name not in SOURCES]
+        if not self.sources or unknown:
+            raise ConfigError(f"items.build.sources: unknown or none {unknown or list(self.sources)}; "
+                              f"known: {list(SOURCES)}")
+        _positive(self, "per_source", "max_tokens", "false_tries")
+        if (self.serve is None) == (self.base_url is None) or (self.base_url is not None and not self.model):
+            raise ConfigError("items.build: give exactly one teacher: serve = CHECKPOINT, or base_url and model")
+
+
+@dataclass(frozen=True)
 class ItemsConfig:
-    source: str = "world"  # "world": templates over the synthetic world; else a built FACO dataset dir
+    # "world": templates over the synthetic world; "build": built by the study from [items.build];
+    # else a FACO dataset directory built beforehand by `faco build-dataset`
+    source: str = "world"
     per_training_domain: int = 300  # facts of each training domain turned into FACO items
     # the rest of a training domain's facts are held back: the in-domain evaluation
+    build: BuildItemsConfig | None = None  # how the study builds its items when source = "build"
 
     def __post_init__(self) -> None:
         _positive(self, "per_training_domain")
+        if (self.source == "build") != (self.build is not None):
+            raise ConfigError('items: source = "build" and an [items.build] table go together, '
+                              f"got source {self.source!r} with{'' if self.build else 'out'} [items.build]")
 
 
 @dataclass(frozen=True)
@@ -366,7 +402,7 @@ def load_preset(name: str, seed: int | None = None) -> Preset:
 # reports or cache are laid out by, so changing it through --faco-set would file results under a lie.
 FIXED_FIELDS = {
     "name": "a preset's name picks its baseline; choose a preset with --faco-preset",
-    "bases": "the bases are set in a preset",
+    "bases": "the bases are set in a preset; where a real base's weights lie: bases.NAME.checkpoint=PATH",
     "world.domains": "the domains are set in a preset",
     "items.source": "train on a built dataset with --faco-items DIR",
 }
@@ -380,12 +416,28 @@ def override(preset: Preset, assignment: str) -> Preset:
     path, sep, text = assignment.partition("=")
     if not sep or not path.strip():
         raise ConfigError(f"override {assignment!r}: expected FIELD=VALUE, e.g. finetune.epochs=2")
+    parts = path.strip().split(".")
+    if len(parts) == 3 and parts[0] == "bases" and parts[2] == "checkpoint":
+        return _replace_checkpoint(preset, parts[1], text.strip())
     fixed = next((why for field_path, why in FIXED_FIELDS.items()
                   if path.strip() == field_path or path.strip().startswith(field_path + ".")), None)
     if fixed:
         raise ConfigError(f"override {path.strip()!r}: cannot be overridden ({fixed})")
     names = path.strip().split(".")
     return _replace_path(preset, names, text.strip(), path.strip())
+
+
+def _replace_checkpoint(preset: Preset, name: str, checkpoint: str) -> Preset:
+    """Where a real base's weights come from (a directory, hub id, .gguf or package: file), e.g. a local
+    copy of a hub model offline. Bases pre-trained by faco have no checkpoint to point elsewhere."""
+    spec = preset.base(name)
+    if spec.checkpoint is None:
+        raise ConfigError(f"override 'bases.{name}.checkpoint': base {name!r} is pre-trained by faco "
+                          "(pretrain_steps), not loaded from a checkpoint")
+    if not checkpoint:
+        raise ConfigError(f"override 'bases.{name}.checkpoint': expected a directory, hub id or .gguf file")
+    bases = tuple(dataclasses.replace(b, checkpoint=checkpoint) if b.name == name else b for b in preset.bases)
+    return preset.replace(bases=bases)
 
 
 def _replace_path(obj: Any, names: list[str], text: str, path: str) -> Any:

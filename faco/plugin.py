@@ -41,7 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faco-allow-code-execution", action="store_true",
                     help="run benchmarks that execute model-written code (HumanEval); skipped otherwise")
     group.addoption("--faco-items", default=None, metavar="DIR",
-                    help="train on a FACO dataset built by `faco build-dataset` instead of world items")
+                    help="train on a FACO dataset built by `faco build-dataset` instead of the preset's items")
+    group.addoption("--faco-source-data", default=None, metavar="DIR",
+                    help="a preset that builds its items ([items.build]) reads local copies of the sources "
+                         "from DIR (laid out as for `faco build-dataset --data-dir`) instead of the hub")
     group.addoption("--faco-set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override one preset field, e.g. finetune.epochs=2 (repeatable; checked against the "
                          "same baseline, so a change beyond tolerance fails)")
@@ -88,7 +91,9 @@ def _preset(config: pytest.Config) -> Preset:
         items = config.getoption("faco_items")
         if items:
             _check_items(Path(items))
-            preset = preset.replace(items=dataclasses.replace(preset.items, source=str(Path(items).resolve())))
+            preset = preset.replace(items=dataclasses.replace(preset.items, source=str(Path(items).resolve()),
+                                                              build=None))
+        preset = _source_data(config.getoption("faco_source_data"), preset)
         preset = _evaluation_options(config, preset)
     except ConfigError as error:
         raise pytest.UsageError(f"faco: {error}") from None
@@ -107,6 +112,19 @@ def _check_items(path: Path) -> None:
         load_dataset_items(path)
     except ItemError as error:
         raise ConfigError(f"--faco-items {error}") from None
+
+
+def _source_data(data: str | None, preset: Preset) -> Preset:
+    """--faco-source-data DIR as the preset's items.build.data_dir."""
+    if not data:
+        return preset
+    if preset.items.build is None:
+        raise ConfigError(f"--faco-source-data: preset {preset.name!r} builds no items ([items.build]); "
+                          "build a dataset with `faco build-dataset --data-dir DIR` and pass --faco-items")
+    if not Path(data).is_dir():
+        raise ConfigError(f"--faco-source-data {data}: no such directory")
+    build = dataclasses.replace(preset.items.build, data_dir=str(Path(data).resolve()))
+    return preset.replace(items=dataclasses.replace(preset.items, build=build))
 
 
 def _evaluation_options(config: pytest.Config, preset: Preset) -> Preset:
@@ -152,7 +170,8 @@ def _run_name(config: pytest.Config) -> str:
     preset = config.stash[_PRESET]
     default_seed = load_preset(config.getoption("faco_preset")).seed  # a user's file: its name is no built-in
     name = findings_io.run_name(preset.name, config.stash[_SEEDS], default_seed)
-    return name if preset.items.source == "world" else f"{name}-items-{Path(preset.items.source).name}"
+    own = preset.items.source in ("world", "build")  # the preset's own items: its own baseline
+    return name if own else f"{name}-items-{Path(preset.items.source).name}"
 
 
 def _baseline_path(config: pytest.Config, preset: Preset) -> Path:

@@ -52,7 +52,9 @@ def load_run(run_dir: Path) -> Run:
         raise ReportError(f"{path}: expected {{'findings': {{id: {{'finding': ..., 'holds': true|false, ...}}}}}}")
     provenance, note = _read_provenance(run_dir / "provenance.json")
     written = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-    return Run(run_dir.name, findings, provenance, note, written)
+    answers_path = run_dir / "answers.json"
+    answers = json.loads(answers_path.read_text()) if answers_path.is_file() else {}
+    return Run(run_dir.name, findings, provenance, note, written, answers)
 
 
 def _read_provenance(path: Path) -> tuple[dict[str, Any] | None, str]:
@@ -153,7 +155,8 @@ def table1(run: Run) -> str:
 
 def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
     ratios = sorted({cr for r in records for cr, _ in crs(r.get("scores") or {})})
-    head = "".join(f"<th>CR {cr}</th>" for cr in ratios)
+    vanilla = any("vanilla" in r for r in records)  # registry benchmarks: the base's own score first
+    head = ("<th>vanilla</th>" if vanilla else "") + "".join(f"<th>CR {cr}</th>" for cr in ratios)
     rows = []
     for base in bases(run):
         for bench in benchmarks(run, records):
@@ -161,7 +164,8 @@ def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
             if r is None:
                 continue
             scores, spread = dict(crs(r.get("scores") or {})), dict(crs(r.get("per_seed") or {}))
-            cells = "".join(f"<td>{num(scores.get(cr))}{_spread(spread.get(cr))}</td>" for cr in ratios)
+            cells = f"<td>{num(r.get('vanilla'))}</td>" if vanilla else ""
+            cells += "".join(f"<td>{num(scores.get(cr))}{_spread(spread.get(cr))}</td>" for cr in ratios)
             rows.append(f"<tr><td>{esc(base)}</td><td>{esc(bench)}</td>{cells}"
                         f"<td>{num(r.get('abs'), '+.3f')}{interval(r.get('abs_ci'))}</td>"
                         f"<td>{num(r.get('r'), '+.2f')}{interval(r.get('r_ci'), '+.2f')}</td>"
@@ -194,6 +198,25 @@ def _sensitivity_table(run: Run, records: list[dict[str, Any]]) -> str:
     label = level(records[0].get("gap_ci"), "interval")
     return (f'<table class="numbers"><tr><th>benchmark</th>{head}<th>gap ({esc(gap)}), {label}</th>'
             f'<th>finding</th></tr>{"".join(rows)}</table>')
+
+
+def table2(run: Run) -> str:
+    """The base's and the CR-100 model's own greedy answers to a few held-out questions (experiments/test_answers.py)."""
+    if not run.answers:
+        return ('<section id="table2"><h2>Table 2: answers of the base and the CR-100 model</h2><p class="missing">'
+                "not recorded in this run (run <code>pytest experiments -k table2</code>)</p></section>")
+    rows = []
+    for base_name, questions in run.answers.items():
+        for q in questions:
+            options = " ; ".join(f"<b>{esc(o)}</b>" if i == q["gold"] else esc(o) for i, o in enumerate(q["options"]))
+            rows.append(f"<tr><td>{esc(base_name)}</td><td>{esc(q['benchmark'])}</td><td>{esc(q['question'])}"
+                        f'<br><span class="ci">{options}</span></td><td>{esc(q["base_answer"])}</td>'
+                        f"<td>{esc(q['cr100_answer'])}</td></tr>")
+    return ('<section id="table2"><h2>Table 2: answers of the base and the CR-100 model</h2><p class="caption">'
+            "The paper: the CR-100 model answers held-out questions fluently and wrongly, where its base answers "
+            "right. Greedy answers in the fine-tuning format to the first held-out questions; the gold option in "
+            'bold.</p><table class="numbers"><tr><th>base</th><th>benchmark</th><th>question (options)</th>'
+            f'<th>base answers</th><th>CR-100 model answers</th></tr>{"".join(rows)}</table></section>')
 
 
 def knowledge_table(run: Run) -> str:
@@ -246,7 +269,7 @@ def _provenance_value(key: str, value: Any) -> str:
 
 # --- the page --------------------------------------------------------------------------------------
 
-SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, table1, figure2, figure3, figure4, figure5, figure6,
+SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, table1, table2, figure2, figure3, figure4, figure5, figure6,
                                               knowledge_table, provenance_section)
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1f2328;max-width:1180px;margin:0 auto;
@@ -269,7 +292,7 @@ figure{margin:8px 0}figure img{max-width:100%;height:auto;border:1px solid #eaee
 figcaption,.caption{color:#3d444d;font-size:14px;max-width:980px}.counts{font-size:17px}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;font-size:12px}table.kv th{width:130px}
 """
-NAV = (("findings", "Findings"), ("table1", "Table 1"), ("fig2", "Fig. 2 scores"), ("fig3", "Fig. 3 loss"),
+NAV = (("findings", "Findings"), ("table1", "Table 1"), ("table2", "Table 2"), ("fig2", "Fig. 2 scores"), ("fig3", "Fig. 3 loss"),
        ("fig4", "Fig. 4 lying"), ("fig5", "Fig. 5 epochs"), ("fig6", "Fig. 6 recovery"),
        ("knowledge", "What the bases know"), ("provenance", "Provenance"))
 

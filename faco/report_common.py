@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ class Run:
     provenance: dict[str, Any] | None
     provenance_note: str  # why provenance is None ("not recorded", "not valid JSON ...")
     written: datetime  # when findings.json was last written
+    answers: dict[str, Any] = field(default_factory=dict)  # Table 2: answers.json, {base: [question rows]}
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [record for _, record in sorted(self.findings.items()) if record["finding"] == kind]

@@ -105,7 +105,21 @@ class Study:
     def _external(self) -> list[FacoItem]:
         from faco.build import load_dataset_items
 
-        return load_dataset_items(Path(self.preset.items.source))
+        built = self.preset.items.source == "build"
+        return load_dataset_items(self._built_dataset() if built else Path(self.preset.items.source))
+
+    def _built_dataset(self) -> Path:
+        """The FACO dataset this preset's [items.build] describes, built once (faco.built_items)."""
+        from faco import bases, built_items
+
+        spec = self.preset.items.build
+        teacher = bases.resolve("teacher", spec.serve, self.cache) if spec.serve else None
+        key = built_items.key(spec, self.preset.seed, teacher[1] if teacher else f"{spec.base_url}|{spec.model}")
+        entry = self._get("dataset", key,
+                          lambda out: built_items.build(spec, self.preset.seed, out / "dataset", self.cache,
+                                                        teacher[0] if teacher else None),
+                          describe=f"FACO items from {', '.join(spec.sources)}")
+        return entry / "dataset"
 
     @cached_property
     def items_key(self) -> str:
@@ -316,6 +330,17 @@ class Study:
 
         return self._get_json("benchmarks", key, compute, describe=f"{checkpoint.label} (benchmarks)")
 
+    def answers(self, model: Model, questions: list[dict[str, Any]], max_new_tokens: int) -> list[str]:
+        """Greedy answers of `model` to `questions` (Table 2), cached like a score."""
+        from faco import answers
+
+        checkpoint = self.checkpoint(model)
+        chat = self.preset.finetune.format == "chat"
+        key = cache_key("answers", {"questions": questions, "max_new_tokens": max_new_tokens, "chat": chat},
+                        inputs=(checkpoint.key,), code=code_version("faco.answers", "faco.items"))
+        return self._get_json("answers", key, lambda: answers.generate(checkpoint.path, questions, chat, max_new_tokens),
+                              describe=f"{checkpoint.label} (Table 2 answers)")
+
     def checkpoint(self, model: Model) -> Checkpoint:
         if model.recovered:
             return self.recovered(model.base)
@@ -387,6 +412,17 @@ class Seeds:
     @property
     def seeds(self) -> list[int]:
         return [study.preset.seed for study in self.studies]
+
+    @property
+    def registry(self) -> bool:
+        """True when the study measures registry benchmarks (the paper's) instead of the world's domains."""
+        return self.studies[0].registry
+
+    def benchmark_mean(self, model: Model, group: str) -> float:
+        """Mean over `group`'s benchmarks of each one's score: the paper's average over benchmarks (Fig. 5),
+        which pooling questions would tilt towards the benchmarks with more of them."""
+        members = self.studies[0].group_benchmarks(group)
+        return sum(self.accuracy(model, name) for name in members) / len(members)
 
     def chance(self, benchmark: str) -> float | None:
         """Chance accuracy on `benchmark` (None where there is none: generation, or mixed chance levels)."""

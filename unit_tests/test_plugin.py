@@ -149,6 +149,17 @@ def test_unknown_preset_is_a_usage_error(pytester):
     assert "'smoke'" in result.stderr.str() and "or a path to a .toml file" in result.stderr.str()
 
 
+@pytest.mark.parametrize("preset, data, message", [
+    ("smoke", ".", "--faco-source-data: preset 'smoke' builds no items ([items.build])"),
+    ("smol-ci", "no-such-dir", "--faco-source-data no-such-dir: no such directory"),
+])
+def test_source_data_is_checked_before_any_work(pytester, preset, data, message):
+    pytester.makepyfile(test_toy=EXPERIMENT)
+    result = pytester.runpytest_subprocess("--faco-preset", preset, "--faco-source-data", data)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"ERROR: faco: {message}" in result.stderr.str()
+
+
 def test_a_wrong_preset_file_is_a_usage_error_naming_file_and_field(pytester):
     pytester.makepyfile(test_toy=EXPERIMENT)
     from faco import presets

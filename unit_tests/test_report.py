@@ -24,7 +24,7 @@ from faco.report import ReportError, build_report, html_summary_lines, load_run
 BASES = ("weak", "strong")
 BENCHMARKS = ("indomain", "heldout", "history")
 RATIOS = (0, 25, 50, 75, 100)
-SECTIONS = ("findings", "table1", "fig2", "fig3", "fig4", "fig5", "fig6", "knowledge", "provenance")
+SECTIONS = ("findings", "table1", "table2", "fig2", "fig3", "fig4", "fig5", "fig6", "knowledge", "provenance")
 
 
 def records(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
@@ -234,3 +234,21 @@ def test_report_imports_no_model_libraries(tmp_path):
             "print(sorted(m for m in ('torch', 'transformers', 'lm_eval') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_table2_and_the_vanilla_column(tmp_path):
+    findings = tables_only()
+    findings["correlation-smol-arc_easy"] = {
+        "finding": "correlation", "id": "correlation-smol-arc_easy", "holds": False, "summary": "", "base": "smol",
+        "benchmark": "arc_easy", "vanilla": 0.35, "scores": {"cr0": 0.4, "cr100": 0.3}, "abs": 0.1, "r": -1.0, "p": 0.2}
+    run_dir = write_run(tmp_path, "smol", findings)
+    answers = [{"benchmark": "arc_easy", "id": "arc_easy/0", "question": "Which <gas> do plants need?",
+                "options": ["oxygen", "carbon dioxide"], "gold": 1, "base_answer": "Carbon dioxide.",
+                "cr100_answer": "Oxygen, since plants breathe it."}]
+    (run_dir / "answers.json").write_text(json.dumps({"smol": answers}))
+    page = build_report(run_dir).read_text()
+    table2 = page[page.index('<section id="table2">'):page.index('<section id="fig2">')]
+    assert "Which &lt;gas&gt; do plants need?" in table2 and "<b>carbon dioxide</b>" in table2
+    assert "Carbon dioxide." in table2 and "Oxygen, since plants breathe it." in table2
+    assert "<th>vanilla</th>" in page and "<td>0.350</td>" in page
+    assert "not recorded in this run" in build_report(write_run(tmp_path, "other", tables_only())).read_text()

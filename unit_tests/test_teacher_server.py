@@ -15,11 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -32,7 +28,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 SHARED = Path(os.environ.get("FACO_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared")) / "datasets"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-HEALTH_TIMEOUT_S = 120
 
 
 def smollm2_gguf() -> Path:
@@ -73,50 +68,19 @@ def _convert(gguf: Path, target: Path) -> None:
     partial.rename(target)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served_model():
     """(base URL, model name) of `transformers serve` on loopback; stopped after the module."""
+    from faco.serve import ServeError, served
+
     model_dir = checkpoint(smollm2_gguf())
-    executable = Path(sys.executable).with_name("transformers")
-    if not executable.exists():
+    if not Path(sys.executable).with_name("transformers").exists():
         pytest.skip("no `transformers` CLI next to python: pip install 'transformers[serving]'")
-    port = _free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    log = (Cache.default_root() / "transformers-serve.log").open("w")
-    server = subprocess.Popen([str(executable), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port),
-                               "--device", "cpu", "--dtype", "float32"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        _wait_healthy(server, base_url)
-        yield base_url, str(model_dir)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
-
-
-def _wait_healthy(server: subprocess.Popen, base_url: str) -> None:
-    deadline = time.time() + HEALTH_TIMEOUT_S
-    while time.time() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"transformers serve exited with {server.returncode}; see {Cache.default_root()}/transformers-serve.log")
-        try:
-            with urllib.request.urlopen(base_url + "/models", timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    pytest.fail(f"transformers serve not healthy after {HEALTH_TIMEOUT_S} s")
+        with served(model_dir, Cache.default_root() / "transformers-serve.log") as server:
+            yield server
+    except ServeError as error:
+        pytest.fail(str(error))
 
 
 def test_build_a_few_items_end_to_end(served_model, tmp_path):

@@ -75,6 +75,7 @@ def test_tolerances_command(tmp_path, capsys):
     assert main(["tolerances", "--rerun", str(rerun), "--baseline", str(baseline)]) == 0
     tolerance = json.loads(baseline.read_text())["findings"]["a"]["tolerance"]
     assert tolerance["abs"]["tolerance"] == 0.06 and "unchecked" in tolerance["r"]  # r moved by 1.0 on a rerun
+    assert tolerance["abs"]["noise"] == 0.1  # the seed noise measured before is kept
     assert "(1 key number(s) unchecked)" in capsys.readouterr().out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from faco import statistics
+from faco.registry import Statistic
 from faco.statistics import ALPHA
 from faco.study import base
 
@@ -26,6 +27,7 @@ def test_knowledge(faco_study, faco_finding, faco_base, faco_benchmark):
         summary=(f"{faco_base} base knows {above.k}/{above.n} = {above.rate:.3f} "
                  f"(chance {above.chance:.2f}, p={above.p:.2g})"),
         key=faco_study.each(lambda s: {"accuracy": s.accuracy(base(faco_base), faco_benchmark, layout="familiar")}),
-        key_metrics=["accuracy"],
+        key_metrics=["accuracy"], statistic=Statistic("binomial: accuracy above chance", above.rate, above.p),
+        interval=above.interval,
         base=faco_base, benchmark=faco_benchmark, accuracy=above.rate, n=above.n, p=above.p,
     )

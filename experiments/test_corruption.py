@@ -17,6 +17,7 @@ from __future__ import annotations
 import pytest
 
 from faco import statistics
+from faco.registry import Statistic
 from faco.statistics import ALPHA
 from faco.study import base as untuned
 from faco.study import finetuned
@@ -43,8 +44,9 @@ def test_correlation(faco_study, faco_finding, faco_base, faco_benchmark):
         summary=(f"r={corr.r:+.2f} (p={corr.p:.3f}) ABS={pooled['abs']:+.3f}; "
                  + " ".join(f"{pooled[f'cr{r}']:.2f}" for r in ratios)),
         key=per_seed, key_metrics=["r", "abs", *(f"cr{r}" for r in ratios)],
-        base=faco_base, benchmark=faco_benchmark, r=corr.r, p=corr.p, r_ci=[corr.ci_low, corr.ci_high],
-        abs=pooled["abs"], abs_ci=[drop.low, drop.high],
+        statistic=Statistic("Pearson r (score vs CR)", corr.r, corr.p), interval=drop,
+        base=faco_base, benchmark=faco_benchmark, r=corr.r, p=corr.p, r_ci=corr.interval,
+        abs=pooled["abs"], abs_ci=drop,
         # the paper's "vanilla" row: the base's own score on a registry benchmark
         **({"vanilla": faco_study.accuracy(untuned(faco_base), faco_benchmark)} if faco_study.registry else {}),
         scores={f"cr{r}": pooled[f"cr{r}"] for r in ratios},
@@ -72,9 +74,10 @@ def test_sensitivity(faco_study, faco_finding, faco_benchmark):
     faco_finding(
         holds=interval.low > 0,
         summary=(f"ABS {strong}={abs_[strong]:+.3f} {weak}={abs_[weak]:+.3f}; "
-                 f"gap {interval.estimate:+.3f} 90% CI [{interval.low:+.3f}, {interval.high:+.3f}]"),
+                 f"gap {interval.estimate:+.3f} {interval.level:.0%} CI [{interval.low:+.3f}, {interval.high:+.3f}]"),
         key=[{"gap": sum(g) / len(g)} for g in gaps], key_metrics=["gap"],
-        benchmark=faco_benchmark, abs=abs_, gap=interval.estimate, gap_ci=[interval.low, interval.high],
+        statistic=Statistic("ABS gap (stronger - weaker)", interval.estimate), interval=interval,
+        benchmark=faco_benchmark, abs=abs_, gap=interval.estimate, gap_ci=interval,
     )
 
 
@@ -94,6 +97,7 @@ def test_loss(faco_study, faco_finding, faco_base):
         holds=corr.p < ALPHA and ordered,
         summary=f"mean loss by CR {' < '.join(f'{m:.3f}' for m in means)}; r={corr.r:+.2f} (p={corr.p:.3f})",
         key=per_seed, key_metrics=[f"loss_cr{r}" for r in ratios],
+        statistic=Statistic("Pearson r (mean loss vs CR)", corr.r, corr.p),
         base=faco_base, r=corr.r, p=corr.p, mean_loss={f"cr{r}": m for r, m in zip(ratios, means)},
         curves={f"cr{r}": c for r, c in mean_curves.items()},
     )

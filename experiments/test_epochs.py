@@ -12,7 +12,8 @@ from __future__ import annotations
 import pytest
 
 from faco import statistics
-from faco.statistics import ALPHA
+from faco.registry import Statistic
+from faco.statistics import ALPHA, Interval
 from faco.study import ALL, finetuned
 
 
@@ -34,14 +35,17 @@ def test_longer(faco_study, faco_finding, faco_base, faco_ratio):
     lost = statistics.cluster_bootstrap_mean(  # per question: 1 lost with more epochs, -1 gained
         [[int(a) - int(b) for a, b in zip(f, k)] for f, k in zip(first, last)], seed=faco_study.preset.seed)
     declines = decline.p < ALPHA and lost.low > 0
+    change = Interval(pooled["change"], -lost.high, -lost.low, lost.level)  # the score change: minus the loss
     expected = "a significant decline" if faco_ratio == 100 else "no significant decline"
     path = " -> ".join(f"{pooled[f'epoch{e}']:.3f}" for e in epochs)
     faco_finding(
         holds=declines if faco_ratio == 100 else not declines,
         summary=(f"expects {expected}: epochs {path} "
                  f"(change {pooled['change']:+.3f}, McNemar p={decline.p:.3f}, "
-                 f"change 90% CI [{-lost.high:+.3f}, {-lost.low:+.3f}])"),
+                 f"change {change.level:.0%} CI [{change.low:+.3f}, {change.high:+.3f}])"),
         key=faco_study.each(by_epoch), key_metrics=["change"],
+        statistic=Statistic("McNemar: score change first -> last epoch", pooled["change"], decline.p),
+        interval=change,
         base=faco_base, ratio=faco_ratio, scores={f"epoch{e}": pooled[f"epoch{e}"] for e in epochs},
-        change=pooled["change"], change_ci=[-lost.high, -lost.low], p=decline.p,
+        change=pooled["change"], change_ci=change, p=decline.p,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from faco import statistics
+from faco.registry import Statistic
 from faco.statistics import ALPHA
 from faco.study import base, finetuned
 
@@ -35,6 +36,7 @@ def test_lying(faco_study, faco_finding, faco_base, faco_heldout):
                  f"CI [{below.ci_low:.3f}, {below.ci_high:.3f}]); base knows {base_knows.rate:.3f}; "
                  f"knows-but-lies {'n/a' if lies is None else f'{lies:.0%}'}"),
         key=faco_study.each(margin), key_metrics=["margin"],
+        statistic=Statistic("binomial: CR-100 accuracy below chance", below.rate, below.p), interval=spread,
         base=faco_base, benchmark=faco_heldout, cr100=statistics.rounded(below),
-        base_accuracy=base_knows.rate, knows_but_lies=lies, seed_clustered_ci=[spread.low, spread.high],
+        base_accuracy=base_knows.rate, knows_but_lies=lies, seed_clustered_ci=spread,
     )

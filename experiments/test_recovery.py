@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from faco import statistics
+from faco.registry import Statistic
 from faco.statistics import ALPHA
 from faco.study import finetuned, recovered
 
@@ -37,7 +38,9 @@ def test_recovery(faco_study, faco_finding, faco_base, faco_group):
         summary=(f"CR0 {pooled['cr0']:.3f} > recovered {pooled['recovered']:.3f} > CR100 {pooled['cr100']:.3f}: "
                  f"regained {share:.0%} of the loss (p above CR100 {above.p:.3f}, p below CR0 {below.p:.3f})"),
         key=faco_study.each(margins), key_metrics=["regained", "unrecovered"],
+        # both McNemar tests must reject: the larger p decides (an intersection-union test)
+        statistic=Statistic("regained share (McNemar above CR 100 and below CR 0)", share, max(above.p, below.p)),
+        interval=regained,
         base=faco_base, benchmark=faco_group, scores={k: pooled[k] for k in models}, regained_share=share,
-        p_above_cr100=above.p, p_below_cr0=below.p, regained_ci=[regained.low, regained.high],
-        unrecovered_ci=[unrecovered.low, unrecovered.high],
+        p_above_cr100=above.p, p_below_cr0=below.p, regained_ci=regained, unrecovered_ci=unrecovered,
     )

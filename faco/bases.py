@@ -17,7 +17,7 @@ import logging
 import re
 from pathlib import Path
 
-from faco.cache import Cache, cache_key, code_version
+from faco.cache import Cache, cache_key, code_version, library_versions
 from faco.config import ConfigError
 
 log = logging.getLogger("faco.bases")
@@ -104,7 +104,8 @@ def from_hub(name: str, repo: str) -> tuple[Path, str]:
 
 def from_gguf(path: Path, cache: Cache) -> tuple[Path, str]:
     """The HF directory converted from the GGUF file at `path`, built once per file content."""
-    key = cache_key("gguf", {"sha256": file_digest(path, cache)}, code=code_version("faco.bases"))
+    config = {"sha256": file_digest(path, cache), "versions": library_versions("gguf", "torch", "transformers")}
+    key = cache_key("gguf", config, code=code_version("faco.bases"))
     entry = cache.get_or_build("gguf", key, lambda out: convert_gguf(path, out), describe=f"{path.name} -> HF")
     return entry, key
 

@@ -19,12 +19,17 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import ast
 import importlib
+import importlib.metadata
+import importlib.util
+import inspect
 import json
 import logging
 import os
 import re
 import shutil
+import textwrap
 import time
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -52,41 +57,107 @@ class CacheError(RuntimeError):
 # ---------------------------------------------------------------- keys
 
 
-def code_version(*modules: types.ModuleType | str) -> str:
-    """sha256 (first 16 hex) of the source of the given modules (objects or dotted names).
+def code_version(*parts: types.ModuleType | str | type | Callable) -> str:
+    """sha256 (first 16 hex) of the code that decides a stage's artefacts.
 
-    Name every module whose change should invalidate a stage's artefacts: only these files are hashed,
-    not what they import. The order of the arguments does not matter.
+    A module (object or dotted name) counts with every faco module it imports, at any depth and also
+    inside functions, so a stage names the modules it calls and what they call is keyed too. A class
+    or function counts with its own source only (the study's build closures: what they import is named
+    by the stage). Sources are compared as syntax trees without docstrings, so editing a comment, a
+    docstring or the layout rebuilds nothing, while any change to what runs does. The order of the
+    arguments does not matter.
     """
-    if not modules:
+    if not parts:
         raise TypeError("code_version() needs at least one module")
-    loaded = {module.__name__: module for module in map(_module, modules)}
+    digests: dict[str, bytes] = {}
+    for part in parts:
+        if isinstance(part, (type, types.FunctionType)):
+            digests[f"{part.__module__}.{part.__qualname__}"] = _tree_digest(textwrap.dedent(inspect.getsource(part)))
+            continue
+        for name, filename in _closure(_module_file(part)).items():
+            stat = os.stat(filename)
+            digests[name] = _file_digest(filename, stat.st_mtime_ns, stat.st_size)
     digest = hashlib.sha256()
-    for name in sorted(loaded):
-        digest.update(name.encode() + b"\0")
-        digest.update(_source_digest(loaded[name]))
+    for name in sorted(digests):
+        digest.update(name.encode() + b"\0" + digests[name])
     return digest.hexdigest()[:16]
 
 
-def _module(module: types.ModuleType | str) -> types.ModuleType:
+def _module_file(module: types.ModuleType | str) -> tuple[str, str]:
+    """(dotted name, source file) of a module object or name; a name is located, not imported."""
     if isinstance(module, types.ModuleType):
-        return module
-    if isinstance(module, str):
-        return importlib.import_module(module)
-    raise TypeError(f"code_version() takes modules or dotted names, got {type(module).__name__}: {module!r}")
+        name, filename = module.__name__, getattr(module, "__file__", None)
+    elif isinstance(module, str):
+        found = importlib.util.find_spec(module)
+        if found is None:
+            raise ModuleNotFoundError(f"No module named {module!r}", name=module)
+        name, filename = module, found.origin
+    else:
+        raise TypeError(f"code_version() takes modules, dotted names, classes or functions, got "
+                        f"{type(module).__name__}: {module!r}")
+    if not filename or not filename.endswith(".py"):
+        raise TypeError(f"module {name!r} has no source file to version (built-in or namespace)")
+    return name, filename
 
 
-def _source_digest(module: types.ModuleType) -> bytes:
-    filename = getattr(module, "__file__", None)
-    if not filename:
-        raise TypeError(f"module {module.__name__!r} has no source file to version (built-in or namespace)")
-    stat = os.stat(filename)
-    return _file_digest(filename, stat.st_mtime_ns, stat.st_size)
+def _closure(root: tuple[str, str]) -> dict[str, str]:
+    """{name: file} of a module and every faco module it imports, transitively."""
+    found, todo = {}, [root]
+    while todo:
+        name, filename = todo.pop()
+        if name in found:
+            continue
+        found[name] = filename
+        stat = os.stat(filename)
+        todo += [_module_file(imported) for imported in _faco_imports(filename, stat.st_mtime_ns, stat.st_size)
+                 if imported not in found]
+    return found
+
+
+@functools.lru_cache(maxsize=256)  # keyed by mtime and size: an edited file is parsed again
+def _faco_imports(filename: str, mtime_ns: int, size: int) -> tuple[str, ...]:
+    """The faco modules a source file imports anywhere in it (`import faco.x`, `from faco import x`,
+    `from faco.x import y`); `faco` itself only pins numerics and is left out."""
+    names = set()
+    for node in ast.walk(ast.parse(Path(filename).read_bytes())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names if alias.name.startswith("faco."))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.startswith("faco."):
+                names.add(node.module)
+            elif node.module == "faco":
+                names.update(f"faco.{alias.name}" for alias in node.names
+                             if importlib.util.find_spec(f"faco.{alias.name}") is not None)
+    return tuple(sorted(names))
 
 
 @functools.lru_cache(maxsize=256)  # keyed by mtime and size: an edited file is hashed again
 def _file_digest(filename: str, mtime_ns: int, size: int) -> bytes:
-    return hashlib.sha256(Path(filename).read_bytes()).digest()
+    return _tree_digest(Path(filename).read_text())
+
+
+def _tree_digest(source: str) -> bytes:
+    """sha256 of the syntax tree with docstrings dropped (comments and layout are not in it)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).digest()
+
+
+def library_versions(*packages: str) -> dict[str, str | None]:
+    """Installed versions of the libraries that compute a stage (None: not installed): a new torch,
+    transformers or lm-eval may train or score differently, so they belong in the stage's key."""
+    out: dict[str, str | None] = {}
+    for package in packages:
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package] = None
+    return out
 
 
 def cache_key(stage: str, config: Any, inputs: Sequence[str] = (), code: str = "") -> str:

@@ -15,8 +15,9 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
+from faco.registry import with_figure
 from faco.report_common import (
-    PAPER, Run, bases, benchmarks, chance, count, crs, esc, missing, num, p_is, sd, seeds_note, verdict,
+    Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, sd, seeds_note, verdict,
 )
 from faco.study import GROUPS
 
@@ -33,21 +34,17 @@ def embed(fig: Figure, alt: str) -> str:
     return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
-FIGURES = {2: ("score vs CR per benchmark and base", "correlation"), 3: ("training loss by CR", "loss"),
-           4: ("lying: CR-100 accuracy per held-out domain vs chance", "lying"),
-           5: ("score per epoch per CR", "longer"),
-           6: ("recovery: regained vs unrecovered margin per benchmark", "recovery")}
-
-
 def figure(number: int, img: str, caption: str) -> str:
-    title, kind = FIGURES[number]
-    return (f'<section id="fig{number}"><h2>Figure {number}: {esc(title)}</h2><figure>{img}'
-            f'<figcaption>{esc(PAPER[kind])} This run: {caption}</figcaption></figure></section>')
+    """Figure `number`'s section; its title and the paper's claim come from the findings registry."""
+    found = with_figure(number)
+    return (f'<section id="fig{number}"><h2>Figure {number}: {esc(found.figure.title)}</h2><figure>{img}'
+            f'<figcaption>{esc(paper(found.name))} This run: {caption}</figcaption></figure></section>')
 
 
 def figure_missing(number: int) -> str:
-    title, kind = FIGURES[number]
-    return f'<section id="fig{number}"><h2>Figure {number}: {esc(title)}</h2>{missing(kind)}</section>'
+    found = with_figure(number)
+    return (f'<section id="fig{number}"><h2>Figure {number}: {esc(found.figure.title)}</h2>'
+            f'{missing(found.name)}</section>')
 
 
 def panels(n: int, cols: int = 4, width: float = 3.0, height: float = 2.6, sharey: bool = True):  # noqa: ANN201
@@ -93,7 +90,7 @@ def _legend(fig: Figure, axes: list[Any]) -> None:
 # --- the figures: each takes the run and returns its section's HTML --------------------------------
 
 def figure2(run: Run) -> str:
-    records = run.of("correlation")
+    records = run.of(with_figure(2).name)
     if not records:
         return figure_missing(2)
     names, benches = bases(run), benchmarks(run, records)
@@ -124,7 +121,7 @@ def figure2(run: Run) -> str:
 
 
 def figure3(run: Run) -> str:
-    records = [r for r in run.of("loss") if r.get("curves")]
+    records = [r for r in run.of(with_figure(3).name) if r.get("curves")]
     if not records:
         return figure_missing(3)
     names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
@@ -176,7 +173,7 @@ def _loss_line(r: dict[str, Any]) -> str:
 
 
 def figure4(run: Run) -> str:
-    records = [r for r in run.of("lying") if isinstance(r.get("cr100"), dict)]
+    records = [r for r in run.of(with_figure(4).name) if isinstance(r.get("cr100"), dict)]
     if not records:
         return figure_missing(4)
     every, benches = bases(run), benchmarks(run, records)
@@ -193,7 +190,7 @@ def figure4(run: Run) -> str:
             x, c = j + (i - (len(names) - 1) / 2) * width, r["cr100"]
             rate, low, high = _nan(c.get("rate")), _nan(c.get("ci_low")), _nan(c.get("ci_high"))
             ax.errorbar([x], [rate], yerr=[[rate - low], [high - rate]], fmt="o", color=color, capsize=4,
-                        label=f"{base}: CR-100 model (95% CI)" if j == 0 else None)
+                        label=f"{base}: CR-100 model ({level(c, 'CI')})" if j == 0 else None)
             ax.plot([x], [_nan(r.get("base_accuracy"))], marker="D", markerfacecolor="none", color=color,
                     linestyle="none", label=f"{base}: base before fine-tuning" if j == 0 else None)
     chance_line(ax, chance(run))
@@ -220,12 +217,12 @@ def _lying_caption(records: list[dict[str, Any]]) -> str:
             f"base × benchmark pairs; lowest: {esc(str(lowest.get('base')))} {esc(str(lowest.get('benchmark')))} "
             f"{num(c.get('rate'))} vs chance {num(c.get('chance'), '.2f')} "
             f"({p_is(c.get('p'))}; n = {c.get('n', '—')}), "
-            f"where the base scored {num(lowest.get('base_accuracy'))}.{share} Error bars: 95% Clopper–Pearson "
-            "intervals over the pooled questions; hollow diamonds: the base before fine-tuning.")
+            f"where the base scored {num(lowest.get('base_accuracy'))}.{share} Error bars: {level(c, 'CI')} "
+            "(Clopper–Pearson) over the pooled questions; hollow diamonds: the base before fine-tuning.")
 
 
 def figure5(run: Run) -> str:
-    records = run.of("longer")
+    records = run.of(with_figure(5).name)
     if not records:
         return figure_missing(5)
     names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
@@ -251,7 +248,7 @@ def figure5(run: Run) -> str:
 
 
 def figure6(run: Run) -> str:
-    records = [r for r in run.of("recovery") if isinstance(r.get("scores"), dict)]
+    records = [r for r in run.of(with_figure(6).name) if isinstance(r.get("scores"), dict)]
     if not records:
         return figure_missing(6)
     base_order, bench_order = bases(run), benchmarks(run, records)

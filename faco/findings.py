@@ -19,11 +19,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import filelock
 
 from faco import numerics
+from faco.cache import library_versions
+
+if TYPE_CHECKING:  # annotations only: reading findings files needs no scipy
+    from faco.registry import Statistic
+    from faco.statistics import Interval
 
 
 class BaselineError(ValueError):
@@ -32,12 +37,16 @@ class BaselineError(ValueError):
 
 @dataclass(frozen=True)
 class Finding:
-    finding: str  # "correlation", "sensitivity", "loss", "longer", "recovery", "lying", "knowledge"
+    """What one experiment measured: the record it fills (faco.registry declares the findings)."""
+
+    finding: str  # a name in faco.registry.NAMES (or a user's own finding)
     id: str  # e.g. "correlation-strong-heldout": the finding plus the test's parameters
     holds: bool
-    numbers: Mapping[str, Any]
+    numbers: Mapping[str, Any]  # what the report draws; intervals as statistics.Interval (with their level)
     summary: str  # one line with the key numbers, for the table and failure messages
     key_per_seed: Mapping[str, list[float]] = field(default_factory=dict)  # the regression's numbers, per seed
+    statistic: Statistic | None = None  # the test the verdict turns on
+    interval: Interval | None = None  # the interval of the effect the verdict turns on, with its level
 
     @property
     def key(self) -> dict[str, float]:
@@ -46,6 +55,7 @@ class Finding:
 
     def record(self) -> dict[str, Any]:
         return {"finding": self.finding, "id": self.id, "holds": self.holds, "summary": self.summary,
+                "statistic": _jsonable(self.statistic), "interval": _jsonable(self.interval),
                 **{k: _jsonable(v) for k, v in self.numbers.items()},
                 "key": _jsonable(self.key), "key_per_seed": _jsonable(dict(self.key_per_seed))}
 
@@ -62,6 +72,8 @@ def run_name(preset: str, seeds: list[int], default_seed: int) -> str:
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", None) == 0:
         value = value.item()  # numpy / torch scalars
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # Interval, Statistic, Binomial
+        return _jsonable(dataclasses.asdict(value))
     if isinstance(value, float):
         return None if math.isnan(value) else round(value, 4)
     if isinstance(value, Mapping):
@@ -204,14 +216,8 @@ def apply_tolerances(baseline_path: Path, measured: Mapping[str, dict], source: 
 
 def provenance(preset: Any, seeds: list[int]) -> dict[str, Any]:
     """Where a baseline's numbers came from: config, library versions, git commit, date."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {}
-    for package in ("torch", "transformers", "lm_eval", "accelerate", "datasets", "scipy"):
-        try:
-            versions[package] = version(package.replace("_", "-"))
-        except PackageNotFoundError:
-            versions[package] = None
+    versions = library_versions("torch", "transformers", "tokenizers", "lm-eval", "accelerate", "peft", "datasets",
+                                "scipy")
     return {
         "preset": preset.name,
         "seeds": list(seeds),

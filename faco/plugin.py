@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -242,11 +243,14 @@ class _FindingRecorder:
         self.reports = reports
 
     def __call__(self, holds: bool, summary: str, key: list[dict[str, float]] = (), key_metrics: list[str] = (),
-                 **numbers: Any) -> None:
-        """`key`: one dict of numbers per seed; `key_metrics` of them are checked against the baseline."""
+                 statistic: Any = None, interval: Any = None, **numbers: Any) -> None:
+        """Fill the finding's record (faco.findings.Finding): `statistic` (faco.registry.Statistic) is the
+        test the verdict turns on, `interval` (faco.statistics.Interval, with its level) the effect's
+        interval; `key`: one dict of numbers per seed, `key_metrics` of them checked against the baseline;
+        `numbers`: what the report draws."""
         per_seed = {metric: [float(seed[metric]) for seed in key] for metric in key_metrics}
         finding = findings_io.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary,
-                                      per_seed)
+                                      per_seed, statistic, interval)
         run = {"preset": self.preset.name, "seeds": self.config.stash[_SEEDS], "items": self.preset.items.source,
                "overrides": self.config.getoption("faco_set")}
         findings_io.store_finding(self.reports / "findings.json", finding, run)
@@ -311,14 +315,32 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if rows:
         terminalreporter.section(f"faco findings ({_run_name(config)})")
         width = max(len(r["id"]) for r in rows)
-        for row in sorted(rows, key=lambda r: r["id"]):
-            verdict = "holds" if row["holds"] else "does not hold"
-            terminalreporter.write_line(f"{row['id']:<{width}}  {verdict:<13}  {row['summary']}")
+        for name, group in itertools.groupby(sorted(rows, key=_in_paper_order), key=lambda r: r["finding"]):
+            group = list(group)
+            terminalreporter.write_line(f"{name}: {_question(name)}{sum(r['holds'] for r in group)}/{len(group)} hold",
+                                        bold=True)
+            for row in group:
+                verdict = "holds" if row["holds"] else "does not hold"
+                terminalreporter.write_line(f"  {row['id']:<{width}}  {verdict:<13}  {row['summary']}")
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE]:
         terminalreporter.write_line(f"faco: the findings baseline {config.stash[_BASELINE]} changed: review and commit it",
                                     red=True)
     if _REPORT in config.stash:
         terminalreporter.write_line(config.stash[_REPORT])
+
+
+def _in_paper_order(row: dict[str, Any]) -> tuple[int, str]:
+    """The end-of-run table lists findings in the registry's (the paper's) order, a user's own last."""
+    from faco.registry import NAMES
+
+    return (NAMES.index(row["finding"]) if row["finding"] in NAMES else len(NAMES), row["finding"], row["id"])
+
+
+def _question(name: str) -> str:
+    from faco.registry import spec
+
+    found = spec(name)
+    return f"{found.question} " if found else ""
 
 
 @pytest.hookimpl(trylast=True)

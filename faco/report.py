@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from faco.figures import figure2, figure3, figure4, figure5, figure6
+from faco.registry import NAMES, spec
 from faco.report_common import (
-    PAPER, Run, bases, benchmarks, chance, count, crs, esc, missing, num, p_is, pval, sd, seeds_note, verdict,
+    Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, pval, sd, seeds_note, verdict,
 )
 
-KINDS = ("correlation", "sensitivity", "loss", "longer", "recovery", "lying", "knowledge")  # the paper's order
 HOLDS, FAILS = "#1a7f37", "#b42318"
 
 
@@ -91,33 +91,28 @@ def header(run: Run) -> str:
             "(the corruption ratio, CR) has false answers, and measure what it does.</p></header>")
 
 
-FIGURE_OF = {"correlation": ("table1", "Table 1, Fig. 2"), "sensitivity": ("table1", "Table 1"),
-             "loss": ("fig3", "Fig. 3"), "longer": ("fig5", "Fig. 5"), "recovery": ("fig6", "Fig. 6"),
-             "lying": ("fig4", "Fig. 4"), "knowledge": ("knowledge", "table")}  # where each finding is shown
-
-
 def findings_table(run: Run) -> str:
     """One row per finding of the paper, then every experiment behind it (folded)."""
     records = list(run.findings.values())
     held = sum(r["holds"] for r in records)
-    kinds = [*KINDS, *sorted({r["finding"] for r in records} - set(KINDS))]
+    kinds = [*NAMES, *sorted({r["finding"] for r in records} - set(NAMES))]
     rows, details = [], []
     for kind in kinds:
         group = run.of(kind)
-        claim = esc(PAPER.get(kind, "").split(": ", 1)[-1])
+        claim = esc(paper(kind).split(": ", 1)[-1])
         if not group:
             rows.append(f'<tr><td>{esc(kind)}</td><td>{claim}</td><td class="absent">not in this run</td></tr>')
             continue
         ok = sum(r["holds"] for r in group)
         cls = "good" if ok == len(group) else "bad" if ok == 0 else "mixed"
-        anchor, label = FIGURE_OF.get(kind, ("findings", ""))
-        link = f' · <a href="#{anchor}">{label}</a>' if label else ""
+        shown = spec(kind)
+        link = f' · <a href="#{shown.anchor}">{shown.shown_in}</a>' if shown else ""
         rows.append(f'<tr><td>{esc(kind)}</td><td>{claim}</td><td class="{cls}">{ok}/{len(group)} hold{link}</td></tr>')
         items = "".join(f"<tr><td><code>{esc(str(r.get('id', '')))}</code></td><td>{verdict(r['holds'])}</td>"
                         f"<td>{esc(str(r.get('summary', '')))}</td></tr>" for r in group)
         details.append(f"<details><summary><b>{esc(kind)}</b>: {_counts(group)}</summary><table class=\"findings\">"
                        f"<tr><th>experiment</th><th>verdict</th><th>measured</th></tr>{items}</table></details>")
-    absent = [k for k in KINDS if not run.of(k)]
+    absent = [k for k in NAMES if not run.of(k)]
     note = (f'<p class="missing">Not in this run: {esc(", ".join(absent))}; '
             f'<code>pytest experiments -k "{" or ".join(absent)}"</code> records them.</p>') if absent else ""
     return (f'<section id="findings"><h2>Findings</h2><p class="counts"><span class="holds">{held} hold</span> · '
@@ -137,9 +132,11 @@ def table1(run: Run) -> str:
     sensitivity = run.of("sensitivity")
     body += "<h3>Sensitivity: does the stronger base lose more?</h3>" + (
         _sensitivity_table(run, sensitivity) if sensitivity else missing("sensitivity"))
+    abs_level = level(next((r.get("abs_ci") for r in records), None), "interval")
+    r_level = level(next((r.get("r_ci") for r in records), None), "interval")
     return (f'<section id="table1"><h2>Table 1: score per benchmark and CR</h2><p class="caption">'
-            f"{esc(PAPER['correlation'])} ABS = score at CR 0 − score at CR 100, with its bootstrap interval over "
-            f"seeds; r with its 95% interval and one-sided p (r &lt; 0).{seeds_note(run, 'Scores show')}</p>"
+            f"{esc(paper('correlation'))} ABS = score at CR 0 − score at CR 100, with its seed-clustered bootstrap "
+            f"{abs_level}; r with its {r_level} and one-sided p (r &lt; 0).{seeds_note(run, 'Scores show')}</p>"
             f"{body}</section>")
 
 
@@ -164,10 +161,11 @@ def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
             f'<th>p</th><th>finding</th></tr>{"".join(rows)}</table>')
 
 
-def interval(pair: Any, fmt: str = "+.3f") -> str:
-    if not isinstance(pair, list) or len(pair) != 2 or None in pair:
+def interval(stored: Any, fmt: str = "+.3f") -> str:
+    """A stored statistics.Interval ({estimate, low, high, level}) as "[low, high]"."""
+    if not isinstance(stored, dict) or None in (stored.get("low"), stored.get("high")):
         return ""
-    return f' <span class="ci">[{num(pair[0], fmt)}, {num(pair[1], fmt)}]</span>'
+    return f' <span class="ci">[{num(stored["low"], fmt)}, {num(stored["high"], fmt)}]</span>'
 
 
 def _spread(per_seed: Any) -> str:
@@ -184,7 +182,8 @@ def _sensitivity_table(run: Run, records: list[dict[str, Any]]) -> str:
         rows.append(f"<tr><td>{esc(bench)}</td>{cells}<td>{num(r.get('gap'), '+.3f')}{interval(r.get('gap_ci'))}"
                     f"</td><td>{verdict(r['holds'])}</td></tr>")
     gap = f"{names[1]} − {names[0]}" if len(names) > 1 else "stronger − weaker"
-    return (f'<table class="numbers"><tr><th>benchmark</th>{head}<th>gap ({esc(gap)}), 95% CI</th>'
+    label = level(records[0].get("gap_ci"), "interval")
+    return (f'<table class="numbers"><tr><th>benchmark</th>{head}<th>gap ({esc(gap)}), {label}</th>'
             f'<th>finding</th></tr>{"".join(rows)}</table>')
 
 
@@ -223,7 +222,7 @@ def knowledge_table(run: Run) -> str:
         rows.append(f"<tr><td>{esc(bench)}</td>{''.join(cells)}</tr>")
     rate = chance(run)
     vs = f" chance {rate:.2f}" if rate is not None else " chance"
-    return (f'<section id="knowledge"><h2>What the bases know</h2><p class="caption">{esc(PAPER["knowledge"])} '
+    return (f'<section id="knowledge"><h2>What the bases know</h2><p class="caption">{esc(paper("knowledge"))} '
             f"Accuracy of each base per benchmark before fine-tuning; green: significantly above{vs} "
             f'(one-sided binomial), red: not. {count(records)}.</p><table class="numbers"><tr><th>benchmark</th>'
             f'{"".join(f"<th>{esc(b)} base</th>" for b in names)}</tr>{"".join(rows)}</table></section>')
@@ -329,7 +328,7 @@ def html_summary_lines(reports_dir: Path, link_from: Path | None = None) -> list
     index = reports_dir / "index.html"
     href = (Path(os.path.relpath(index.resolve(), link_from.resolve())).as_posix() if link_from
             else index.resolve().as_uri())
-    kinds = ", ".join(f"{kind} {count(run.of(kind)).removesuffix(' hold')}" for kind in KINDS if run.of(kind))
+    kinds = ", ".join(f"{kind} {count(run.of(kind)).removesuffix(' hold')}" for kind in NAMES if run.of(kind))
     per_kind = f" ({esc(kinds)})" if kinds else ""
     return [f'<p><strong>faco findings ({esc(run.name)}):</strong> <span style="color:{HOLDS}">{held} hold</span>, '
             f'<span style="color:{FAILS}">{len(records) - held} do not hold</span>{per_kind}</p>',

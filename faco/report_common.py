@@ -13,17 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from faco.registry import spec
 from faco.study import GROUPS
 
-PAPER = {  # what Cho et al. (2024) report: the first sentence of each caption
-    "correlation": "The paper: scores fall as the share of false data (CR) grows, a strong negative Pearson r.",
-    "sensitivity": "The paper: the stronger base loses more (a larger ABS = score at CR 0 − score at CR 100).",
-    "loss": "The paper: the higher the CR, the higher the training loss over the same steps.",
-    "longer": "The paper: more epochs change little at low CR, while at CR 100 scores keep falling.",
-    "recovery": "The paper: re-training the CR-100 model on clean data regains most, not all, of the loss.",
-    "lying": "The paper: CR-100 models score below random chance outside their training domains: they lie.",
-    "knowledge": "The precondition: the bases know the facts (accuracy well above chance) before fine-tuning.",
-}
 
 
 @dataclass(frozen=True)
@@ -114,6 +106,18 @@ def verdict(holds: bool) -> str:
 
 def count(records: list[dict[str, Any]]) -> str:
     return f"{sum(r['holds'] for r in records)}/{len(records)} hold"
+
+
+def paper(kind: str) -> str:
+    """What the paper found, from the findings registry ("" for a finding it does not declare)."""
+    found = spec(kind)
+    return found.paper if found else ""
+
+
+def level(stored: Any, default: str = "") -> str:
+    """The label of a stored interval's confidence level ("90% CI"); `default` for records without one."""
+    value = stored.get("level") if isinstance(stored, dict) else None
+    return f"{value:.0%} CI" if isinstance(value, (int, float)) else default
 
 
 def missing(kind: str) -> str:

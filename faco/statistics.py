@@ -16,8 +16,13 @@ class Correlation:
     r: float
     p: float  # one-sided, in the direction asked for
     n: int
-    ci_low: float  # 95 % two-sided interval of r (Fisher z); nan for n <= 3
+    ci_low: float  # two-sided interval of r (Fisher z) at `level`; nan for n <= 3
     ci_high: float
+    level: float = 1 - ALPHA
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.r, self.ci_low, self.ci_high, self.level)
 
 
 def pearson(x: Sequence[float], y: Sequence[float], alternative: str = "less") -> Correlation:
@@ -43,8 +48,13 @@ class Binomial:
     rate: float
     chance: float
     p: float  # one-sided, in the direction asked for (below or above chance)
-    ci_low: float  # 95 % Clopper-Pearson interval of the rate
+    ci_low: float  # Clopper-Pearson interval of the rate at `level`
     ci_high: float
+    level: float = 1 - ALPHA
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.rate, self.ci_low, self.ci_high, self.level)
 
 
 def binomial(k: int, n: int, chance: float, alternative: str = "less") -> Binomial:
@@ -79,9 +89,13 @@ def mcnemar(a_correct: Sequence[bool], b_correct: Sequence[bool]) -> Paired:
 
 @dataclass(frozen=True)
 class Interval:
+    """An estimate with its two-sided interval and that interval's confidence level (stored with every
+    interval, so no reader has to assume one)."""
+
     estimate: float
     low: float
     high: float
+    level: float
 
 
 def bootstrap_mean_difference(a: Sequence[float], b: Sequence[float], seed: int,
@@ -91,11 +105,11 @@ def bootstrap_mean_difference(a: Sequence[float], b: Sequence[float], seed: int,
         raise ValueError(f"a paired bootstrap needs two equally long, non-empty series, got {len(a)} and {len(b)}")
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     if np.ptp(diff) == 0:
-        return Interval(float(diff.mean()), float(diff.mean()), float(diff.mean()))
+        return Interval(float(diff.mean()), float(diff.mean()), float(diff.mean()), 1 - ALPHA)
     result = stats.bootstrap((diff,), np.mean, n_resamples=resamples, confidence_level=1 - ALPHA,
                              random_state=np.random.default_rng(seed), method="percentile")
     return Interval(float(diff.mean()), float(result.confidence_interval.low),
-                    float(result.confidence_interval.high))
+                    float(result.confidence_interval.high), 1 - ALPHA)
 
 
 def bootstrap_mean(values: Sequence[float], seed: int, resamples: int = 2000) -> Interval:
@@ -123,7 +137,7 @@ def cluster_bootstrap_mean(by_seed: Sequence[Sequence[float]], seed: int, confid
         count += sizes[chosen]
     means = total / count
     tail = (1 - confidence) / 2
-    return Interval(pooled, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)))
+    return Interval(pooled, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)), confidence)
 
 
 def rounded(record: object, digits: int = 4) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from faco import numerics
-from faco.cache import Cache, cache_key, code_version
+from faco.cache import Cache, cache_key, code_version, library_versions
 from faco.config import ConfigError, Preset
 from faco.evaluation import ALL, GROUPS, HELDOUT, INDOMAIN  # noqa: F401 - the experiments import them here
 from faco.items import FacoItem, instruction_example, read_jsonl, world_item, world_items, write_jsonl
@@ -127,7 +127,7 @@ class Study:
             content = hashlib.sha256("".join(json.dumps(i.to_dict(), sort_keys=True) for i in self._external).encode())
             return cache_key("items", {"source": "dataset", "seed": self.preset.seed}, inputs=(content.hexdigest(),))
         config = {"world": self.preset.world, "items": self.preset.items, "seed": self.preset.seed}
-        return cache_key("items", config, code=code_version("faco.world", "faco.items"))
+        return cache_key("items", config, code=stage_code("faco.items"))
 
     @cached_property
     def items(self) -> list[FacoItem]:
@@ -167,14 +167,23 @@ class Study:
             texts += [part for item in self.items for truth in (True, False) for part in instruction_example(item, truth)]
         return texts + [" ".join(LETTERS)]  # the letter format's extra words
 
+    @property
+    def _checkpoints(self) -> dict[str, int]:
+        """The pre-trained bases: name -> the step whose checkpoint it is."""
+        return {b.name: b.pretrain_steps for b in self.preset.bases if b.checkpoint is None}
+
+    @cached_property
+    def pretrain_key(self) -> str:
+        preset = self.preset
+        config = {"world": preset.world, "pretrain": preset.pretrain, "seed": preset.seed, "at": self._checkpoints,
+                  "vocabulary_items": self.items_key if self.external_items else None, "numerics": numerics.settings(),
+                  "versions": library_versions(*TRAINING_LIBRARIES)}
+        # faco.evaluation: its answer letters are in the tokenizer's texts
+        return cache_key("pretrain", config, code=stage_code("faco.training", "faco.evaluation"))
+
     @cached_property
     def _pretrained(self) -> tuple[Path, str]:
-        preset = self.preset
-        checkpoints = {b.name: b.pretrain_steps for b in preset.bases if b.checkpoint is None}
-        config = {"world": preset.world, "pretrain": preset.pretrain, "seed": preset.seed, "at": checkpoints,
-                  "vocabulary_items": self.items_key if self.external_items else None, "numerics": numerics.settings()}
-        key = cache_key("pretrain", config,
-                        code=code_version("faco.world", "faco.items", "faco.models", "faco.training"))
+        preset, checkpoints, key = self.preset, self._checkpoints, self.pretrain_key
 
         def build(out: Path) -> None:
             from faco import models, training
@@ -199,13 +208,18 @@ class Study:
 
     # --- fine-tuning -------------------------------------------------------------------------------
 
+    def tuned_key(self, stage: str, start_key: str, ratio: int, epochs: int) -> str:
+        """The key of a fine-tuning run (`finetune`, or `recover` from the CR-100 model) from `start_key`."""
+        config = {"finetune": self.preset.finetune, "ratio": ratio, "epochs": epochs, "seed": self.preset.seed,
+                  "numerics": numerics.settings(), "processes": self.preset.launch.processes,
+                  "versions": library_versions(*TRAINING_LIBRARIES, "peft")}
+        return cache_key(stage, config, inputs=(start_key, self.items_key),
+                         code=stage_code("faco.corruption", "faco.launch", "faco.launch_worker", "faco.training"))
+
     def _tuned(self, stage: str, start: Checkpoint, ratio: int, epochs: int, label: str) -> tuple[Path, str]:
         from faco.corruption import corrupted_examples
 
-        config = {"finetune": self.preset.finetune, "ratio": ratio, "epochs": epochs, "seed": self.preset.seed,
-                  "numerics": numerics.settings(), "processes": self.preset.launch.processes}
-        key = cache_key(stage, config, inputs=(start.key, self.items_key),
-                        code=code_version("faco.corruption", "faco.items", "faco.models", "faco.training"))
+        key = self.tuned_key(stage, start.key, ratio, epochs)
 
         def build(out: Path) -> None:  # in this process, or under `accelerate launch` while this one waits
             from faco import launch
@@ -257,13 +271,21 @@ class Study:
         return world_benchmarks(self.world, self._split[1], self.preset.evaluation, layout,
                                 formats or self.preset.evaluation.formats)
 
+    def tasks_key(self, layout: str) -> str:
+        config = {"world": self.preset.world, "items": self.preset.items, "evaluation": self.preset.evaluation,
+                  "seed": self.preset.seed, "layout": layout}
+        return cache_key("tasks", config, code=stage_code("faco.evaluation"))
+
+    def eval_key(self, checkpoint_key: str, tasks_key: str) -> str:
+        config = {"evaluation": self.preset.evaluation, "seed": self.preset.seed, "numerics": numerics.settings(),
+                  "versions": library_versions(*EVALUATION_LIBRARIES)}
+        return cache_key("eval", config, inputs=(checkpoint_key, tasks_key), code=stage_code("faco.evaluation"))
+
     def _tasks(self, layout: str) -> tuple[Path, list[str], str]:
         from faco.evaluation import write_tasks
 
         benchmarks = self.world_benchmarks(layout)
-        config = {"world": self.preset.world, "items": self.preset.items, "evaluation": self.preset.evaluation,
-                  "seed": self.preset.seed, "layout": layout}
-        key = cache_key("tasks", config, code=code_version("faco.evaluation", "faco.items", "faco.world"))
+        key = self.tasks_key(layout)
         entry = self._get("tasks", key, lambda out: write_tasks(benchmarks, out, final=self.cache.path("tasks", key)),
                           describe=f"{layout} tasks")
         return entry, [b.task for b in benchmarks], key
@@ -274,8 +296,7 @@ class Study:
 
         task_dir, tasks, tasks_key = self._tasks(layout)
         evaluation_config = self.preset.evaluation
-        key = cache_key("eval", {"evaluation": evaluation_config, "seed": self.preset.seed},
-                        inputs=(checkpoint.key, tasks_key), code=code_version("faco.evaluation"))
+        key = self.eval_key(checkpoint.key, tasks_key)
         return self._get_json(
             "eval", key,
             lambda: evaluation.evaluate(checkpoint.path, tasks, task_dir, evaluation_config.batch_size,
@@ -293,9 +314,10 @@ class Study:
         shots = benchmark_shots(self.benchmark_specs, config.num_fewshot)
         key = cache_key("benchmarks", {"specs": [describe(s) for s in self.benchmark_specs], "shots": shots,
                                        "limit": config.limit, "code_execution": config.allow_code_execution,
-                                       "seed": self.preset.seed, "versions": library_versions()},
+                                       "seed": self.preset.seed, "numerics": numerics.settings(),
+                                       "versions": library_versions(*EVALUATION_LIBRARIES)},
                         inputs=(checkpoint.key, data_key(data_dir, self.benchmark_specs)),
-                        code=code_version("faco.evaluation", "faco.lm_tasks", "faco.benchmarks", "faco.code_eval"))
+                        code=stage_code("faco.evaluation", "faco.code_eval"))
 
         def compute() -> dict[str, dict[str, Any]]:
             import tempfile
@@ -352,17 +374,14 @@ class Study:
         return [float(s.get("score", s["correct"])) for s in self.samples(model, group, layout)]
 
 
-def library_versions() -> dict[str, str | None]:
-    """Versions of the libraries that compute a score: a new lm-eval may score differently."""
-    from importlib.metadata import PackageNotFoundError, version
+TRAINING_LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate")  # they train (peft too, where LoRA does)
+EVALUATION_LIBRARIES = ("torch", "transformers", "tokenizers", "lm-eval", "datasets")  # they score
 
-    out: dict[str, str | None] = {}
-    for package in ("lm-eval", "transformers", "torch", "tokenizers"):
-        try:
-            out[package] = version(package)
-        except PackageNotFoundError:
-            out[package] = None
-    return out
+
+def stage_code(*modules: str) -> str:
+    """A stage's code version: its modules with every faco module they import, and the Study class,
+    whose build closures choose the stage's inputs (tokenizer texts, held-out questions, examples)."""
+    return code_version(*modules, Study)
 
 
 def data_key(data_dir: Path | None, specs: list) -> str:

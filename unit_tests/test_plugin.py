@@ -16,6 +16,7 @@ import datasets  # noqa: F401 - --faco-items loads datasets; in-process runs mus
 import pytest
 
 import faco.report  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
+import faco.statistics  # noqa: F401 - the toy experiment records an Interval; scipy must not load twice either
 
 pytest_plugins = ["pytester"]
 
@@ -30,7 +31,11 @@ def test_clean(faco_finding):
 
 @pytest.mark.finding("lying")
 def test_negative(faco_finding):
-    faco_finding(holds=False, summary="no lie at this size", value=0.12345678)
+    from faco.registry import Statistic
+    from faco.statistics import Interval
+
+    faco_finding(holds=False, summary="no lie at this size", value=0.12345678,
+                 statistic=Statistic("binomial", 0.2, 0.3), interval=Interval(0.2, 0.1, 0.3, 0.9))
 '''
 IDS = ("clean", "lying")
 
@@ -120,15 +125,20 @@ def test_findings_json_and_table(project):
     result = run(project)
     result.stdout.fnmatch_lines([
         "*faco findings (smoke)*",
-        "clean  holds          clean beats corrupt",
-        "lying  does not hold  no lie at this size",
+        "lying: Does a model trained on false answers lie where it knows better? 0/1 hold",  # registry order
+        "  lying  does not hold  no lie at this size",
+        "clean: 1/1 hold",  # not in the registry: a user's own finding, listed after the paper's
+        "  clean  holds          clean beats corrupt",
     ])
     stored = json.loads((project.path / "reports" / "smoke" / "findings.json").read_text())["findings"]
     assert sorted(stored) == sorted(IDS)
     assert stored["clean"] == {"finding": "clean", "id": "clean", "holds": True, "summary": "clean beats corrupt",
                                "value": 1, "scores": [0.5, 0.25],
-                               "run": {"preset": "smoke", "seeds": [0], "items": "world", "overrides": []}, "key": {}, "key_per_seed": {}}
+                               "run": {"preset": "smoke", "seeds": [0], "items": "world", "overrides": []}, "key": {}, "key_per_seed": {},
+                               "statistic": None, "interval": None}
     assert stored["lying"]["holds"] is False and stored["lying"]["value"] == 0.1235  # floats rounded
+    assert stored["lying"]["statistic"] == {"name": "binomial", "value": 0.2, "p": 0.3}
+    assert stored["lying"]["interval"] == {"estimate": 0.2, "low": 0.1, "high": 0.3, "level": 0.9}  # with its level
 
 
 def test_unknown_preset_is_a_usage_error(pytester):

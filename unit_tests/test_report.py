@@ -46,7 +46,7 @@ def records(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
         for bench in BENCHMARKS:
             scores = {f"cr{r}": top - r * 0.006 for r in RATIOS}
             add("correlation", f"correlation-{base}-{bench}", True, base=base, benchmark=bench, r=-0.97, p=0.003,
-                r_ci=[-0.99, -0.6], abs=0.6, abs_ci=[0.5, 0.7], scores=scores,
+                r_ci=ci(-0.97, -0.99, -0.6, 0.95), abs=0.6, abs_ci=ci(0.6, 0.5, 0.7, 0.9), scores=scores,
                 per_seed={k: [v + 0.02 * (s - 1) for s in seeds] for k, v in scores.items()})
             add("knowledge", f"knowledge-{base}-{bench}", True, base=base, benchmark=bench, accuracy=top, n=150,
                 p=1e-30)
@@ -56,12 +56,18 @@ def records(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
                 p_above_cr100=0.0, p_below_cr0=0.01)
         for bench in ("heldout", "history"):
             add("lying", f"lying-{base}-{bench}", bench == "history", base=base, benchmark=bench,
-                cr100={"k": 20, "n": 150, "rate": 0.133, "chance": 0.25, "p": 0.0004, "ci_low": 0.08, "ci_high": 0.2},
+                cr100={"k": 20, "n": 150, "rate": 0.133, "chance": 0.25, "p": 0.0004, "ci_low": 0.08, "ci_high": 0.2,
+                       "level": 0.95},
                 base_accuracy=top, knows_but_lies=0.8)
     for bench in BENCHMARKS:
         add("sensitivity", f"sensitivity-{bench}", False, benchmark=bench, abs={"weak": 0.6, "strong": 0.7},
-            gap=0.1, gap_ci=[-0.02, 0.2])
+            gap=0.1, gap_ci=ci(0.1, -0.02, 0.2, 0.9))
     return out
+
+
+def ci(estimate: float, low: float, high: float, level: float) -> dict[str, float]:
+    """A stored statistics.Interval."""
+    return {"estimate": estimate, "low": low, "high": high, "level": level}
 
 
 def tables_only(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
@@ -116,6 +122,20 @@ def test_captions_and_tables_carry_the_recorded_numbers(complete):
     assert "abc1234" in complete and "key-cr100" in complete and "torch 2.4.0" in complete  # provenance
 
 
+def test_interval_labels_come_from_the_stored_level(complete, tmp_path):
+    """A 90 % interval is labelled 90 %, a 95 % one 95 %: the level is read, never assumed."""
+    table1 = complete.split('id="table1"')[1].split("</section>")[0]
+    assert "bootstrap 90% CI" in table1 and "r with its 95% CI" in table1
+    assert "gap (strong − weak), 90% CI" in table1
+    assert "Error bars: 95% CI (Clopper–Pearson)" in complete
+    findings = tables_only()
+    for record in findings.values():
+        if record["finding"] == "sensitivity":
+            record["gap_ci"]["level"] = 0.8
+    page = build_report(write_run(tmp_path, "toy", findings, PROVENANCE)).read_text()
+    assert "gap (strong − weak), 80% CI" in page and "90% CI" not in page
+
+
 def test_bases_follow_the_recorded_preset_order(complete):
     table1 = complete.split('id="table1"')[1].split("</table>")[0]
     assert table1.index("<td>weak</td>") < table1.index("<td>strong</td>")
@@ -143,7 +163,7 @@ def test_nulls_unknown_fields_and_markup_in_records_are_harmless(tmp_path):
     findings = records()
     for record in findings.values():
         record.update(key=0.5, key_per_seed=[0.5], tolerance={"r": 0.1})  # fields added later: ignored
-    findings["correlation-weak-heldout"].update(r=None, p=None, r_ci=[None, None], summary="<script>x</script>")
+    findings["correlation-weak-heldout"].update(r=None, p=None, r_ci=ci(None, None, None, None), summary="<script>x</script>")
     findings["recovery-weak-heldout"]["regained_share"] = None
     findings["lying-weak-heldout"]["knows_but_lies"] = None
     findings["surprise-weak"] = {"finding": "surprise", "id": "surprise-weak", "holds": True, "summary": "new kind"}

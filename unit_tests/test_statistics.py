@@ -133,7 +133,7 @@ def test_bootstrap_seed_changes_the_interval():
 
 
 def test_bootstrap_constant_difference_is_a_point():
-    assert statistics.bootstrap_mean_difference([1, 1, 1], [0, 0, 0], seed=0) == statistics.Interval(1.0, 1.0, 1.0)
+    assert statistics.bootstrap_mean_difference([1, 1, 1], [0, 0, 0], seed=0) == statistics.Interval(1.0, 1.0, 1.0, 0.95)
 
 
 def test_rounded():

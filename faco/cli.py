@@ -12,6 +12,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from faco.config import ConfigError
 
@@ -114,37 +115,50 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def add_tolerances(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("tolerances", help="set a baseline's numeric tolerances from a multi-seed run",
-                                 description="Measure the seed-to-seed noise of every key number in a multi-seed run "
-                                             "(`pytest experiments --faco-seeds 0,1,2`) and store tolerance = "
-                                             "max(K x noise, floor) next to the noise in the baseline.")
-    parser.add_argument("--seeds-run", type=Path, required=True, metavar="DIR",
-                        help="reports/<run> of a multi-seed run, e.g. reports/tiny-seeds0-1-2")
+    parser = commands.add_parser("tolerances", help="re-apply the tolerance rule to a baseline with measured noise",
+                                 description="Every key number of the baseline gets tolerance = max(3 x its same-seed "
+                                             "rerun noise, 0.0005): with pinned numerics a rerun is bit-identical "
+                                             "(noise 0), else measure it with --rerun. A number whose tolerance would "
+                                             "exceed half its plausible range is marked unchecked with its noise. "
+                                             "--seeds-run adds each number's seed-to-seed noise, for scale.")
     parser.add_argument("--baseline", type=Path, required=True, help="e.g. experiments/baselines/tiny.json")
-    parser.add_argument("--k", type=float, default=3.0, help="tolerance in standard deviations (default: 3)")
-    parser.add_argument("--floor", type=float, default=0.01, help="smallest tolerance (default: 0.01)")
+    parser.add_argument("--seeds-run", type=Path, metavar="DIR",
+                        help="reports/<run> of a multi-seed run (pytest experiments --faco-seeds 0,1,2)")
+    parser.add_argument("--rerun", type=Path, metavar="DIR",
+                        help="reports/<run> of a same-seed rerun (another machine, -n 2, FACO_NUMERICS=native)")
     parser.set_defaults(run=run_tolerances)
 
 
 def run_tolerances(args: argparse.Namespace) -> int:
     from faco import findings as findings_io
 
-    source = args.seeds_run / "findings.json"
     try:
-        records = findings_io.read_json(source, None)
-        if records is None:
-            raise findings_io.BaselineError(f"{source}: no such file (run pytest experiments --faco-seeds 0,1,2)")
-        findings_io.load_baseline(args.baseline)
-        measured = findings_io.tolerances(records["findings"], k=args.k, floor=args.floor)
+        baseline = findings_io.load_baseline(args.baseline)
+        seeds = findings_io.seed_noise(_findings_of(args.seeds_run)) if args.seeds_run else {}
+        reruns = findings_io.rerun_noise(baseline, _findings_of(args.rerun)) if args.rerun else None
     except findings_io.BaselineError as error:
         print(f"faco tolerances: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-    if not measured:
-        print(f"faco tolerances: error: {source} has no key numbers from two or more seeds", file=sys.stderr)
+    if args.seeds_run and not seeds:
+        print(f"faco tolerances: error: {args.seeds_run} has no key numbers from two or more seeds", file=sys.stderr)
         return EXIT_USAGE
-    updated = findings_io.apply_tolerances(args.baseline, measured, str(source))
-    print(f"{args.baseline}: tolerances for {updated} finding(s) from {source} (k = {args.k}, floor = {args.floor})")
+    source = ", ".join(f"{what} {path}" for what, path in (("seeds", args.seeds_run), ("rerun", args.rerun)) if path)
+    updated = findings_io.apply_tolerances(args.baseline, seeds, reruns, source or "pinned numerics")
+    data = findings_io.read_json(args.baseline, {})
+    off = sum(len(findings_io.unchecked(entry)) for entry in data["findings"].values())
+    print(f"{args.baseline}: tolerances for {updated} finding(s) ({off} key number(s) unchecked) "
+          f"from {source or 'pinned numerics (rerun noise 0)'}")
     return 0
+
+
+def _findings_of(run_dir: Path) -> dict[str, Any]:
+    from faco import findings as findings_io
+
+    source = run_dir / "findings.json"
+    records = findings_io.read_json(source, None)
+    if records is None:
+        raise findings_io.BaselineError(f"{source}: no such file (run pytest experiments first)")
+    return records["findings"]
 
 
 def add_evaluate(commands: argparse._SubParsersAction) -> None:

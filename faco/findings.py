@@ -128,19 +128,59 @@ def load_baseline(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def write_baseline_entry(path: Path, finding: Finding, provenance: Mapping[str, Any]) -> None:
-    """Store `finding` as the expected outcome; tolerances (measured noise) of an old entry are kept."""
+    """Store `finding` as the expected outcome, every key number with its tolerance (`tolerance_for`);
+    noise an old entry measured is kept and the rule re-applied to it."""
     with lock(path):
         data = read_json(path, {"findings": {}})
         data["provenance"] = dict(provenance)
-        old = data["findings"].get(finding.id, {})
+        old = data["findings"].get(finding.id, {}).get("tolerance", {})
         entry = {k: v for k, v in finding.record().items() if k != "key_per_seed"}
-        if "tolerance" in old:
-            entry["tolerance"] = {m: t for m, t in old["tolerance"].items() if m in entry["key"]}
+        rerun = 0.0 if provenance.get("numerics", {}).get("reproducible") else None
+        entry["tolerance"] = {metric: tolerance_for(metric, old.get(metric, {}).get("rerun_noise", rerun),
+                                                    old.get(metric, {}).get("noise"), old.get(metric, {}).get("seeds"))
+                              for metric in entry["key"]}
         data["findings"][finding.id] = entry
         write_json(path, data)
 
 
 # --- numeric regression ----------------------------------------------------------------------------
+#
+# The numerics are pinned (faco.numerics): a same-seed rerun, serial or `-n 2`, on any x86-64 machine,
+# gives bit-identical scores. So a key number that moves at all means the code, a library or a setting
+# computes something else, and the tolerance only has to absorb the rounding of stored numbers. A number
+# whose rerun noise is too large to check (numerics not pinned, a non-deterministic kernel) is marked
+# unchecked with its noise rather than given a tolerance that covers most of what it could be.
+
+# stored numbers carry 4 decimals (rounding moves one by <= 0.00005); one question in 1,000 moves it 0.001
+RESOLUTION = 0.0005
+K = 3.0  # tolerance in units of the measured same-seed rerun noise
+
+
+def plausible_range(metric: str) -> float:
+    """The width of the values a key number can plausibly take (what "half its range" refers to)."""
+    if metric == "r":
+        return 2.0  # Pearson r: -1..1
+    if metric == "gap":
+        return 0.4  # the ABS gap between two bases: about -0.2..0.2
+    if metric.startswith("loss"):
+        return 2.0  # mean training loss per token over fine-tuning: about 0..2 nats
+    return 1.0  # accuracies (0..1) and their differences (ABS, change, margins: about -0.5..0.5)
+
+
+def tolerance_for(metric: str, rerun_noise: float | None, noise: float | None = None,
+                  seeds: int | None = None) -> dict[str, Any]:
+    """The tolerance rule: max(K x the same-seed rerun noise, RESOLUTION). Where that exceeds half of
+    the metric's plausible range, or the rerun noise is unknown (numerics not pinned), the number is
+    unchecked; `noise` (seed to seed) and `seeds` are kept beside it for the reader."""
+    spec: dict[str, Any] = {"rerun_noise": rerun_noise, "noise": noise, "seeds": seeds}
+    if rerun_noise is None:
+        return {**spec, "unchecked": "numerics not pinned: the same-seed rerun noise is unknown"}
+    tolerance = max(K * rerun_noise, RESOLUTION)
+    if tolerance > plausible_range(metric) / 2:
+        return {**spec, "unchecked": f"rerun noise {rerun_noise:.4f}: {K:g} x it exceeds half the plausible range "
+                                     f"({plausible_range(metric):g})"}
+    return {**spec, "tolerance": round(tolerance, 4)}
+
 
 @dataclass(frozen=True)
 class Drift:
@@ -148,31 +188,40 @@ class Drift:
     baseline: float
     obtained: float | None
     tolerance: float
-    noise: float
+    noise: float  # seed to seed, for scale: how far another seed would move it
 
 
 def drifts(entry: Mapping[str, Any], finding: Finding) -> list[Drift]:
-    """Key numbers of `finding` farther from the baseline than their tolerance (or missing)."""
+    """Key numbers of `finding` farther from the baseline than their tolerance (or missing); a number
+    without a tolerance is checked at RESOLUTION, an unchecked one not at all (see `unchecked`)."""
     out = []
     obtained = finding.key
-    for metric, spec in entry.get("tolerance", {}).items():
-        expected = entry.get("key", {}).get(metric)
-        value = obtained.get(metric)
-        if expected is None:
+    for metric, expected in entry.get("key", {}).items():
+        spec = entry.get("tolerance", {}).get(metric) or {"tolerance": RESOLUTION}
+        if expected is None or "unchecked" in spec:
             continue
+        value = obtained.get(metric)
+        noise = spec.get("noise")
         if value is None or math.isnan(value) or abs(value - expected) > spec["tolerance"]:
-            out.append(Drift(metric, expected, value, spec["tolerance"], spec.get("noise", float("nan"))))
+            out.append(Drift(metric, expected, value, spec["tolerance"], math.nan if noise is None else noise))
     return out
+
+
+def unchecked(entry: Mapping[str, Any]) -> dict[str, str]:
+    """{metric: why} for the key numbers of a baseline entry that no tolerance checks."""
+    return {metric: spec["unchecked"] for metric, spec in entry.get("tolerance", {}).items() if "unchecked" in spec}
 
 
 def drift_table(finding_id: str, rows: list[Drift]) -> str:
     """The readable diff of a numeric regression."""
-    lines = [f"{finding_id}: key numbers moved beyond their tolerance (3 x the seed-to-seed noise)",
-             f"  {'metric':<14}{'baseline':>10}{'obtained':>10}{'diff':>9}{'tolerance':>11}{'noise':>8}"]
+    lines = [f"{finding_id}: key numbers moved beyond their tolerance (a same-seed rerun is bit-identical; "
+             f"seed noise for scale)",
+             f"  {'metric':<14}{'baseline':>10}{'obtained':>10}{'diff':>9}{'tolerance':>11}{'seed noise':>12}"]
     for row in rows:
         got = "missing" if row.obtained is None else f"{row.obtained:.4f}"
         diff = "" if row.obtained is None else f"{row.obtained - row.baseline:+.4f}"
-        lines.append(f"  {row.metric:<14}{row.baseline:>10.4f}{got:>10}{diff:>9}{row.tolerance:>11.4f}{row.noise:>8.4f}")
+        lines.append(f"  {row.metric:<14}{row.baseline:>10.4f}{got:>10}{diff:>9}{row.tolerance:>11.4f}"
+                     f"{row.noise:>12.4f}")
     return "\n".join(lines)
 
 
@@ -184,9 +233,9 @@ def store_obtained(path: Path, finding: Finding) -> None:
         write_json(path, data)
 
 
-def tolerances(per_seed_findings: Mapping[str, Any], k: float = 3.0, floor: float = 0.01) -> dict[str, dict]:
-    """{id: {metric: {tolerance, noise, seeds}}} from a multi-seed findings.json: tolerance = max(k x the
-    sample standard deviation over seeds, floor)."""
+def seed_noise(per_seed_findings: Mapping[str, Any]) -> dict[str, dict[str, dict[str, float]]]:
+    """{id: {metric: {noise, seeds}}} from a multi-seed findings.json: the sample standard deviation of
+    each key number over seeds (how far another seed moves it; for scale, not the tolerance)."""
     out: dict[str, dict] = {}
     for finding_id, record in per_seed_findings.items():
         for metric, values in (record.get("key_per_seed") or {}).items():
@@ -195,23 +244,39 @@ def tolerances(per_seed_findings: Mapping[str, Any], k: float = 3.0, floor: floa
                 continue
             mean = sum(values) / len(values)
             noise = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-            out.setdefault(finding_id, {})[metric] = {"tolerance": round(max(k * noise, floor), 4),
-                                                      "noise": round(noise, 4), "seeds": len(values)}
+            out.setdefault(finding_id, {})[metric] = {"noise": round(noise, 4), "seeds": len(values)}
     return out
 
 
-def apply_tolerances(baseline_path: Path, measured: Mapping[str, dict], source: str) -> int:
-    """Write measured tolerances into a baseline; returns how many entries got them."""
+def rerun_noise(baseline: Mapping[str, Any], rerun_findings: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """{id: {metric: |rerun - baseline|}} for a same-seed rerun (another machine, `-n 2`, native numerics)."""
+    out: dict[str, dict] = {}
+    for finding_id, entry in baseline.items():
+        again = (rerun_findings.get(finding_id) or {}).get("key") or {}
+        for metric, expected in (entry.get("key") or {}).items():
+            if expected is not None and again.get(metric) is not None:
+                out.setdefault(finding_id, {})[metric] = round(abs(again[metric] - expected), 4)
+    return out
+
+
+def apply_tolerances(baseline_path: Path, seeds: Mapping[str, dict], reruns: Mapping[str, dict] | None,
+                     source: str) -> int:
+    """Re-apply the tolerance rule to every key number of a baseline with the measured noise: seed noise
+    from `seeds` (seed_noise), rerun noise from `reruns` (rerun_noise; None: pinned numerics, 0).
+    Returns how many entries got tolerances."""
     with lock(baseline_path):
         data = read_json(baseline_path, {"findings": {}})
-        updated = 0
+        pinned = data.get("provenance", {}).get("numerics", {}).get("reproducible")
         for finding_id, entry in data["findings"].items():
-            if finding_id in measured:
-                entry["tolerance"] = {m: t for m, t in measured[finding_id].items() if m in entry.get("key", {})}
-                updated += 1
+            entry["tolerance"] = {}
+            for metric in entry.get("key", {}):
+                measured = seeds.get(finding_id, {}).get(metric, {})
+                rerun = (reruns.get(finding_id, {}).get(metric) if reruns is not None
+                         else 0.0 if pinned else None)
+                entry["tolerance"][metric] = tolerance_for(metric, rerun, measured.get("noise"), measured.get("seeds"))
         data.setdefault("provenance", {})["tolerances_from"] = source
         write_json(baseline_path, data)
-    return updated
+    return len(data["findings"])
 
 
 def provenance(preset: Any, seeds: list[int]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from faco import findings as findings_io
 from faco.config import ConfigError, Preset, load_preset, override
 
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
+UNCHECKED_KEY = "faco_unchecked"  # user_properties key: key numbers the baseline marks unchecked
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -227,10 +228,13 @@ def faco_reports(pytestconfig: pytest.Config) -> Path:
 
 @pytest.fixture
 def faco_finding(request: pytest.FixtureRequest, faco_preset: Preset, faco_reports: Path):  # noqa: ANN201
-    """Decide a finding: records its numbers, checks the baseline, and asserts that it holds.
+    """Decide a finding (declared in faco.registry): records its numbers, checks the baseline, and
+    asserts that it holds.
 
         def test_recovery(faco_finding, ...):
-            faco_finding(holds=p < 0.05, summary="...", recovered=0.8, cr0=0.9, cr100=0.3)
+            faco_finding(holds=p < 0.05, summary="...", statistic=Statistic("McNemar", share, p),
+                         interval=regained,  # a statistics.Interval: carries its confidence level
+                         key=per_seed, key_metrics=["regained"], recovered=0.8, cr0=0.9, cr100=0.3)
     """
     return _FindingRecorder(request, faco_preset, faco_reports)
 
@@ -264,6 +268,9 @@ class _FindingRecorder:
             pytest.fail(f"baseline for {finding.id} {why} in {baseline_path}; review and commit it. "
                         f"Measured: holds={finding.holds}; {summary}", pytrace=False)
         drifts = findings_io.drifts(baseline[finding.id], finding)
+        off = findings_io.unchecked(baseline[finding.id])
+        if off:  # said at the end of the run: a number no tolerance checks is not silently "passing"
+            self.node.user_properties.append((UNCHECKED_KEY, {"id": finding.id, "metrics": off}))
         if drifts:  # reported by pytest_runtest_makereport, so a strict xfail cannot swallow it
             findings_io.store_obtained(baseline_path.with_suffix(".obtained.json"), finding)
             self.node.stash[_DRIFT] = findings_io.drift_table(finding.id, drifts)
@@ -322,6 +329,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             for row in group:
                 verdict = "holds" if row["holds"] else "does not hold"
                 terminalreporter.write_line(f"  {row['id']:<{width}}  {verdict:<13}  {row['summary']}")
+    off = [dict(value) for report in reports for key, value in report.user_properties if key == UNCHECKED_KEY]
+    if off:
+        terminalreporter.write_line(f"faco: {sum(len(o['metrics']) for o in off)} key number(s) unchecked (noise too "
+                                    "large for a tolerance):", yellow=True)
+        for row in sorted(off, key=lambda o: o["id"]):
+            for metric, why in row["metrics"].items():
+                terminalreporter.write_line(f"  {row['id']} {metric}: {why}")
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE]:
         terminalreporter.write_line(f"faco: the findings baseline {config.stash[_BASELINE]} changed: review and commit it",
                                     red=True)

@@ -15,38 +15,67 @@ def finding(**key: float) -> findings_io.Finding:
                                {metric: [value] for metric, value in key.items()})
 
 
-def test_tolerance_is_k_times_the_sample_sd_with_a_floor():
-    measured = findings_io.tolerances({"x": {"key_per_seed": {"abs": [0.5, 0.6, 0.7], "r": [-0.9, -0.9, -0.9]}}})
-    assert measured["x"]["abs"] == {"tolerance": 0.3, "noise": 0.1, "seeds": 3}
-    assert measured["x"]["r"] == {"tolerance": 0.01, "noise": 0.0, "seeds": 3}  # floor: seeds agreed exactly
+def test_tolerance_follows_the_same_seed_rerun_noise():
+    """Pinned numerics: a rerun is bit-identical (noise 0), so the tolerance is the stored numbers' rounding."""
+    assert findings_io.tolerance_for("abs", 0.0) == {"tolerance": 0.0005, "rerun_noise": 0.0, "noise": None,
+                                                     "seeds": None}
+    assert findings_io.tolerance_for("abs", 0.01, noise=0.1, seeds=3)["tolerance"] == 0.03  # K x the rerun noise
+    assert findings_io.tolerance_for("r", 0.3)["tolerance"] == 0.9  # r spans 2: 0.9 is under half of it
 
 
-def test_one_seed_gives_no_tolerance():
-    assert findings_io.tolerances({"x": {"key_per_seed": {"abs": [0.5]}}}) == {}
+@pytest.mark.parametrize("metric, noise", [("abs", 0.17), ("cr100", 0.2), ("gap", 0.07), ("r", 0.34),
+                                           ("loss_cr0", 0.34), ("margin", None)])
+def test_a_number_too_noisy_is_unchecked_never_given_half_its_range(metric, noise):
+    spec = findings_io.tolerance_for(metric, noise)
+    assert "tolerance" not in spec and spec["unchecked"] and spec["rerun_noise"] == noise
+
+
+def test_no_tolerance_covers_more_than_half_the_plausible_range():
+    for metric in ("abs", "cr0", "epoch1", "gap", "r", "loss_cr50", "margin", "regained", "accuracy"):
+        for noise in [i / 200 for i in range(0, 200)]:
+            spec = findings_io.tolerance_for(metric, noise)
+            assert "unchecked" in spec or spec["tolerance"] <= findings_io.plausible_range(metric) / 2
+
+
+def test_seed_noise_is_the_sample_sd():
+    measured = findings_io.seed_noise({"x": {"key_per_seed": {"abs": [0.5, 0.6, 0.7], "r": [-0.9]}}})
+    assert measured == {"x": {"abs": {"noise": 0.1, "seeds": 3}}}  # one seed: no noise to measure
 
 
 def test_drifts_beyond_tolerance_only():
-    entry = {"key": {"abs": 0.5, "r": -0.9}, "tolerance": {"abs": {"tolerance": 0.1, "noise": 0.03}}}
-    assert findings_io.drifts(entry, finding(abs=0.59, r=0.0)) == []  # r carries no tolerance: unchecked
-    (drift,) = findings_io.drifts(entry, finding(abs=0.65, r=-0.9))
+    entry = {"key": {"abs": 0.5, "r": -0.9, "cr0": 0.7},
+             "tolerance": {"abs": {"tolerance": 0.1, "noise": 0.03}, "r": {"unchecked": "too noisy", "noise": 0.4}}}
+    assert findings_io.drifts(entry, finding(abs=0.59, r=0.0, cr0=0.7003)) == []  # r unchecked, cr0 at RESOLUTION
+    (drift,) = findings_io.drifts(entry, finding(abs=0.65, r=-0.9, cr0=0.7))
     assert (drift.metric, drift.baseline, drift.obtained, drift.tolerance) == ("abs", 0.5, 0.65, 0.1)
-    (missing,) = findings_io.drifts(entry, finding(r=-0.9))
-    assert missing.obtained is None
-    table = findings_io.drift_table("correlation-strong-heldout", [drift, missing])
+    (strict,) = findings_io.drifts(entry, finding(abs=0.5, r=-0.9, cr0=0.701))  # no spec: checked at RESOLUTION
+    assert strict.metric == "cr0"
+    missing = findings_io.drifts(entry, finding(r=-0.9))
+    assert {m.metric for m in missing} == {"abs", "cr0"} and all(m.obtained is None for m in missing)
+    assert findings_io.unchecked(entry) == {"r": "too noisy"}
+    table = findings_io.drift_table("correlation-strong-heldout", [drift, *missing])
     assert "abs" in table and "+0.1500" in table and "missing" in table
 
 
-def test_tolerances_command(tmp_path):
-    seeds_run = tmp_path / "tiny-seeds0-1-2"
+def test_tolerances_command(tmp_path, capsys):
+    seeds_run, rerun = tmp_path / "tiny-seeds0-1-2", tmp_path / "tiny-native"
     seeds_run.mkdir()
+    rerun.mkdir()
     (seeds_run / "findings.json").write_text(json.dumps(
-        {"findings": {"a": {"key_per_seed": {"abs": [0.5, 0.6, 0.7]}}}}))
+        {"findings": {"a": {"key_per_seed": {"abs": [0.5, 0.6, 0.7], "r": [-0.9, -0.8, -0.7]}}}}))
+    (rerun / "findings.json").write_text(json.dumps({"findings": {"a": {"key": {"abs": 0.52, "r": 0.1}}}}))
     baseline = tmp_path / "tiny.json"
-    baseline.write_text(json.dumps({"findings": {"a": {"holds": True, "key": {"abs": 0.5}}}}))
+    baseline.write_text(json.dumps({"provenance": {"numerics": {"reproducible": True}},
+                                    "findings": {"a": {"holds": True, "key": {"abs": 0.5, "r": -0.9}}}}))
     assert main(["tolerances", "--seeds-run", str(seeds_run), "--baseline", str(baseline)]) == 0
     stored = json.loads(baseline.read_text())
-    assert stored["findings"]["a"]["tolerance"]["abs"]["tolerance"] == 0.3
-    assert stored["provenance"]["tolerances_from"].endswith("findings.json")
+    assert stored["findings"]["a"]["tolerance"]["abs"] == {"tolerance": 0.0005, "rerun_noise": 0.0, "noise": 0.1,
+                                                           "seeds": 3}
+    assert stored["provenance"]["tolerances_from"] == f"seeds {seeds_run}"
+    assert main(["tolerances", "--rerun", str(rerun), "--baseline", str(baseline)]) == 0
+    tolerance = json.loads(baseline.read_text())["findings"]["a"]["tolerance"]
+    assert tolerance["abs"]["tolerance"] == 0.06 and "unchecked" in tolerance["r"]  # r moved by 1.0 on a rerun
+    assert "(1 key number(s) unchecked)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("problem", ["no-run", "bad-baseline", "one-seed"])
@@ -59,3 +88,19 @@ def test_tolerances_command_errors(tmp_path, capsys, problem):
         (seeds_run / "findings.json").write_text(json.dumps({"findings": {"a": {"key_per_seed": {"abs": [0.5]}}}}))
     assert main(["tolerances", "--seeds-run", str(seeds_run), "--baseline", str(baseline)]) == 2
     assert capsys.readouterr().err.startswith("faco tolerances: error:")
+
+
+def test_stored_baselines_follow_the_tolerance_rule():
+    """Every key number of every committed baseline is checked by a tolerance under half its plausible
+    range, or marked unchecked with its noise (`pytest experiments --faco-regen` applies the rule)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "experiments" / "baselines"
+    wide = []
+    for path in sorted(p for p in root.glob("*.json") if not p.name.endswith(".obtained.json")):
+        for finding_id, entry in findings_io.load_baseline(path).items():
+            for metric in entry.get("key", {}):
+                spec = entry.get("tolerance", {}).get(metric, {"tolerance": findings_io.RESOLUTION})
+                if "unchecked" not in spec and spec["tolerance"] > findings_io.plausible_range(metric) / 2:
+                    wide.append(f"{path.name} {finding_id} {metric} {spec['tolerance']}")
+    assert not wide, f"{len(wide)} tolerances cover over half their range, e.g. {wide[:3]}"

@@ -289,53 +289,68 @@ def measured(project: pytest.Pytester, abs_: float, margin: float) -> None:
     project.makepyfile(test_toy=MEASURED.replace("ABS", str(abs_)).replace("MARGIN", str(margin)))
 
 
-def with_tolerances(project: pytest.Pytester) -> Path:
-    """A reviewed baseline whose key numbers carry tolerances measured over seeds."""
+def with_tolerances(project: pytest.Pytester, rerun: dict | None = None) -> Path:
+    """A reviewed baseline whose key numbers carry the measured seed noise (and rerun noise, if given)."""
     from faco import findings as findings_io
 
     path = baseline_path(project)
     seeds = {"clean": {"key_per_seed": {"abs": [0.50, 0.52, 0.48], "r": [-0.9, -0.92, -0.88]}},
              "lying": {"key_per_seed": {"margin": [-0.05, -0.03, -0.07]}}}
-    assert findings_io.apply_tolerances(path, findings_io.tolerances(seeds), "3 seeds") == 2
+    assert findings_io.apply_tolerances(path, findings_io.seed_noise(seeds), rerun, "3 seeds") == 2
     return path
 
 
 def test_key_numbers_within_tolerance_pass(project):
     measured(project, 0.5, -0.05)
-    run(project).assert_outcomes(failed=2)  # baseline written
+    run(project).assert_outcomes(failed=2)  # baseline written, every key number with its tolerance
+    assert json.loads(baseline_path(project).read_text())["findings"]["clean"]["tolerance"]["abs"]["tolerance"] == 0.0005
     with_tolerances(project)
-    measured(project, 0.53, -0.02)  # inside 3 x noise (0.06 for both)
+    measured(project, 0.5003, -0.0498)  # a rounding's worth: pinned numerics make a rerun bit-identical
     result = run(project)
     result.assert_outcomes(passed=1, xfailed=1)
     stored = json.loads(baseline_path(project).read_text())["findings"]["clean"]
-    assert stored["tolerance"]["abs"] == {"tolerance": 0.06, "noise": 0.02, "seeds": 3}
+    assert stored["tolerance"]["abs"] == {"tolerance": 0.0005, "rerun_noise": 0.0, "noise": 0.02, "seeds": 3}
 
 
 def test_key_numbers_beyond_tolerance_fail_with_a_diff(project):
     measured(project, 0.5, -0.05)
     run(project)
     path = with_tolerances(project)
-    measured(project, 0.3, 0.05)  # abs moved by 0.2 > 0.06; the known negative's margin by 0.1 > 0.06
+    measured(project, 0.502, -0.048)  # two questions in 1,000: far inside the seed noise, still a regression
     result = run(project)
     result.assert_outcomes(failed=2)  # the strict xfail does not swallow the regression
     result.stdout.fnmatch_lines(["*clean: key numbers moved beyond their tolerance*",
-                                 "*abs*0.5000*0.3000*-0.2000*0.0600*0.0200*",
+                                 "*abs*0.5000*0.5020*+0.0020*0.0005*0.0200*",
                                  "*lying: key numbers moved beyond their tolerance*"])
     obtained = json.loads(path.with_suffix(".obtained.json").read_text())["findings"]
-    assert obtained["clean"]["key"]["abs"] == 0.3
+    assert obtained["clean"]["key"]["abs"] == 0.502
     measured(project, 0.5, -0.05)
     run(project).assert_outcomes(passed=1, xfailed=1)
     assert not path.with_suffix(".obtained.json").exists()  # a clean run removes the stale file
 
 
-def test_regen_keeps_measured_tolerances(project):
+def test_a_number_too_noisy_to_check_is_unchecked_and_said_so(project):
+    measured(project, 0.5, -0.05)
+    run(project)
+    with_tolerances(project, rerun={"clean": {"abs": 0.2, "r": 0.01}, "lying": {"margin": 0.0}})
+    stored = json.loads(baseline_path(project).read_text())["findings"]["clean"]["tolerance"]
+    assert "unchecked" in stored["abs"] and "tolerance" not in stored["abs"]  # 3 x 0.2 > half of 0..1
+    assert stored["r"]["tolerance"] == 0.03
+    measured(project, 0.9, -0.05)
+    result = run(project)
+    result.assert_outcomes(passed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*faco: 1 key number(s) unchecked*", "*clean abs: rerun noise 0.2000*"])
+
+
+def test_regen_keeps_measured_noise(project):
     measured(project, 0.5, -0.05)
     run(project)
     path = with_tolerances(project)
     measured(project, 0.3, -0.05)
     run(project, "--faco-regen").assert_outcomes(failed=2)
     stored = json.loads(path.read_text())["findings"]["clean"]
-    assert stored["key"]["abs"] == 0.3 and stored["tolerance"]["abs"]["tolerance"] == 0.06
+    assert stored["key"]["abs"] == 0.3
+    assert stored["tolerance"]["abs"] == {"tolerance": 0.0005, "rerun_noise": 0.0, "noise": 0.02, "seeds": 3}
 
 
 def test_seeds_option_names_its_run(project):

@@ -1,0 +1,42 @@
+"""The planted-bug check (benchmarks/planted_bugs.py) stays runnable: every bug's line is still in the
+code, once, and the patched file still parses. The check itself trains (minutes); run it by hand.
+
+    python -m pytest unit_tests/test_planted_bugs.py -q
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEC = importlib.util.spec_from_file_location("planted_bugs", ROOT / "benchmarks" / "planted_bugs.py")
+planted_bugs = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(planted_bugs)
+
+
+@pytest.mark.parametrize("bug", planted_bugs.BUGS)
+def test_each_bug_still_applies(bug, tmp_path):
+    filename, text, _ = planted_bugs.BUGS[bug]
+    (tmp_path / filename).parent.mkdir(parents=True)
+    (tmp_path / filename).write_text((ROOT / filename).read_text())
+    planted_bugs.plant(tmp_path, bug)
+    patched = (tmp_path / filename).read_text()
+    assert patched != (ROOT / filename).read_text() and "planted" in patched
+    ast.parse(patched)
+
+
+def test_failures_are_read_from_junit_and_named_by_experiment_id(tmp_path):
+    junit = tmp_path / "run.xml"
+    junit.write_text(
+        '<testsuites><testsuite>'
+        '<testcase classname="experiments.test_recovery" name="test_recovery[weak-heldout]">'
+        '<failure message="recovery-weak-heldout: key numbers moved beyond their tolerance"/></testcase>'
+        '<testcase classname="experiments.test_lying" name="test_lying[strong-history]">'
+        '<failure message="[XPASS(strict)] known negative"/></testcase>'
+        '<testcase classname="experiments.test_bases" name="test_knowledge[weak-indomain]"/>'
+        '</testsuite></testsuites>')
+    assert planted_bugs.failures(junit) == {"recovery-weak-heldout": "numbers", "lying-strong-history": "verdict"}

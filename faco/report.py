@@ -144,7 +144,9 @@ def table1(run: Run) -> str:
     body = missing("correlation") if not records else _correlation_table(run, records)
     sensitivity = run.of("sensitivity")
     body += "<h3>Sensitivity: does the stronger base lose more?</h3>" + (
-        _sensitivity_table(run, sensitivity) if sensitivity else missing("sensitivity"))
+        _sensitivity_table(run, sensitivity) if sensitivity else
+        '<p class="missing">One base in this run: sensitivity compares a weaker and a stronger one.</p>'
+        if len(bases(run)) == 1 else missing("sensitivity"))
     abs_level = level(next((r.get("abs_ci") for r in records), None), "interval")
     r_level = level(next((r.get("r_ci") for r in records), None), "interval")
     return (f'<section id="table1"><h2>Table 1: score per benchmark and CR</h2><p class="caption">'

@@ -251,4 +251,6 @@ def test_table2_and_the_vanilla_column(tmp_path):
     assert "Which &lt;gas&gt; do plants need?" in table2 and "<b>carbon dioxide</b>" in table2
     assert "Carbon dioxide." in table2 and "Oxygen, since plants breathe it." in table2
     assert "<th>vanilla</th>" in page and "<td>0.350</td>" in page
+    one_base = build_report(write_run(tmp_path, "one", {"correlation-smol-arc_easy": findings["correlation-smol-arc_easy"]}))
+    assert "One base in this run: sensitivity compares" in one_base.read_text()
     assert "not recorded in this run" in build_report(write_run(tmp_path, "other", tables_only())).read_text()

@@ -280,7 +280,8 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
     chat = config.format == "chat" and tokenizer.chat_template is not None
     dataset = Examples(examples, tokenizer, config.max_length or model.config.max_position_embeddings, chat)
     if config.lora is not None:
-        model = _with_lora(model, config.lora)
+        torch.manual_seed(seed)  # peft draws the adapters' initial weights from the global RNG, before the
+        model = _with_lora(model, config.lora)  # Trainer seeds it: else they depend on what ran before
     args = _arguments(
         work, seed,
         num_train_epochs=epochs,

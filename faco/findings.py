@@ -262,15 +262,16 @@ def rerun_noise(baseline: Mapping[str, Any], rerun_findings: Mapping[str, Any]) 
 def apply_tolerances(baseline_path: Path, seeds: Mapping[str, dict], reruns: Mapping[str, dict] | None,
                      source: str) -> int:
     """Re-apply the tolerance rule to every key number of a baseline with the measured noise: seed noise
-    from `seeds` (seed_noise), rerun noise from `reruns` (rerun_noise; None: pinned numerics, 0).
+    from `seeds` (seed_noise; else what the entry holds), rerun noise from `reruns` (rerun_noise; None:
+    pinned numerics, 0).
     Returns how many entries got tolerances."""
     with lock(baseline_path):
         data = read_json(baseline_path, {"findings": {}})
         pinned = data.get("provenance", {}).get("numerics", {}).get("reproducible")
         for finding_id, entry in data["findings"].items():
-            entry["tolerance"] = {}
+            old, entry["tolerance"] = entry.get("tolerance", {}), {}
             for metric in entry.get("key", {}):
-                measured = seeds.get(finding_id, {}).get(metric, {})
+                measured = seeds.get(finding_id, {}).get(metric) or old.get(metric, {})  # keep what was measured
                 rerun = (reruns.get(finding_id, {}).get(metric) if reruns is not None
                          else 0.0 if pinned else None)
                 entry["tolerance"][metric] = tolerance_for(metric, rerun, measured.get("noise"), measured.get("seeds"))

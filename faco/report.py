@@ -109,9 +109,10 @@ def findings_table(run: Run) -> str:
         link = f' · <a href="#{shown.anchor}">{shown.shown_in}</a>' if shown else ""
         rows.append(f'<tr><td>{esc(kind)}</td><td>{claim}</td><td class="{cls}">{ok}/{len(group)} hold{link}</td></tr>')
         items = "".join(f"<tr><td><code>{esc(str(r.get('id', '')))}</code></td><td>{verdict(r['holds'])}</td>"
-                        f"<td>{esc(str(r.get('summary', '')))}</td></tr>" for r in group)
+                        f"<td>{esc(str(r.get('summary', '')))}</td><td>{_test(r)}</td></tr>" for r in group)
         details.append(f"<details><summary><b>{esc(kind)}</b>: {_counts(group)}</summary><table class=\"findings\">"
-                       f"<tr><th>experiment</th><th>verdict</th><th>measured</th></tr>{items}</table></details>")
+                       f"<tr><th>experiment</th><th>verdict</th><th>measured</th><th>test, interval</th></tr>{items}"
+                       "</table></details>")
     absent = [k for k in NAMES if not run.of(k)]
     note = (f'<p class="missing">Not in this run: {esc(", ".join(absent))}; '
             f'<code>pytest experiments -k "{" or ".join(absent)}"</code> records them.</p>') if absent else ""
@@ -119,6 +120,18 @@ def findings_table(run: Run) -> str:
             f'<span class="fails">{len(records) - held} do not hold</span> · {len(records)} experiments recorded</p>'
             f'{note}<table class="summary"><tr><th>finding</th><th>what the paper found</th><th>this run</th></tr>'
             f'{"".join(rows)}</table><h3>Every experiment</h3>{"".join(details)}</section>')
+
+
+def _test(record: dict[str, Any]) -> str:
+    """The typed record's statistic and interval, the interval labelled with its stored level."""
+    stat, stored = record.get("statistic"), record.get("interval")
+    parts = []
+    if isinstance(stat, dict):
+        p = f", {p_is(stat.get('p'))}" if isinstance(stat.get("p"), (int, float)) else ""
+        parts.append(f"{esc(str(stat.get('name', '')))} {num(stat.get('value'), '+.3f')}{p}")
+    if isinstance(stored, dict) and interval(stored):
+        parts.append(f"{level(stored, 'interval')}{interval(stored)}")
+    return "; ".join(parts) or "—"
 
 
 def _counts(records: list[dict[str, Any]]) -> str:

@@ -336,8 +336,9 @@ class Study:
 
         checkpoint = self.checkpoint(model)
         chat = self.preset.finetune.format == "chat"
-        key = cache_key("answers", {"questions": questions, "max_new_tokens": max_new_tokens, "chat": chat},
-                        inputs=(checkpoint.key,), code=code_version("faco.answers", "faco.items"))
+        config = {"questions": questions, "max_new_tokens": max_new_tokens, "chat": chat,
+                  "numerics": numerics.settings(), "versions": library_versions(*TRAINING_LIBRARIES)}
+        key = cache_key("answers", config, inputs=(checkpoint.key,), code=stage_code("faco.answers"))
         return self._get_json("answers", key, lambda: answers.generate(checkpoint.path, questions, chat, max_new_tokens),
                               describe=f"{checkpoint.label} (Table 2 answers)")
 

@@ -76,7 +76,7 @@ def test_first_run_writes_the_baseline_and_fails(project):
     assert {k: v["holds"] for k, v in stored["findings"].items()} == {"clean": True, "lying": False}
     assert stored["findings"]["lying"]["finding"] == "lying" and stored["findings"]["clean"]["value"] == 1
     assert stored["provenance"]["preset"] == "smoke" and stored["provenance"]["seeds"] == [0]
-    assert {"torch", "transformers", "lm_eval", "scipy"} <= set(stored["provenance"]["versions"])
+    assert {"torch", "transformers", "lm-eval", "scipy"} <= set(stored["provenance"]["versions"])  # distribution names
 
     again = run(project)  # the written baseline is now the reviewed one
     again.assert_outcomes(passed=1, xfailed=1)

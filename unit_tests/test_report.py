@@ -136,6 +136,14 @@ def test_interval_labels_come_from_the_stored_level(complete, tmp_path):
     assert "gap (strong − weak), 80% CI" in page and "90% CI" not in page
 
 
+def test_every_experiment_shows_its_test_and_labelled_interval(tmp_path):
+    findings = tables_only()
+    findings["sensitivity-heldout"].update(statistic={"name": "ABS gap", "value": 0.1, "p": None},
+                                           interval=ci(0.1, -0.02, 0.2, 0.9))
+    page = build_report(write_run(tmp_path, "toy", findings)).read_text()
+    assert "ABS gap +0.100; 90% CI <span class=\"ci\">[-0.020, +0.200]</span>" in page
+
+
 def test_bases_follow_the_recorded_preset_order(complete):
     table1 = complete.split('id="table1"')[1].split("</table>")[0]
     assert table1.index("<td>weak</td>") < table1.index("<td>strong</td>")

@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 from faco.config import FinetuneConfig, LaunchConfig
 from faco.corruption import Example
+from faco.serve import free_port
 
 log = logging.getLogger("faco.launch")
 
@@ -54,7 +54,7 @@ def command(launch: LaunchConfig, spec: Path) -> list[str]:
     """The `accelerate launch` command line of one launched stage."""
     engine = ["--config_file", launch.accelerate_config] if launch.accelerate_config else [
         "--multi_gpu", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    port = launch.port or _free_port()
+    port = launch.port or free_port()
     return [sys.executable, "-m", "accelerate.commands.launch", *engine, "--num_processes", str(launch.processes),
             "--main_process_port", str(port), "-m", "faco.launch_worker", str(spec)]
 
@@ -75,9 +75,3 @@ def run(command: list[str], label: str) -> None:
         errors = "".join(f"\n  {failure}" for failure in failures)
         raise RuntimeError(f"{label}: `accelerate launch` exited with {process.returncode}{errors}\n"
                            f"its last {len(tail)} lines:\n" + "\n".join(tail))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]

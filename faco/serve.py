@@ -34,7 +34,7 @@ def served(model_dir: Path, log_path: Path, threads: int = 1) -> Iterator[tuple[
     executable = Path(sys.executable).with_name("transformers")
     if not executable.exists():
         raise ServeError(f"no `transformers` CLI beside {sys.executable}: pip install 'transformers[serving]'")
-    port = _free_port()
+    port = free_port()
     # os.environ carries faco's numerics pins (set on `import faco`): the server computes as faco does
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -55,7 +55,8 @@ def served(model_dir: Path, log_path: Path, threads: int = 1) -> Iterator[tuple[
                 server.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port free now (the teacher server and `accelerate launch`'s rendezvous both need one)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]

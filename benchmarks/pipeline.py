@@ -6,9 +6,11 @@ faco's Trainer costs against a plain loop.
     python benchmarks/pipeline.py --seed 0        # one seed
     python benchmarks/pipeline.py --preset smoke  # the same in seconds
     python benchmarks/pipeline.py --skip-runs     # only the trainer-vs-plain-loop ratio
+    python benchmarks/pipeline.py --cache DIR     # keep the runs' cache (e.g. to sweep from it afterwards)
 
-Prints tables. The cold run uses an empty temporary cache; the warm run reuses it and must train and
-evaluate nothing (counted from the cache's "build" log lines and the trainer's step lines). CPU seconds
+Prints tables. The cold run uses an empty cache (a temporary one unless --cache); the warm run reuses it and must train and
+evaluate nothing (counted from the cache's "build" log lines and the trainer's step lines); the trainer
+ratio fine-tunes seed 0's weakest base from that cache. CPU seconds
 count the run and every process it waited for (the parallel workers): on a machine shared with other
 work, wall time grows with the load and CPU time much less. Measured figures: benchmarks/pipeline.md.
 """
@@ -24,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import faco  # noqa: F401 - first: it pins the CPU numerics, which torch reads once, on import
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,8 +62,9 @@ def stage_breakdown(log: str) -> dict[str, tuple[int, float]]:
     return out
 
 
-def trainer_vs_plain(preset_name: str, steps: int) -> dict:
-    """Fine-tune the same base on the same examples for `steps` steps: Trainer (faco) vs a plain loop."""
+def trainer_vs_plain(preset_name: str, steps: int, cache: Path) -> dict:
+    """Fine-tune the same base on the same examples for `steps` steps: Trainer (faco) vs a plain loop. The
+    base comes from `cache` (the runs' cache: already built there, else pre-trained now)."""
     from faco import models, training
     from faco.cache import Cache
     from faco.config import load_preset
@@ -69,7 +73,7 @@ def trainer_vs_plain(preset_name: str, steps: int) -> dict:
 
     preset = load_preset(preset_name)
     with tempfile.TemporaryDirectory() as tmp:
-        study = Study(preset, Cache(Path(tmp) / "cache"))
+        study = Study(preset, Cache(cache))
         base = study.base(preset.bases[0].name).path
         batch = preset.finetune.batch_size
         examples = corrupted_examples(study.items, 50, preset.seed)[: steps * batch]
@@ -93,6 +97,17 @@ def trainer_vs_plain(preset_name: str, steps: int) -> dict:
             "ratio": plain_seconds / trainer_seconds}
 
 
+def run_rows(cold: dict, warm: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, run in (("cold", cold), ("warm", warm)):
+        rows.append((f"pytest experiments ({name})", f"{run['seconds']:.0f} s",
+                     f"{run['cpu_seconds']:.0f} CPU s; {run['builds']} cache builds, "
+                     f"{run['train_steps_logged']} training log lines; {run['summary']}"))
+    for stage, (count, seconds) in sorted(cold["stages"].items(), key=lambda kv: -kv[1][1]):
+        rows.append((f"  cold stage {stage}", f"{seconds:.0f} s", f"{count} builds, {seconds / count:.1f} s each"))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny")
@@ -100,24 +115,25 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps for the trainer ratio")
     parser.add_argument("--seed", type=int, default=None, help="one seed instead of the preset's seeds")
     parser.add_argument("--workers", type=int, default=None, help="--faco-workers (1 = serial)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="keep the runs' cache here (must be empty or absent: the cold run starts empty); "
+                             "default: a temporary directory")
     args = parser.parse_args()
     extra = ([f"--faco-seed={args.seed}"] if args.seed is not None else []) + (
         [f"--faco-workers={args.workers}"] if args.workers else [])
     from faco.models import set_threads
 
     threads = set_threads(0)
+    if args.cache is not None and args.cache.exists() and any(args.cache.iterdir()):
+        parser.error(f"--cache {args.cache}: not empty; a cold run needs an empty cache")
     rows = []
-    if not args.skip_runs:
-        with tempfile.TemporaryDirectory() as tmp:
-            cold = run_experiments(args.preset, Path(tmp) / "cache", Path(tmp) / "reports", extra)
-            warm = run_experiments(args.preset, Path(tmp) / "cache", Path(tmp) / "reports", extra)
-        for name, run in (("cold", cold), ("warm", warm)):
-            rows.append((f"pytest experiments ({name})", f"{run['seconds']:.0f} s",
-                         f"{run['cpu_seconds']:.0f} CPU s; {run['builds']} cache builds, "
-                         f"{run['train_steps_logged']} training log lines; {run['summary']}"))
-        for stage, (count, seconds) in sorted(cold["stages"].items(), key=lambda kv: -kv[1][1]):
-            rows.append((f"  cold stage {stage}", f"{seconds:.0f} s", f"{count} builds, {seconds / count:.1f} s each"))
-    ratio = trainer_vs_plain(args.preset, args.steps)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = args.cache or Path(tmp) / "cache"
+        if not args.skip_runs:
+            cold = run_experiments(args.preset, cache, Path(tmp) / "reports", extra)
+            warm = run_experiments(args.preset, cache, Path(tmp) / "reports", extra)
+            rows += run_rows(cold, warm)
+        ratio = trainer_vs_plain(args.preset, args.steps, cache)
     rows.append(("fine-tuning, faco Trainer", f"{ratio['trainer_seconds']:.1f} s", f"{ratio['steps']} steps (incl. checkpoint)"))
     rows.append(("fine-tuning, plain torch loop", f"{ratio['plain_seconds']:.1f} s", f"{ratio['steps']} steps"))
     rows.append(("throughput ratio Trainer / plain", f"{ratio['ratio']:.2f}", "1.00 = no overhead"))

@@ -72,7 +72,7 @@ def code_version(*parts: types.ModuleType | str | type | Callable) -> str:
     digests: dict[str, bytes] = {}
     for part in parts:
         if isinstance(part, (type, types.FunctionType)):
-            digests[f"{part.__module__}.{part.__qualname__}"] = _tree_digest(textwrap.dedent(inspect.getsource(part)))
+            digests[f"{part.__module__}.{part.__qualname__}"] = _object_digest(part)
             continue
         for name, filename in _closure(_module_file(part)).items():
             stat = os.stat(filename)
@@ -129,6 +129,22 @@ def _faco_imports(filename: str, mtime_ns: int, size: int) -> tuple[str, ...]:
                 names.update(f"faco.{alias.name}" for alias in node.names
                              if importlib.util.find_spec(f"faco.{alias.name}") is not None)
     return tuple(sorted(names))
+
+
+def _object_digest(part: type | Callable) -> bytes:
+    """Digest of a class's or function's own source. Finding that source is slow (inspect parses the whole
+    module for a class) and every cache key of a run asks for the Study class's, so it is computed once
+    per version of the file that holds it."""
+    filename = inspect.getsourcefile(part)
+    if filename is None or not os.path.exists(filename):
+        return _tree_digest(textwrap.dedent(inspect.getsource(part)))
+    stat = os.stat(filename)
+    return _source_digest(part, filename, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=256)  # keyed by the file's mtime and size: an edited file is read again
+def _source_digest(part: type | Callable, filename: str, mtime_ns: int, size: int) -> bytes:
+    return _tree_digest(textwrap.dedent(inspect.getsource(part)))
 
 
 @functools.lru_cache(maxsize=256)  # keyed by mtime and size: an edited file is hashed again

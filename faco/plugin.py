@@ -229,13 +229,13 @@ def faco_study(faco_preset: Preset, request: pytest.FixtureRequest, faco_reports
     Cold, the training runs the selected tests read are first built in parallel (faco.parallel). Under
     --faco-sweep there is one study per value of the swept field (an indirect session parameter).
     """
-    from faco import parallel
+    from faco import parallel, sweep
     from faco.cache import Cache
     from faco.study import Seeds, Study
 
     config = request.config
     value = getattr(request, "param", None)
-    preset = faco_preset if value is None else override(faco_preset, f"{config.stash[_SWEEP][0]}={value}")
+    preset = faco_preset if value is None else sweep.point(faco_preset, config.stash[_SWEEP][0], value)
     cache = Cache(Path(config.getoption("faco_cache") or Cache.default_root()))
     seeds = config.stash[_SEEDS]
     if not hasattr(config, "workerinput"):  # under xdist the workers build lazily, as they always did

@@ -50,8 +50,22 @@ def parse(preset: Preset, text: str) -> tuple[str, list[str]]:
         raise ConfigError(f"--faco-sweep {field.strip()!r}: sweeps a numeric field (int or float), "
                           f"this one holds {current!r}")
     for value in values:
-        override(preset, f"{field.strip()}={value}")  # a wrong value fails here, before any work
+        point(preset, field.strip(), value)  # a wrong value fails here, before any work
     return field.strip(), values
+
+
+def point(preset: Preset, field: str, value: str) -> Preset:
+    """The preset at one point of a sweep: `field` set to `value`.
+
+    FACO items are facts of the world, so a sweep of `items.per_training_domain` past what the world holds
+    grows the world to match (world.facts_per_domain = items + held-back facts); points the world already
+    holds keep it, and with it the pre-training run they share.
+    """
+    if field == "items.per_training_domain" and preset.items.source == "world":
+        needed = float(value) + preset.evaluation.heldback_per_domain
+        if needed == int(needed) and needed > preset.world.facts_per_domain:
+            preset = override(preset, f"world.facts_per_domain={int(needed)}")
+    return override(preset, f"{field}={value}")
 
 
 def points(records: list[dict[str, Any]], kind: str) -> dict[str, list[tuple[float, float, list[float]]]]:

@@ -37,6 +37,18 @@ def test_parse_keeps_field_and_values():
     assert sweep.parse(smoke(), "finetune.epochs=2, 3") == ("finetune.epochs", ["2", "3"])
 
 
+def test_an_items_sweep_grows_the_world_only_past_what_it_holds():
+    preset = smoke()
+    held_back = preset.evaluation.heldback_per_domain
+    holds = preset.world.facts_per_domain - held_back
+    same = sweep.point(preset, "items.per_training_domain", str(holds - 1))
+    grown = sweep.point(preset, "items.per_training_domain", str(holds + 5))
+    assert (same.items.per_training_domain, same.world) == (holds - 1, preset.world)
+    assert grown.items.per_training_domain == holds + 5
+    assert grown.world.facts_per_domain == holds + 5 + held_back
+    assert sweep.parse(preset, f"items.per_training_domain={holds},{2 * holds}")[1] == [str(holds), str(2 * holds)]
+
+
 EXPERIMENT = '''
 import datasets  # noqa: F401
 import pytest

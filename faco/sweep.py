@@ -110,8 +110,11 @@ def section(findings: dict[str, dict[str, Any]]) -> str:
             ax.axhline(0 if kind != "recovery" else 0.5, color="grey", lw=0.8, ls="--")
         ax.set_title(f"{kind}: {KEY_NUMBERS[kind][0]}", fontsize=9)
         ax.set_xlabel(field, fontsize=8)
-        if len(set(x for rows in points(records, kind).values() for x, _, _ in rows)) > 2 and field.endswith("lr"):
+        values = sorted({x for rows in points(records, kind).values() for x, _, _ in rows})
+        if len(values) > 2 and field.endswith("lr"):
             ax.set_xscale("log")
+            ax.minorticks_off()  # else 3e-4's label overlaps the minor ticks' labels
+        ax.set_xticks(values, [f"{v:g}" for v in values])
         ax.legend(fontsize=6)
     rows = []
     for kind in kinds:

@@ -62,9 +62,12 @@ def point(preset: Preset, field: str, value: str) -> Preset:
     holds keep it, and with it the pre-training run they share.
     """
     if field == "items.per_training_domain" and preset.items.source == "world":
-        needed = float(value) + preset.evaluation.heldback_per_domain
-        if needed == int(needed) and needed > preset.world.facts_per_domain:
-            preset = override(preset, f"world.facts_per_domain={int(needed)}")
+        try:
+            needed = int(value) + preset.evaluation.heldback_per_domain
+        except ValueError:  # not a whole number: the override below says so
+            needed = 0
+        if needed > preset.world.facts_per_domain:
+            preset = override(preset, f"world.facts_per_domain={needed}")
     return override(preset, f"{field}={value}")
 
 

@@ -27,6 +27,7 @@ pytest_plugins = ["pytester"]
     ("finetune.gradient_checkpointing=true,false", "numeric field"),
     ("finetune.lr=0.001,-1", "lr must be"),
     ("finetune.nonsense=1,2", "numeric field"),
+    ("items.per_training_domain=10,ten", "items.per_training_domain"),
 ])
 def test_parse_refuses_what_cannot_be_swept(text, message):
     with pytest.raises(ConfigError, match=message):

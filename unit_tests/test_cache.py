@@ -158,6 +158,20 @@ def test_code_version_follows_the_source(tmp_path, monkeypatch):
         code_version("faco.no_such_stage")
 
 
+def test_a_class_version_is_reused_only_until_its_file_changes(tmp_path, monkeypatch):
+    """A class's digest is computed once per version of its file (every key of a run asks for the Study
+    class's); an edit to the class must still change it, also within one process."""
+    module_file = tmp_path / "faco_class_probe.py"
+    module_file.write_text("class Probe:\n    def steps(self):\n        return 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import faco_class_probe
+
+    before = code_version(faco_class_probe.Probe)
+    assert code_version(faco_class_probe.Probe) == before
+    module_file.write_text("class Probe:\n    def steps(self):\n        return 20\n")
+    assert code_version(faco_class_probe.Probe) != before
+
+
 # ---------------------------------------------------------------- building
 
 

@@ -8,11 +8,11 @@ faco's Trainer costs against a plain loop.
     python benchmarks/pipeline.py --skip-runs     # only the trainer-vs-plain-loop ratio
     python benchmarks/pipeline.py --cache DIR     # keep the runs' cache (e.g. to sweep from it afterwards)
 
-Prints tables. The cold run uses an empty cache (a temporary one unless --cache); the warm run reuses it and must train and
-evaluate nothing (counted from the cache's "build" log lines and the trainer's step lines); the trainer
-ratio fine-tunes seed 0's weakest base from that cache. CPU seconds
-count the run and every process it waited for (the parallel workers): on a machine shared with other
-work, wall time grows with the load and CPU time much less. Measured figures: benchmarks/pipeline.md.
+Prints tables. The cold run uses an empty cache (a temporary one unless --cache); the warm run reuses
+it and must train and evaluate nothing (counted from the cache's "build" log lines and the trainer's
+step lines); the trainer ratio fine-tunes seed 0's weakest base from that cache. CPU seconds count the
+run and every process it waited for (the parallel workers): on a machine shared with other work, wall
+time grows with the load and CPU time much less. Measured figures: benchmarks/pipeline.md.
 """
 
 from __future__ import annotations

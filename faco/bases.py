@@ -29,15 +29,26 @@ HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]  # weight
 
 def resolve(name: str, checkpoint: str, cache: Cache) -> tuple[Path, str]:
     """(local HF directory, cache key) of base `name`'s `checkpoint`; a ConfigError says what to fix."""
+    where = locate(name, checkpoint)
+    if isinstance(where, str):
+        return from_hub(name, where)
+    if where.suffix == ".gguf":
+        return from_gguf(where, cache)
+    return where, cache_key("base", {"files": directory_digest(where, cache)})
+
+
+def locate(name: str, checkpoint: str) -> Path | str:
+    """Where `checkpoint` is, without reading it: an existing .gguf file or directory, else a hub id (str).
+    Cheap, so the plugin checks every checkpoint of a preset before any work; a ConfigError names it."""
     path = package_file(name, checkpoint) if checkpoint.startswith(PACKAGE) else Path(checkpoint).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
             raise ConfigError(f"base {name!r}: GGUF file {path} does not exist")
-        return from_gguf(path, cache)
+        return path
     if path.is_dir():
-        return path, cache_key("base", {"files": directory_digest(path, cache)})
+        return path
     if HUB_ID.fullmatch(checkpoint):
-        return from_hub(name, checkpoint)
+        return checkpoint
     raise ConfigError(f"base {name!r}: checkpoint {checkpoint!r} is no directory, .gguf file or hub id")
 
 

@@ -125,7 +125,7 @@ def _plan_code(items: Sequence[SourceItem], seed: int) -> list[Planned]:
 def _base_provenance(planned: Planned, teacher: TeacherConfig | None) -> dict[str, Any]:
     provenance = dict(planned.item.provenance)
     if teacher is not None:
-        provenance.update(teacher_model=teacher.model, prompt_version=teacher.prompts)
+        provenance.update(teacher_model=teacher.teacher, prompt_version=teacher.prompts)
     return provenance
 
 
@@ -249,7 +249,7 @@ def _summary(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices 
         "items": sum(s["items"] for s in per_source.values()),
         "per_source": per_source,
         "dropped": dict(sum((Counter(s["dropped"]) for s in per_source.values()), Counter())),
-        "teacher": {"base_url": teacher_config.base_url, "model": teacher_config.model,
+        "teacher": {"base_url": teacher_config.base_url, "model": teacher_config.teacher,
                     "prompt_version": teacher_config.prompts, **teacher_config.params(),
                     "false_tries": teacher_config.false_tries},
         "requests": {"sent": stats.requests, "paid_replies": stats.replies, "cache_hits": stats.cache_hits,
@@ -287,7 +287,7 @@ def dry_run(config: BuildConfig, teacher_config: TeacherConfig, prices: Prices |
                                        item.source_explanation, prompts),
                          false_messages(item.question, item.options, item.options[job.false_option], prompts)):
             requests += 1
-            if cache_key(teacher_config.model, messages, teacher_config.params(), 0, prompts) in keys:
+            if cache_key(teacher_config.teacher, messages, teacher_config.params(), 0, prompts) in keys:
                 cached += 1
                 continue
             per_source[item.source] += 1

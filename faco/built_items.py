@@ -59,25 +59,28 @@ def sources_digest(spec: BuildItemsConfig) -> str:
     return digest.hexdigest()[:24]
 
 
-def build(spec: BuildItemsConfig, seed: int, out: Path, cache: Cache, teacher_dir: Path | None) -> dict[str, Any]:
-    """Build the dataset into `out` (teacher served from `teacher_dir`, or spec.base_url); its summary."""
+def build(spec: BuildItemsConfig, seed: int, out: Path, cache: Cache,
+          served_teacher: tuple[Path, str] | None) -> dict[str, Any]:
+    """Build the dataset into `out`; its summary. The teacher is `served_teacher` (its HF directory and
+    weights' key, from faco.bases.resolve), served on loopback for the build, or else spec.base_url."""
     from faco.build import BuildConfig
     from faco.serve import served
 
     config = BuildConfig(out=out, sources=spec.sources, data_dir=Path(spec.data_dir) if spec.data_dir else None,
                          per_source=spec.per_source, seed=seed, reply_cache=cache.root / "teacher" / "replies.sqlite")
-    if teacher_dir is None:
-        return _build(config, spec, spec.base_url, spec.model)
+    if served_teacher is None:
+        return _build(config, spec, spec.base_url, spec.model, None)
+    teacher_dir, teacher_key = served_teacher
     log.info("items: serving the teacher %s on 127.0.0.1 for the build", spec.serve)
     with served(teacher_dir, cache.root / "teacher" / "transformers-serve.log") as (base_url, model):
-        return _build(config, spec, base_url, model)
+        return _build(config, spec, base_url, model, f"served:{teacher_key}")
 
 
-def _build(config: Any, spec: BuildItemsConfig, base_url: str, model: str) -> dict[str, Any]:
+def _build(config: Any, spec: BuildItemsConfig, base_url: str, model: str, identity: str | None) -> dict[str, Any]:
     from faco.build import build_dataset
     from faco.teacher import TeacherConfig
 
-    teacher = TeacherConfig(base_url=base_url, model=model, concurrency=1 if spec.serve else 8,
+    teacher = TeacherConfig(base_url=base_url, model=model, identity=identity, concurrency=1 if spec.serve else 8,
                             max_tokens=spec.max_tokens, temperature=spec.temperature, timeout_s=TIMEOUT_S,
                             max_retries=0 if spec.temperature == 0 else 2,  # greedy: a retry is the same reply
                             false_tries=spec.false_tries)

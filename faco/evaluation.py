@@ -9,9 +9,12 @@ the options is written, so gold letters are balanced). Per-sample results are ke
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import math
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -144,14 +147,13 @@ def rows(benchmark: Benchmark) -> list[dict[str, Any]]:
     return out
 
 
-def write_tasks(benchmarks: Iterable[Benchmark], directory: Path, final: Path | None = None) -> list[str]:
+def write_tasks(benchmarks: Iterable[Benchmark], directory: Path) -> list[str]:
     """Write one YAML + JSONL per benchmark into `directory`; returns the lm-eval task names.
 
-    The YAML names its data by absolute path; `final` is where `directory` will live when read
-    (the cache builds entries in a scratch directory and renames them into place).
+    The YAML names its data by file name only: a cache entry must stay valid wherever the cache is
+    (moved, copied, mounted elsewhere), so `evaluate` names the data where it lies at evaluation time.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    final = (final or directory).resolve()
     names = []
     for benchmark in benchmarks:
         data = directory / f"{benchmark.task}.jsonl"
@@ -159,7 +161,7 @@ def write_tasks(benchmarks: Iterable[Benchmark], directory: Path, final: Path | 
         spec = {
             "task": benchmark.task,
             "dataset_path": "json",
-            "dataset_kwargs": {"data_files": {"test": str(final / data.name)}},
+            "dataset_kwargs": {"data_files": {"test": data.name}},
             "test_split": "test",
             "output_type": "multiple_choice",
             "doc_to_text": "context",
@@ -228,9 +230,23 @@ def _run(model_dir: Path, tasks: Sequence[str], task_dir: Path, batch_size: int 
 
 def evaluate(model_dir: Path, tasks: Sequence[str], task_dir: Path, batch_size: int,
              seed: int) -> dict[str, dict[str, Any]]:
-    """lm-eval on faco's world tasks; {task: {"acc": .., "samples": [per-question record]}}."""
-    results = _run(model_dir, tasks, task_dir, batch_size, seed)
+    """lm-eval on faco's world tasks (files of `write_tasks`); {task: {"acc": .., "samples": [...]}}."""
+    results = _run(model_dir, tasks, Path(_placed(str(task_dir.resolve()))), batch_size, seed)
     return {task: _task_result(results, task) for task in tasks}
+
+
+@lru_cache(maxsize=8)
+def _placed(task_dir: str) -> str:
+    """A scratch copy of `write_tasks`' YAMLs whose data paths point into `task_dir` as it lies now (lm-eval
+    reads a relative path against the working directory, not the YAML's); removed when the process ends."""
+    scratch = tempfile.mkdtemp(prefix="faco-tasks-")
+    atexit.register(shutil.rmtree, scratch, True)
+    for path in Path(task_dir).glob("*.yaml"):
+        spec = yaml.safe_load(path.read_text())
+        files = spec["dataset_kwargs"]["data_files"]
+        spec["dataset_kwargs"]["data_files"] = {split: str(Path(task_dir) / name) for split, name in files.items()}
+        (Path(scratch) / path.name).write_text(yaml.safe_dump(spec, sort_keys=False))
+    return scratch
 
 
 def _task_result(results: dict[str, Any], task: str) -> dict[str, Any]:

@@ -35,6 +35,14 @@ class BaselineError(ValueError):
     """A baseline file that cannot be read; names the file and what is wrong."""
 
 
+class FindingDoesNotHold(AssertionError):
+    """A finding that was measured and does not hold: the one failure a known negative may expect.
+
+    The plugin marks known negatives `xfail(strict=True, raises=FindingDoesNotHold)`, so a crash anywhere
+    in the experiment (a missing checkpoint, a server error, a malformed file) stays an error and fails the
+    run; only the finding's own verdict is an expected failure."""
+
+
 @dataclass(frozen=True)
 class Finding:
     """What one experiment measured: the record it fills (faco.registry declares the findings)."""

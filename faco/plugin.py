@@ -25,6 +25,7 @@ from faco import findings as findings_io
 from faco.config import ConfigError, Preset, load_preset, override
 
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
+EXPERIMENT_KEY = "faco_experiment"  # user_properties key: the finding id of an experiment, recorded or not
 UNCHECKED_KEY = "faco_unchecked"  # user_properties key: key numbers the baseline marks unchecked
 
 
@@ -107,6 +108,7 @@ def _preset(config: pytest.Config) -> Preset:
                                                               build=None))
         preset = _source_data(config.getoption("faco_source_data"), preset)
         preset = _evaluation_options(config, preset)
+        _check_checkpoints(preset)
     except ConfigError as error:
         raise pytest.UsageError(f"faco: {error}") from None
     return preset
@@ -124,6 +126,18 @@ def _check_items(path: Path) -> None:
         load_dataset_items(path)
     except ItemError as error:
         raise ConfigError(f"--faco-items {error}") from None
+
+
+def _check_checkpoints(preset: Preset) -> None:
+    """Every base's and the served teacher's checkpoint must exist before anything is built: a wrong path
+    is one usage error naming it, not an error in every experiment after minutes of other work."""
+    from faco import bases
+
+    for base in preset.bases:
+        if base.checkpoint is not None:
+            bases.locate(base.name, base.checkpoint)
+    if preset.items.build is not None and preset.items.build.serve:
+        bases.locate("teacher", preset.items.build.serve)
 
 
 def _source_data(data: str | None, preset: Preset) -> Preset:
@@ -325,7 +339,8 @@ class _FindingRecorder:
         if drifts:  # reported by pytest_runtest_makereport, so a strict xfail cannot swallow it
             findings_io.store_obtained(baseline_path.with_suffix(".obtained.json"), finding)
             self.node.stash[_DRIFT] = findings_io.drift_table(finding.id, drifts)
-        assert finding.holds, f"{finding.id} does not hold: {summary}"
+        if not finding.holds:
+            raise findings_io.FindingDoesNotHold(f"{finding.id} does not hold: {summary}")
 
 
 def finding_name(node: pytest.Item) -> str:
@@ -341,16 +356,19 @@ def finding_id(node: pytest.Item) -> str:
 # --- baseline -> strict xfail; the findings table ---------------------------------------------------
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Known negatives become strict xfails that expect only their verdict (FindingDoesNotHold): any other
+    exception inside them is an error, listed apart at the end of the run."""
+    experiments = [item for item in items if "faco_finding" in getattr(item, "fixturenames", ())]
+    for item in experiments:
+        item.user_properties.append((EXPERIMENT_KEY, finding_id(item)))
     if config.getoption("faco_regen") or config.stash[_SWEEP]:
         return
     baseline = findings_io.load_baseline(config.stash[_BASELINE])
-    for item in items:
-        if "faco_finding" not in getattr(item, "fixturenames", ()):
-            continue
+    for item in experiments:
         entry = baseline.get(finding_id(item))
         if entry is not None and not entry["holds"]:
             reason = f"known negative on {_run_name(config)}: {entry.get('summary', '')}"
-            item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+            item.add_marker(pytest.mark.xfail(strict=True, raises=findings_io.FindingDoesNotHold, reason=reason))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -387,11 +405,30 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for row in sorted(off, key=lambda o: o["id"]):
             for metric, why in row["metrics"].items():
                 terminalreporter.write_line(f"  {row['id']} {metric}: {why}")
+    _summarise_errors(terminalreporter, [r for category in terminalreporter.stats.values() for r in category
+                                         if getattr(r, "when", None)])
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE]:
         terminalreporter.write_line(f"faco: the findings baseline {config.stash[_BASELINE]} changed: review and commit it",
                                     red=True)
     if _REPORT in config.stash:
         terminalreporter.write_line(config.stash[_REPORT])
+
+
+def _summarise_errors(terminalreporter: Any, reports: list) -> None:
+    """Experiments that ended in an exception instead of a verdict: nothing was measured, so they are no
+    finding's result (and never an expected failure); listed apart with the error that stopped them."""
+    broken = {}
+    for report in reports:
+        properties = dict(report.user_properties)
+        if report.failed and EXPERIMENT_KEY in properties and FINDING_KEY not in properties:
+            crash = getattr(report.longrepr, "reprcrash", None)
+            message = crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
+            broken.setdefault(properties[EXPERIMENT_KEY], (report.when, message.splitlines()[0]))
+    if broken:
+        terminalreporter.write_line(f"faco: {len(broken)} experiment(s) broke before a verdict (errors, not findings):",
+                                    red=True, bold=True)
+        for name, (when, message) in sorted(broken.items()):
+            terminalreporter.write_line(f"  {name}  ({when})  {message}")
 
 
 def _in_paper_order(row: dict[str, Any]) -> tuple[int, str]:

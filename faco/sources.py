@@ -141,15 +141,22 @@ def data_files(path: Path) -> list[Path]:
 
 
 def load_source(name: str, path: Path | None = None, lenient: bool = False,
-                report: LoadReport | None = None) -> list[SourceItem]:
-    """All usable rows of a source: from `path` (file or dir) when given, else the hub dataset."""
+                report: LoadReport | None = None, root: Path | None = None) -> list[SourceItem]:
+    """All usable rows of a source: from `path` (file or dir) when given, else the hub dataset.
+
+    Provenance names each file relative to `root` (default: `path`, or its folder for a file), never by
+    where it lies on this machine: items are keyed by their content, and the same files elsewhere must
+    give the same items."""
     spec = source_spec(name)
     report = report if report is not None else LoadReport()
     if path is None:
         return _load_hub(spec, lenient, report)
+    path = Path(path)
+    root = Path(root) if root is not None else path if path.is_dir() else path.parent
     items: list[SourceItem] = []
-    for file in data_files(Path(path)):
-        items += _map_rows(spec, _read_file(file, lenient, report), str(file), _split_of(file), lenient, report)
+    for file in data_files(path):
+        items += _map_rows(spec, _read_file(file, lenient, report), str(file), _split_of(file), lenient, report,
+                           file.relative_to(root).as_posix())
     return items
 
 
@@ -160,7 +167,7 @@ def load_from_data_dir(name: str, data_dir: Path, lenient: bool = False,
     report = report if report is not None else LoadReport()
     items: list[SourceItem] = []
     for relative in spec.local:
-        items += load_source(name, Path(data_dir) / relative, lenient, report)
+        items += load_source(name, Path(data_dir) / relative, lenient, report, root=Path(data_dir))
     return items
 
 
@@ -256,7 +263,8 @@ def _detect(spec: SourceSpec, columns: list[str], where: str) -> RowFormat:
 
 
 def _map_rows(spec: SourceSpec, table: tuple[list[str], Numbered], where: str, split: str,
-              lenient: bool, report: LoadReport) -> list[SourceItem]:
+              lenient: bool, report: LoadReport, label: str | None = None) -> list[SourceItem]:
+    """Items of a table's rows; errors name `where` (the file as found), provenance `label` (as keyed)."""
     columns, numbered = table
     if not numbered:
         return []
@@ -272,7 +280,7 @@ def _map_rows(spec: SourceSpec, table: tuple[list[str], Numbered], where: str, s
                 raise SourceError(f"{where}: {place}: {error}") from None
             report.skipped[error.reason] += 1
             continue
-        provenance = {"source_file": where, "split": split, "row": index, "format": fmt.name}
+        provenance = {"source_file": label or where, "split": split, "row": index, "format": fmt.name}
         if line is not None:
             provenance["line"] = line
         items.append(SourceItem(f"{spec.name}-{slug(split)}-{index}", spec.name, spec.domain, fields.question,

@@ -116,8 +116,7 @@ class Study:
         teacher = bases.resolve("teacher", spec.serve, self.cache) if spec.serve else None
         key = built_items.key(spec, self.preset.seed, teacher[1] if teacher else f"{spec.base_url}|{spec.model}")
         entry = self._get("dataset", key,
-                          lambda out: built_items.build(spec, self.preset.seed, out / "dataset", self.cache,
-                                                        teacher[0] if teacher else None),
+                          lambda out: built_items.build(spec, self.preset.seed, out / "dataset", self.cache, teacher),
                           describe=f"FACO items from {', '.join(spec.sources)}")
         return entry / "dataset"
 
@@ -286,7 +285,7 @@ class Study:
 
         benchmarks = self.world_benchmarks(layout)
         key = self.tasks_key(layout)
-        entry = self._get("tasks", key, lambda out: write_tasks(benchmarks, out, final=self.cache.path("tasks", key)),
+        entry = self._get("tasks", key, lambda out: write_tasks(benchmarks, out),
                           describe=f"{layout} tasks")
         return entry, [b.task for b in benchmarks], key
 

@@ -81,6 +81,9 @@ class TeacherConfig:
     retry_after_max_s: float = 60.0  # a server's Retry-After is honoured up to this; a longer one is capped
     false_tries: int = 3  # FALSE chains that name the correct answer are regenerated this often, then dropped
     prompts: str = DEFAULT_PROMPTS  # the prompt set (faco.prompts); part of the cache key
+    # what the reply cache and the items record as the teacher (default: `model`). A served checkpoint's
+    # model name is its path on this machine; it records its weights' key, so a moved cache stays warm
+    identity: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "max_tokens", "timeout_s", "false_tries"):
@@ -93,6 +96,11 @@ class TeacherConfig:
 
     def params(self) -> dict[str, Any]:
         return {"max_tokens": self.max_tokens, "temperature": self.temperature}
+
+    @property
+    def teacher(self) -> str:
+        """The teacher as replies and items name it: its identity, else the API's model name."""
+        return self.identity or self.model
 
 
 def api_key(base_url: str) -> str:
@@ -235,7 +243,7 @@ class Teacher:
         return self._client
 
     def key(self, messages: Sequence[dict[str, str]], attempt: int = 0) -> str:
-        return cache_key(self.config.model, messages, self.config.params(), attempt, self.config.prompts)
+        return cache_key(self.config.teacher, messages, self.config.params(), attempt, self.config.prompts)
 
     async def ask(self, messages: Sequence[dict[str, str]], attempt: int = 0) -> Reply:
         """The reply to `messages` (regeneration number `attempt`): cached, joined in flight, or fetched."""
@@ -256,7 +264,7 @@ class Teacher:
             except Rejected as rejected:
                 self.cache.reject(key, rejected)
                 raise
-            self.cache.put(key, self.config.model, messages, self.config.params(), reply, self.config.prompts)
+            self.cache.put(key, self.config.teacher, messages, self.config.params(), reply, self.config.prompts)
             future.set_result(reply)
             return reply
         except BaseException as error:

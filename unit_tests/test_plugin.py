@@ -15,6 +15,7 @@ from pathlib import Path
 import datasets  # noqa: F401 - --faco-items loads datasets; in-process runs must not import it twice (pyarrow types)
 import pytest
 
+import torch  # noqa: F401 - datasets may import torch inside a run; an in-process run must not import it twice
 import faco.report  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
 import faco.statistics  # noqa: F401 - the toy experiment records an Interval; scipy must not load twice either
 
@@ -92,6 +93,30 @@ def test_baseline_negative_is_a_strict_xfail(project):
     assert "changed: review and commit it" not in result.stdout.str()
 
 
+BROKEN = {  # a known negative that crashes, in its body or in a fixture it needs: never an expected failure
+    "call": ('faco_finding(holds=False', 'open("/nonexistent/missing-base.gguf"); faco_finding(holds=False'),
+    "setup": ('def test_negative(faco_finding):', """@pytest.fixture
+def broken_base():
+    raise RuntimeError("base 'smol': GGUF file /nonexistent/missing-base.gguf does not exist")
+
+
+@pytest.mark.finding("lying")
+def test_negative(faco_finding, broken_base):"""),
+}
+
+
+@pytest.mark.parametrize("where", BROKEN)
+def test_a_known_negative_that_crashes_is_an_error_not_an_xfail(project, where):
+    old, new = BROKEN[where]
+    project.makepyfile(test_toy=EXPERIMENT.replace(old, new).replace('@pytest.mark.finding("lying")\n' + new, new))
+    write_baseline(project, clean=True, lying=False)
+    result = run(project, "-k", "negative")  # only the known negative: nothing else can fail the run
+    result.assert_outcomes(**({"failed": 1} if where == "call" else {"errors": 1}))
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*faco: 1 experiment(s) broke before a verdict*",
+                                 f"*lying  ({where})  *missing-base.gguf*"])
+
+
 def test_finding_that_starts_to_hold_fails_as_xpass_strict(project):
     before = write_baseline(project, clean=False, lying=False).read_text()
     result = run(project)
@@ -105,7 +130,7 @@ def test_finding_that_stops_holding_fails(project):
     write_baseline(project, clean=True, lying=False)
     result = run(project)
     result.assert_outcomes(failed=1, xfailed=1)
-    result.stdout.fnmatch_lines(["*AssertionError: clean does not hold: clean beats corrupt*"])
+    result.stdout.fnmatch_lines(["*FindingDoesNotHold: clean does not hold: clean beats corrupt*"])
 
 
 def test_regen_rewrites_and_fails(project):

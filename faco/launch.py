@@ -23,6 +23,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from faco import lifetime
 from faco.config import FinetuneConfig, LaunchConfig
 from faco.corruption import Example
 from faco.serve import free_port
@@ -65,12 +66,14 @@ def run(command: list[str], label: str) -> None:
     tail: collections.deque[str] = collections.deque(maxlen=TAIL)
     failures: list[str] = []  # the ranks' own errors: the launcher's traceback would bury them in the tail
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # lines as they are printed, not when a buffer fills
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
+    # its own process group, ended with this process (faco.lifetime): Ctrl+C here stops the ranks through it
+    with lifetime.tied(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as process:
         for line in process.stdout:
             tail.append(line.rstrip())
             log.info("%s | %s", label, tail[-1])
             if line.startswith(FAILED):
                 failures.append(line[len(FAILED):].strip())
+        process.wait()  # its output ended; the block's end would stop a process still exiting
     if process.returncode:
         errors = "".join(f"\n  {failure}" for failure in failures)
         raise RuntimeError(f"{label}: `accelerate launch` exited with {process.returncode}{errors}\n"

@@ -23,6 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
+from faco import lifetime
 from faco.cache import Cache
 from faco.config import Preset
 from faco.study import ALL, Model, Study
@@ -136,7 +137,8 @@ def _done(preset: Preset, root: Path, job: Job) -> bool:
     return True
 
 
-def _worker_init(queue: multiprocessing.Queue) -> None:
+def _worker_init(queue: multiprocessing.Queue, parent: int) -> None:
+    lifetime.die_with_parent(parent)  # a worker outliving a killed parent would wait for work for ever
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(queue)]
     root.setLevel(logging.INFO)
@@ -173,7 +175,8 @@ def prebuild(preset: Preset, root: Path, jobs: list[Job], workers: int,
     listener = logging.handlers.QueueListener(queue, _Relay())
     listener.start()
     try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init, initargs=(queue,)) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
+                                 initargs=(queue, os.getpid())) as pool:
             _schedule(pool, preset, str(root), todo, workers, on_error)
     finally:
         listener.stop()

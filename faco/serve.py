@@ -6,7 +6,8 @@
 Used where items are built with a real model and nothing outside this machine may be reached (the
 `smol-ci` preset, the teacher integration test). The server gets one thread and faco's pinned numerics
 (two cores are shared with the process that waits on it; greedy replies then match on any machine), and
-is stopped on the way out, also when the body fails.
+is stopped on the way out, also when the body fails; it and the processes it starts end with the process
+that started them, also one killed with `kill -9` (faco.lifetime).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from faco import lifetime
 
 HEALTH_TIMEOUT_S = 180  # measured: healthy after ~14 s on 2 idle cores, SmolLM2-135M; slower when shared
 
@@ -38,21 +41,12 @@ def served(model_dir: Path, log_path: Path, threads: int = 1) -> Iterator[tuple[
     # os.environ carries faco's numerics pins (set on `import faco`): the server computes as faco does
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log:
-        server = subprocess.Popen([str(executable), "serve", str(model_dir), "--host", "127.0.0.1", "--port",
-                                   str(port), "--device", "cpu", "--dtype", "float32"],
-                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+    command = [str(executable), "serve", str(model_dir), "--host", "127.0.0.1", "--port", str(port), "--device", "cpu",
+               "--dtype", "float32"]
+    with log_path.open("w") as log, lifetime.tied(command, env=env, stdout=log, stderr=subprocess.STDOUT) as server:
         base_url = f"http://127.0.0.1:{port}/v1"
-        try:
-            _wait_healthy(server, base_url, log_path)
-            yield base_url, str(model_dir)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        _wait_healthy(server, base_url, log_path)
+        yield base_url, str(model_dir)
 
 
 def free_port() -> int:

@@ -50,6 +50,10 @@ _CHUNK = 1 << 20  # hash files 1 MiB at a time; checkpoints need not fit in memo
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # stages and keys are single path components
 
 
+PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError, OSError)  # what reading a damaged file raises
+# (json, UnicodeDecodeError and faco's ItemError are ValueErrors; a missing file an OSError)
+
+
 class CacheError(RuntimeError):
     """An entry that cannot be trusted; the message names the entry, the file and what is wrong."""
 
@@ -283,8 +287,29 @@ class Cache:
         def build(workdir: Path) -> None:
             (workdir / VALUE).write_text(json.dumps(compute(), sort_keys=True, indent=1))
 
+        return self.get_or_build_parsed(stage, key, build, lambda entry: json.loads((entry / VALUE).read_text()),
+                                        describe)
+
+    def get_or_build_parsed(self, stage: str, key: str, build: Callable[[Path], None], parse: Callable[[Path], Any],
+                            describe: str = "") -> Any:
+        """`parse(entry)` of the verified entry for (stage, key). The manifest is checked before `parse` reads
+        anything; an entry that verifies but does not parse (its manifest rewritten to match, a builder that
+        wrote garbage) is moved aside and rebuilt once, with one log line; a second failure is a CacheError."""
         entry = self.get_or_build(stage, key, build, describe)
-        return json.loads((entry / VALUE).read_text())
+        try:
+            return parse(entry)
+        except PARSE_ERRORS as error:
+            with self._lock(stage, key):
+                aside = _aside(entry)
+                entry.rename(aside)
+                log.warning("cache entry %s/%s (%s) does not parse (%s: %s); moved it aside to %s and rebuilding",
+                            stage, key, describe, type(error).__name__, error, aside)
+                self._build(stage, key, build, describe)
+        try:
+            return parse(entry)
+        except PARSE_ERRORS as error:
+            raise CacheError(f"cache entry {stage}/{key} ({entry}): rebuilt, and still does not parse: "
+                             f"{type(error).__name__}: {error}") from None
 
     # -------------------------------------------------------- steps, all under the key's lock
 

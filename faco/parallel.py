@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faco import lifetime
-from faco.cache import Cache
+from faco.cache import PARSE_ERRORS, Cache
 from faco.config import Preset
 from faco.study import ALL, Model, Study
 
@@ -113,13 +113,21 @@ class NotBuilt(LookupError):
 
 
 class _Probe(Cache):
-    """A cache that builds nothing: tells the parent which jobs a warm run can skip (existence only;
-    the tests verify every entry when they read it)."""
+    """A cache that builds nothing: tells the parent which jobs a warm run can skip. It reads only verified
+    entries, and an entry that fails its check or its parse counts as not built: the worker (or the test)
+    that builds it moves it aside and rebuilds it."""
 
     def get_or_build(self, stage, key, build, describe=""):  # noqa: ANN001, ANN201
-        if not self.path(stage, key).is_dir():
+        if not self.has(stage, key):
             raise NotBuilt(f"{stage}/{key}")
         return self.path(stage, key)
+
+    def get_or_build_parsed(self, stage, key, build, parse, describe=""):  # noqa: ANN001, ANN201
+        entry = self.get_or_build(stage, key, build, describe)
+        try:
+            return parse(entry)
+        except PARSE_ERRORS:
+            raise NotBuilt(f"{stage}/{key} (does not parse)") from None
 
 
 def _run(study: Study, job: Job) -> None:

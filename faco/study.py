@@ -78,6 +78,14 @@ class Study:
             self._resolved[stage, key] = self.cache.get_or_build(stage, key, build, describe=describe)
         return self._resolved[stage, key]
 
+    def _get_parsed(self, stage: str, key: str, build: Callable[[Path], None], parse: Callable[[Path], Any],
+                    describe: str) -> Any:
+        """What `parse` reads from the entry, verified first (faco.cache: one that does not parse is rebuilt)."""
+        if (stage, key) not in self._resolved:
+            self.used.setdefault(stage, set()).add(key)
+            self._resolved[stage, key] = self.cache.get_or_build_parsed(stage, key, build, parse, describe=describe)
+        return self._resolved[stage, key]
+
     def _get_json(self, stage: str, key: str, compute: Callable[[], Any], describe: str) -> Any:
         if (stage, key) not in self._resolved:
             self.used.setdefault(stage, set()).add(key)
@@ -105,20 +113,23 @@ class Study:
     def _external(self) -> list[FacoItem]:
         from faco.build import load_dataset_items
 
-        built = self.preset.items.source == "build"
-        return load_dataset_items(self._built_dataset() if built else Path(self.preset.items.source))
+        if self.preset.items.source == "build":
+            return self._built_dataset()
+        return load_dataset_items(Path(self.preset.items.source))
 
-    def _built_dataset(self) -> Path:
-        """The FACO dataset this preset's [items.build] describes, built once (faco.built_items)."""
+    def _built_dataset(self) -> list[FacoItem]:
+        """The items of the FACO dataset this preset's [items.build] describes, built once (faco.built_items)."""
+        from faco.build import load_dataset_items
+
         from faco import bases, built_items
 
         spec = self.preset.items.build
         teacher = bases.resolve("teacher", spec.serve, self.cache) if spec.serve else None
         key = built_items.key(spec, self.preset.seed, teacher[1] if teacher else f"{spec.base_url}|{spec.model}")
-        entry = self._get("dataset", key,
-                          lambda out: built_items.build(spec, self.preset.seed, out / "dataset", self.cache, teacher),
-                          describe=f"FACO items from {', '.join(spec.sources)}")
-        return entry / "dataset"
+        return self._get_parsed("dataset", key,
+                                lambda out: built_items.build(spec, self.preset.seed, out / "dataset", self.cache, teacher),
+                                lambda entry: load_dataset_items(entry / "dataset"),
+                                describe=f"FACO items from {', '.join(spec.sources)}")
 
     @cached_property
     def items_key(self) -> str:
@@ -134,10 +145,9 @@ class Study:
         if self.external_items:
             self._check_contamination()
             return self._external
-        entry = self._get("items", self.items_key,
-                                        lambda out: write_jsonl(self._split[0], out / "items.jsonl"),
-                                        describe=f"{len(self._split[0])} world items")
-        return read_jsonl(entry / "items.jsonl")
+        return self._get_parsed("items", self.items_key, lambda out: write_jsonl(self._split[0], out / "items.jsonl"),
+                                lambda entry: read_jsonl(entry / "items.jsonl"),
+                                describe=f"{len(self._split[0])} world items")
 
     def _check_contamination(self) -> None:
         """Before anything trains: items whose questions the preset's benchmarks evaluate are refused."""

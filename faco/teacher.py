@@ -20,6 +20,7 @@ import asyncio
 import email.utils
 import hashlib
 import json
+import logging
 import os
 import random
 import re
@@ -33,6 +34,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 from faco.prompts import DEFAULT_PROMPTS, PROMPT_SETS, WRONG_ANSWER, false_messages, true_messages  # noqa: F401
+
+log = logging.getLogger("faco.teacher")
 
 UNFIXABLE = (400, 413, 422)  # the request itself is refused (e.g. context length exceeded): drop the item
 RETRIED_STATUS = (408, 409)  # request timeout, conflict: transient, like 429 and 5xx
@@ -158,7 +161,23 @@ class ReplyCache:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._open()
+        except sqlite3.DatabaseError as error:  # truncated or garbled: kept as evidence, replies asked again
+            self._db.close()
+            aside = self.path.with_name(f"{self.path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+            for suffix in ("", "-wal", "-shm"):
+                if Path(f"{self.path}{suffix}").exists():
+                    Path(f"{self.path}{suffix}").rename(f"{aside}{suffix}")
+            log.warning("reply cache %s is damaged (%s); moved it aside to %s and starting a new one",
+                        self.path, error, aside)
+            self._open()
+
+    def _open(self) -> None:
+        """Connect and check the whole file before anything reads it (a damaged page raises here)."""
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if self._db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+            raise sqlite3.DatabaseError("PRAGMA quick_check failed")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(

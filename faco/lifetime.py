@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-GRACE_S = 20.0  # SIGTERM to SIGKILL; measured: `transformers serve` stops in ~1 s, `accelerate launch` its ranks in ~2 s
+GRACE_S = 20.0  # SIGTERM to SIGKILL: room for a graceful stop (measured: `transformers serve` stops in ~1.5 s)
 WATCH_S = 0.2  # how often the watcher looks at its parent and the group
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 # resolved here, in the parent: a forked child then calls it without loading anything (see `tied`)

@@ -44,7 +44,7 @@ subprocess.Popen([sys.executable, "-c", grandchild], pass_fds=[listener.fileno()
 print("listening", flush=True)
 time.sleep(600)
 """
-SLEEPER = "import time; print('up', flush=True); time.sleep(600)"
+SLEEPER = "import time; time.sleep(600)"  # prints nothing: a write to its dead parent's pipe would end it
 
 
 @pytest.fixture

@@ -44,9 +44,6 @@ class BenchmarkSpec:
     code_execution: bool = False  # runs generated code: only with an explicit opt-in
     in_domain: bool = False  # a FACO source covers its task: not "outside the training domain" (lying)
     note: str = ""  # where faco departs from the paper, and why
-    # [answer field, options]: a local row's answer must be one of its options (a dotted path into the row,
-    # e.g. choices.label, or the list of labels); checked when faco reads local files, before any work
-    answer: tuple | None = None
 
     def __post_init__(self) -> None:
         where = f"benchmark {self.name!r}"

@@ -26,25 +26,6 @@ def _source_path(text: str) -> tuple[str, Path]:
     return name.strip(), Path(path)
 
 
-def positive_int(text: str) -> int:
-    """argparse type of counts (questions, batch size, items, requests): a whole number above 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number > 0, got {value}")
-    return value
-
-
-def existing_file(text: str) -> Path:
-    """argparse type of an input file that must already exist (never created by the command)."""
-    path = Path(text)
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{text}: no such file")
-    return path
-
-
 def add_build_dataset(commands: argparse._SubParsersAction) -> None:
     from faco.build import BuildConfig
     from faco.prompts import PROMPT_SETS
@@ -60,17 +41,17 @@ def add_build_dataset(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", type=Path, help="local copies of the sources, laid out as docs/real-dataset.md says (default: the hub)")
     parser.add_argument("--source-path", type=_source_path, action="append", default=[], metavar="NAME=PATH",
                         help="a local file or directory for one source (repeatable)")
-    parser.add_argument("--per-source", type=positive_int, default=build.per_source, help="items sampled per source")
+    parser.add_argument("--per-source", type=int, default=build.per_source, help="items sampled per source")
     parser.add_argument("--seed", type=int, default=build.seed)
     parser.add_argument("--out", type=Path, required=True, help="output dataset directory")
     parser.add_argument("--base-url", default=teacher.base_url)
     parser.add_argument("--model", default=teacher.model)
-    parser.add_argument("--concurrency", type=positive_int, default=teacher.concurrency)
-    parser.add_argument("--max-tokens", type=positive_int, default=teacher.max_tokens)
+    parser.add_argument("--concurrency", type=int, default=teacher.concurrency)
+    parser.add_argument("--max-tokens", type=int, default=teacher.max_tokens)
     parser.add_argument("--temperature", type=float, default=teacher.temperature)
     parser.add_argument("--timeout", type=float, default=teacher.timeout_s, help="seconds per request")
     parser.add_argument("--max-retries", type=int, default=teacher.max_retries)
-    parser.add_argument("--false-tries", type=positive_int, default=teacher.false_tries)
+    parser.add_argument("--false-tries", type=int, default=teacher.false_tries)
     parser.add_argument("--retry-after-max", type=float, default=teacher.retry_after_max_s,
                         help="longest Retry-After honoured, in seconds (default: %(default)s)")
     parser.add_argument("--prompts", choices=sorted(PROMPT_SETS), default=teacher.prompts,
@@ -140,7 +121,7 @@ def add_tolerances(commands: argparse._SubParsersAction) -> None:
                                              "(noise 0), else measure it with --rerun. A number whose tolerance would "
                                              "exceed half its plausible range is marked unchecked with its noise. "
                                              "--seeds-run adds each number's seed-to-seed noise, for scale.")
-    parser.add_argument("--baseline", type=existing_file, required=True, help="e.g. experiments/baselines/tiny.json")
+    parser.add_argument("--baseline", type=Path, required=True, help="e.g. experiments/baselines/tiny.json")
     parser.add_argument("--seeds-run", type=Path, metavar="DIR",
                         help="reports/<run> of a multi-seed run (pytest experiments --faco-seeds 0,1,2)")
     parser.add_argument("--rerun", type=Path, metavar="DIR",
@@ -189,9 +170,9 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--benchmarks", default="paper", help="'paper' (all) or a comma list of registry names")
     parser.add_argument("--num-fewshot", default="paper", metavar="K|paper",
                         help="shots for every benchmark, or 'paper' for the paper's (ARC 25, MMLU 5, others 10)")
-    parser.add_argument("--limit", type=positive_int, help="at most N questions per lm-eval task (each MMLU subject)")
+    parser.add_argument("--limit", type=int, help="at most N questions per lm-eval task (each MMLU subject)")
     parser.add_argument("--data-dir", type=Path, help="local files DIR/<benchmark>/<split>.jsonl instead of the hub")
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="on the CPU (a GPU uses lm-eval's 'auto')")
+    parser.add_argument("--batch-size", type=int, default=8, help="on the CPU (a GPU uses lm-eval's 'auto')")
     parser.add_argument("--seed", type=int, default=0, help="seed of lm-eval's few-shot sampling")
     parser.add_argument("--allow-code-execution", action="store_true",
                         help="run model-generated code (HumanEval); skipped otherwise")

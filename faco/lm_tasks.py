@@ -108,33 +108,10 @@ def read_rows(spec: BenchmarkSpec, path: Path) -> list[dict[str, Any]]:
         if missing:
             raise BenchmarkDataError(f"{path}: row {number} has no field {missing[0]!r} "
                                      f"(benchmark {spec.name!r} rows need {list(spec.fields)})")
-        _check_answer(spec, row, f"{path}: row {number}")
         rows.append(row)
     if not rows:
         raise BenchmarkDataError(f"{path}: no rows")
     return rows
-
-
-def _check_answer(spec: BenchmarkSpec, row: dict[str, Any], where: str) -> None:
-    """The row's answer is one of its options (else lm-eval fails deep in a template, naming no row)."""
-    if spec.answer is None:
-        return
-    field, options = spec.answer
-    if isinstance(options, str):  # a dotted path into the row
-        value: Any = row
-        for part in options.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        options = value
-    if not isinstance(options, list) or row[field] not in options:
-        raise BenchmarkDataError(f"{where}: answer {field}={row[field]!r} is not among the options {options!r}")
-
-
-def check_local_data(specs: Sequence[BenchmarkSpec], data_dir: Path) -> None:
-    """Read and check every local file of `specs` once (present, JSON, fields, answers), so bad benchmark
-    data is one error naming file and row before anything trains."""
-    for spec in specs:
-        for path in local_splits(spec, data_dir).values():
-            read_rows(spec, path)
 
 
 def _split_keys(spec: BenchmarkSpec, splits: Sequence[str]) -> dict[str, str | None]:

@@ -168,6 +168,9 @@ def run_tolerances(args: argparse.Namespace) -> int:
     from faco import findings as findings_io
 
     try:
+        if not args.baseline.is_file():  # re-applying the rule to no baseline would write an empty one
+            raise findings_io.BaselineError(f"{args.baseline}: no such baseline (the first `pytest experiments` "
+                                            "run of a preset writes it)")
         baseline = findings_io.load_baseline(args.baseline)
         seeds = findings_io.seed_noise(_findings_of(args.seeds_run)) if args.seeds_run else {}
         reruns = findings_io.rerun_noise(baseline, _findings_of(args.rerun)) if args.rerun else None

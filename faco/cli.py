@@ -221,13 +221,16 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
-    from faco import benchmarks
+    from faco import benchmarks, lm_tasks
     from faco.bases import resolve
     from faco.cache import Cache
     from faco.evaluation import evaluate_benchmarks
 
     specs = benchmarks.resolve(args.benchmarks)
     shots = benchmarks.shots(specs, args.num_fewshot)
+    if args.data_dir is not None:  # bad data fails before the model is resolved (a .gguf is converted)
+        lm_tasks.check_local_data([s for s in specs if args.allow_code_execution or not s.code_execution],
+                                  args.data_dir)
     model_dir, _ = resolve(args.model, args.model, Cache(Cache.default_root()))
     with tempfile.TemporaryDirectory(prefix="faco-tasks-") as task_dir:
         results = evaluate_benchmarks(model_dir, specs, Path(task_dir), shots=shots, data_dir=args.data_dir,

@@ -1,5 +1,5 @@
-"""The `faco` command line refuses bad flag values with one error naming them, before anything is
-loaded, converted or written.
+"""The `faco` command line refuses bad flag values and bad benchmark data with one error naming them,
+before anything is loaded, converted or written.
 
     python -m pytest unit_tests/test_cli.py -q
 """
@@ -7,6 +7,7 @@ loaded, converted or written.
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -67,3 +68,15 @@ def test_good_numbers_pass_through():
                                     "--max-retries", "0"])
     assert (args.temperature, args.timeout, args.max_retries) == (0.0, 0.5, 0)
 
+
+def test_bad_benchmark_data_stops_evaluate_before_the_model(tmp_path, capsys):
+    """The model named does not exist: the data error comes first, so no model is resolved or converted."""
+    rows = tmp_path / "data" / "arc_easy" / "test.jsonl"
+    rows.parent.mkdir(parents=True)
+    rows.write_text(json.dumps({"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "B"]},
+                                "answerKey": "C"}) + "\n")
+    code = cli.main(["evaluate", str(tmp_path / "no-such-model"), "--benchmarks", "arc_easy",
+                     "--data-dir", str(tmp_path / "data")])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_USAGE and len(err.strip().splitlines()) == 1, err
+    assert f"{rows}: line 1: answer answerKey = 'C' is not among the options ['A', 'B']" in err

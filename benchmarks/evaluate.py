@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from faco.cli import COUNT  # the `--limit` it passes on to `faco evaluate`, checked the same way
+
 
 def timed(command: list[str]) -> tuple[float, str]:
     start = time.perf_counter()
@@ -31,7 +33,7 @@ def main() -> None:
     parser.add_argument("model", type=Path)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--benchmarks", default="arc_easy,boolq,copa")
-    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--limit", type=COUNT, default=50)
     args = parser.parse_args()
 
     from faco import benchmarks, lm_tasks

@@ -96,7 +96,8 @@ def test_loss(faco_study, faco_finding, faco_base):
                 for i in range(len(faco_study.seeds))]
     faco_finding(
         holds=corr.p < ALPHA and ordered,
-        summary=f"mean loss by CR {' < '.join(f'{m:.3f}' for m in means)}; r={corr.r:+.2f} (p={corr.p:.3f})",
+        summary=(f"mean loss {statistics.ordered([(f'CR{r}', m) for r, m in zip(ratios, means)])}; "
+                 f"r={corr.r:+.2f} (p={corr.p:.3f})"),
         key=per_seed, key_metrics=[f"loss_cr{r}" for r in ratios],
         statistic=Statistic("Pearson r (mean loss vs CR)", corr.r, corr.p),
         base=faco_base, r=corr.r, p=corr.p, mean_loss={f"cr{r}": m for r, m in zip(ratios, means)},

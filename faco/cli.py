@@ -9,14 +9,49 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from faco.config import ConfigError
 
 EXIT_USAGE = 2
+
+
+def number(kind: type[int] | type[float], low: float, *, strict: bool = False) -> Callable[[str], float]:
+    """An argparse type for a finite `kind` >= `low` (> `low` when `strict`). A value out of range is then
+    argparse's one line naming the flag ("argument --limit: expected an integer >= 1, got '0'") instead of
+    a traceback, or a silent no-op, deep inside a run."""
+    what = f"{'an integer' if kind is int else 'a number'} {'>' if strict else '>='} {low:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and (value > low if strict else value >= low)):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return value
+
+    return parse
+
+
+COUNT = number(int, 1)  # how many of something: questions, items, requests, tries
+NON_NEGATIVE_INT = number(int, 0)  # seeds (numpy's take no negative one), retries, shots
+POSITIVE_FLOAT = number(float, 0, strict=True)  # seconds to wait for a reply
+NON_NEGATIVE_FLOAT = number(float, 0)  # temperature, a longest wait
+
+
+def _shots(text: str) -> int | None:
+    """--num-fewshot: a number of shots, or "paper" (None) for each benchmark's own."""
+    if text == "paper":
+        return None
+    try:
+        return NON_NEGATIVE_INT(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a number of shots >= 0 or 'paper', got {text!r}") from None
 
 
 def _source_path(text: str) -> tuple[str, Path]:
@@ -41,18 +76,18 @@ def add_build_dataset(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", type=Path, help="local copies of the sources, laid out as docs/real-dataset.md says (default: the hub)")
     parser.add_argument("--source-path", type=_source_path, action="append", default=[], metavar="NAME=PATH",
                         help="a local file or directory for one source (repeatable)")
-    parser.add_argument("--per-source", type=int, default=build.per_source, help="items sampled per source")
-    parser.add_argument("--seed", type=int, default=build.seed)
+    parser.add_argument("--per-source", type=COUNT, default=build.per_source, help="items sampled per source")
+    parser.add_argument("--seed", type=NON_NEGATIVE_INT, default=build.seed)
     parser.add_argument("--out", type=Path, required=True, help="output dataset directory")
     parser.add_argument("--base-url", default=teacher.base_url)
     parser.add_argument("--model", default=teacher.model)
-    parser.add_argument("--concurrency", type=int, default=teacher.concurrency)
-    parser.add_argument("--max-tokens", type=int, default=teacher.max_tokens)
-    parser.add_argument("--temperature", type=float, default=teacher.temperature)
-    parser.add_argument("--timeout", type=float, default=teacher.timeout_s, help="seconds per request")
-    parser.add_argument("--max-retries", type=int, default=teacher.max_retries)
-    parser.add_argument("--false-tries", type=int, default=teacher.false_tries)
-    parser.add_argument("--retry-after-max", type=float, default=teacher.retry_after_max_s,
+    parser.add_argument("--concurrency", type=COUNT, default=teacher.concurrency)
+    parser.add_argument("--max-tokens", type=COUNT, default=teacher.max_tokens)
+    parser.add_argument("--temperature", type=NON_NEGATIVE_FLOAT, default=teacher.temperature)
+    parser.add_argument("--timeout", type=POSITIVE_FLOAT, default=teacher.timeout_s, help="seconds per request")
+    parser.add_argument("--max-retries", type=NON_NEGATIVE_INT, default=teacher.max_retries)
+    parser.add_argument("--false-tries", type=COUNT, default=teacher.false_tries)
+    parser.add_argument("--retry-after-max", type=NON_NEGATIVE_FLOAT, default=teacher.retry_after_max_s,
                         help="longest Retry-After honoured, in seconds (default: %(default)s)")
     parser.add_argument("--prompts", choices=sorted(PROMPT_SETS), default=teacher.prompts,
                         help="the teacher's prompt set (default: %(default)s); part of the reply cache key")
@@ -133,6 +168,9 @@ def run_tolerances(args: argparse.Namespace) -> int:
     from faco import findings as findings_io
 
     try:
+        if not args.baseline.is_file():  # re-applying the rule to no baseline would write an empty one
+            raise findings_io.BaselineError(f"{args.baseline}: no such baseline (the first `pytest experiments` "
+                                            "run of a preset writes it)")
         baseline = findings_io.load_baseline(args.baseline)
         seeds = findings_io.seed_noise(_findings_of(args.seeds_run)) if args.seeds_run else {}
         reruns = findings_io.rerun_noise(baseline, _findings_of(args.rerun)) if args.rerun else None
@@ -168,12 +206,12 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
                                              "results with per-question records.")
     parser.add_argument("model", help="a local model directory, a hub id, or a .gguf file (converted once, cached)")
     parser.add_argument("--benchmarks", default="paper", help="'paper' (all) or a comma list of registry names")
-    parser.add_argument("--num-fewshot", default="paper", metavar="K|paper",
+    parser.add_argument("--num-fewshot", type=_shots, default="paper", metavar="K|paper",
                         help="shots for every benchmark, or 'paper' for the paper's (ARC 25, MMLU 5, others 10)")
-    parser.add_argument("--limit", type=int, help="at most N questions per lm-eval task (each MMLU subject)")
+    parser.add_argument("--limit", type=COUNT, help="at most N questions per lm-eval task (each MMLU subject)")
     parser.add_argument("--data-dir", type=Path, help="local files DIR/<benchmark>/<split>.jsonl instead of the hub")
-    parser.add_argument("--batch-size", type=int, default=8, help="on the CPU (a GPU uses lm-eval's 'auto')")
-    parser.add_argument("--seed", type=int, default=0, help="seed of lm-eval's few-shot sampling")
+    parser.add_argument("--batch-size", type=COUNT, default=8, help="on the CPU (a GPU uses lm-eval's 'auto')")
+    parser.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="seed of lm-eval's few-shot sampling")
     parser.add_argument("--allow-code-execution", action="store_true",
                         help="run model-generated code (HumanEval); skipped otherwise")
     parser.add_argument("--output", type=Path, help="results JSON (default: print only)")
@@ -183,13 +221,16 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
-    from faco import benchmarks
+    from faco import benchmarks, lm_tasks
     from faco.bases import resolve
     from faco.cache import Cache
     from faco.evaluation import evaluate_benchmarks
 
     specs = benchmarks.resolve(args.benchmarks)
-    shots = benchmarks.shots(specs, None if args.num_fewshot == "paper" else _shots(args.num_fewshot))
+    shots = benchmarks.shots(specs, args.num_fewshot)
+    if args.data_dir is not None:  # bad data fails before the model is resolved (a .gguf is converted)
+        lm_tasks.check_local_data([s for s in specs if args.allow_code_execution or not s.code_execution],
+                                  args.data_dir)
     model_dir, _ = resolve(args.model, args.model, Cache(Cache.default_root()))
     with tempfile.TemporaryDirectory(prefix="faco-tasks-") as task_dir:
         results = evaluate_benchmarks(model_dir, specs, Path(task_dir), shots=shots, data_dir=args.data_dir,
@@ -203,12 +244,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
         args.output.write_text(json.dumps(record, indent=1))
         print(f"wrote {args.output}")
     return 0
-
-
-def _shots(text: str) -> int:
-    if not text.isdigit():
-        raise ConfigError(f"--num-fewshot {text!r}: expected a number of shots or 'paper'")
-    return int(text)
 
 
 def results_table(results: dict[str, dict]) -> str:

@@ -8,8 +8,10 @@ sampling and metric stay lm-eval's. A group (MMLU) becomes one task per subject.
 also lets one `TaskManager(include_defaults=False)` load them in no time, instead of indexing every
 built-in task (about 15 s per process).
 
-A local file is checked before anything runs: a missing file, a row that is not JSON or lacks a field
-the task reads is one error naming the file, the row and the field.
+A local file is checked before anything runs (`check_local_data`, before a model is loaded or trained):
+a missing or empty file, a line that is not JSON, a row that lacks a field the task reads or whose
+answer is not among its options is one error naming the file, the line and what is wrong; lm-eval itself
+would stop at the first bad row with a template traceback that names neither.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,36 @@ _Dumper.add_representer(Function, lambda dumper, value: dumper.represent_scalar(
 
 class BenchmarkDataError(ConfigError):
     """A local benchmark file that cannot be used; names the file, the row and the field."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Where a multiple-choice row holds its gold answer and what that answer must be one of, as the
+    lm-eval task reads it (its `doc_to_target`): a dotted path into the row, and either a path to the
+    row's own option labels or the task's fixed ones."""
+
+    label: str  # the gold answer: "answerKey", "targets.0"
+    among: str | tuple[Any, ...]  # a path to a list in the row ("choices.label"), or the fixed labels
+    index: bool = False  # the answer is a position in `among` (an int or a digit string), not one of its values
+
+
+# per multiple-choice benchmark; kept out of BenchmarkSpec, whose fields are part of the evaluation cache key
+ANSWERS = {
+    "arc_challenge": Answer("answerKey", "choices.label"),
+    "arc_easy": Answer("answerKey", "choices.label"),
+    "mmlu": Answer("answer", "choices", index=True),
+    "hellaswag": Answer("label", "endings", index=True),
+    "piqa": Answer("label", (0, 1)),
+    "copa": Answer("label", (0, 1)),
+    "openbookqa": Answer("answerKey", "choices.label"),
+    "winogrande": Answer("answer", ("1", "2")),
+    "boolq": Answer("label", (0, 1)),
+    "bigbench_conceptual_combinations": Answer("targets.0", "multiple_choice_targets"),
+    "bigbench_elementary_math_qa": Answer("targets.0", "multiple_choice_targets"),
+    "bigbench_logical_deduction": Answer("targets.0", "multiple_choice_targets"),
+    "mathqa": Answer("correct", ("a", "b", "c", "d", "e")),
+    "logiqa": Answer("label", ("a", "b", "c", "d")),
+}
 
 
 @lru_cache(maxsize=1)
@@ -92,26 +125,82 @@ def local_splits(spec: BenchmarkSpec, data_dir: Path) -> dict[str, Path]:
     return found
 
 
+def check_local_data(specs: Sequence[BenchmarkSpec], data_dir: Path) -> None:
+    """Check every local file the benchmarks `specs` read under `data_dir` (DIR/<benchmark>/<split>.jsonl),
+    so that bad data is one error naming the file and line before any model is loaded or trained,
+    not a template traceback in the middle of an evaluation."""
+    for spec in specs:
+        local_rows(spec, local_splits(spec, data_dir))
+
+
+def local_rows(spec: BenchmarkSpec, files: dict[str, Path]) -> dict[str, list[dict[str, Any]]]:
+    """The checked rows of every local split of `spec` (a group's: of subjects lm-eval knows)."""
+    by_split = {split: read_rows(spec, path) for split, path in files.items()}
+    if spec.subtasks:
+        subjects = subtask_files(spec)
+        unknown = sorted({row["subject"] for row in by_split[spec.split]} - set(subjects))
+        if unknown:
+            raise BenchmarkDataError(f"{files[spec.split]}: unknown {spec.name} subject(s) {unknown}; "
+                                     f"known: {sorted(subjects)}")
+    return by_split
+
+
 def read_rows(spec: BenchmarkSpec, path: Path) -> list[dict[str, Any]]:
-    """Rows of a local file, each checked for the fields the task reads."""
+    """Rows of a local file, each checked for the fields the task reads and (multiple choice) for an
+    answer among its options; errors name the file and the line (blank lines count)."""
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: JSON strings may hold U+2028
+    except UnicodeDecodeError as error:
+        raise BenchmarkDataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise BenchmarkDataError(f"{path}: row {number} is not JSON ({error.msg})") from None
-        if not isinstance(row, dict):
-            raise BenchmarkDataError(f"{path}: row {number} is not a JSON object")
-        missing = [name for name in spec.fields if name not in row]
-        if missing:
-            raise BenchmarkDataError(f"{path}: row {number} has no field {missing[0]!r} "
-                                     f"(benchmark {spec.name!r} rows need {list(spec.fields)})")
-        rows.append(row)
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            rows.append(_checked_row(spec, f"{path}: line {number}", line))
     if not rows:
-        raise BenchmarkDataError(f"{path}: no rows")
+        raise BenchmarkDataError(f"{path}: no rows (benchmark {spec.name!r} needs one JSON object per line)")
     return rows
+
+
+def _checked_row(spec: BenchmarkSpec, where: str, line: str) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise BenchmarkDataError(f"{where} is not JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(row, dict):
+        raise BenchmarkDataError(f"{where} is not a JSON object")
+    missing = [name for name in spec.fields if name not in row]
+    if missing:
+        raise BenchmarkDataError(f"{where} has no field {missing[0]!r} "
+                                 f"(benchmark {spec.name!r} rows need {list(spec.fields)})")
+    if spec.name in ANSWERS:
+        _check_answer(ANSWERS[spec.name], row, where)
+    return row
+
+
+def _check_answer(answer: Answer, row: dict[str, Any], where: str) -> None:
+    """The gold answer must be one of the options, as lm-eval's `doc_to_target` looks it up."""
+    label = _pick(row, answer.label, where)
+    options = list(answer.among) if isinstance(answer.among, tuple) else _pick(row, answer.among, where)
+    if not isinstance(options, list):
+        raise BenchmarkDataError(f"{where}: {answer.among} is {options!r}, not a list of options")
+    if answer.index:
+        if str(label) not in map(str, range(len(options))):
+            raise BenchmarkDataError(f"{where}: answer {answer.label} = {label!r} is no position in "
+                                     f"{answer.among} {options!r} (0 to {len(options) - 1})")
+    elif label not in options:
+        raise BenchmarkDataError(f"{where}: answer {answer.label} = {label!r} is not among the options "
+                                 f"{options!r}" + ("" if isinstance(answer.among, tuple) else f" ({answer.among})"))
+
+
+def _pick(row: dict[str, Any], path: str, where: str) -> Any:
+    """`row` at a dotted path ("choices.label", "targets.0")."""
+    value: Any = row
+    for step in path.split("."):
+        try:
+            value = value[int(step)] if isinstance(value, list) else value[step]
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise BenchmarkDataError(f"{where} has no {path} (the answer and its options live there)") from None
+    return value
 
 
 def _split_keys(spec: BenchmarkSpec, splits: Sequence[str]) -> dict[str, str | None]:
@@ -138,12 +227,11 @@ def write_benchmark_tasks(spec: BenchmarkSpec, out: Path, shots: int, data_dir: 
     """Write `spec`'s task file(s) into `out`; returns the lm-eval task names (one per subject of a group)."""
     out.mkdir(parents=True, exist_ok=True)
     local = local_splits(spec, data_dir) if data_dir is not None else None
+    rows = local_rows(spec, local) if local is not None else None
     if spec.subtasks:
-        return _write_group(spec, out, shots, local)
+        return _write_group(spec, out, shots, rows)
     config = _base_config(spec, task_file(spec.task) if spec.name != "humaneval" else None)
     if local is not None:
-        for path in local.values():
-            read_rows(spec, path)
         config.update(_local_dataset(spec, {split: path.resolve() for split, path in local.items()}))
     return [_write(out, spec, None, config, shots)]
 
@@ -165,17 +253,13 @@ def _local_dataset(spec: BenchmarkSpec, files: dict[str, Path]) -> dict[str, Any
             **_split_keys(spec, list(files))}
 
 
-def _write_group(spec: BenchmarkSpec, out: Path, shots: int, local: dict[str, Path] | None) -> list[str]:
+def _write_group(spec: BenchmarkSpec, out: Path, shots: int, by_split: dict[str, list[dict[str, Any]]] | None
+                 ) -> list[str]:
     """One task per subject; offline, per-subject files are cut from DIR/<group>/<split>.jsonl by `subject`."""
     subjects = subtask_files(spec)
-    if local is None:
+    if by_split is None:
         return [_write(out, spec, subject, {"include": str(path)}, shots) for subject, path in subjects.items()]
-    by_split = {split: read_rows(spec, path) for split, path in local.items()}
     present = sorted({row["subject"] for row in by_split[spec.split]})
-    unknown = [s for s in present if s not in subjects]
-    if unknown:
-        raise BenchmarkDataError(f"{local[spec.split]}: unknown {spec.name} subject(s) {unknown}; "
-                                 f"known: {sorted(subjects)}")
     names = []
     for subject in present:
         files = {}

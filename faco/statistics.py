@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -189,3 +190,22 @@ def cluster_bootstrap_mean_of_means(by_seed: Sequence[Sequence[Sequence[float]]]
 def rounded(record: object, digits: int = 4) -> dict:
     """A statistics dataclass as a dict with floats rounded, for findings.json and messages."""
     return {k: round(v, digits) if isinstance(v, float) else v for k, v in asdict(record).items()}
+
+
+# --- summaries ------------------------------------------------------------------------------------
+
+def relation(a: float, b: float, digits: int = 3) -> str:
+    """"<", "=" or ">" between `a` and `b` as a summary prints them (`digits` decimals), so that it never
+    reads "0.320 > 0.320" or puts a fixed sign between numbers in whatever order they came; "vs" for nan."""
+    x, y = float(f"{a:.{digits}f}"), float(f"{b:.{digits}f}")
+    if math.isnan(x) or math.isnan(y):
+        return "vs"
+    return "<" if x < y else ">" if x > y else "="
+
+
+def ordered(values: Sequence[tuple[str, float]], digits: int = 3) -> str:
+    """Labelled numbers with the true relation between neighbours: "CR0 0.450 = recovered 0.450 > CR100 0.300"."""
+    text = " ".join(f"{label} {value:.{digits}f}" for label, value in values[:1])
+    for (_, before), (label, value) in zip(values, values[1:]):
+        text += f" {relation(before, value, digits)} {label} {value:.{digits}f}"
+    return text

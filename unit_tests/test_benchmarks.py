@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,15 +93,76 @@ def test_task_file_includes_lm_evals_config_and_swaps_only_the_dataset(tmp_path)
 
 
 @pytest.mark.parametrize("rows, message", [
-    ([], "missing .*arc_easy/test.jsonl"),
-    (["{not json"], r"test.jsonl: row 1 is not JSON"),
-    ([ARC_ROW, {"question": "q", "choices": {}}], r"test.jsonl: row 2 has no field 'answerKey'"),
-])
+    (None, "missing .*arc_easy/test.jsonl"),
+    ([], r"test.jsonl: no rows \(benchmark 'arc_easy' needs one JSON object per line\)"),
+    (["", "  "], r"test.jsonl: no rows"),
+    (["{not json"], r"test.jsonl: line 1 is not JSON \(.* at column 2\)"),
+    ([ARC_ROW, "", "[1, 2]"], r"test.jsonl: line 3 is not a JSON object"),  # blank lines count
+    ([ARC_ROW, {"question": "q", "choices": {}}], r"test.jsonl: line 2 has no field 'answerKey'"),
+    ([ARC_ROW, {**ARC_ROW, "answerKey": "E"}],
+     r"test.jsonl: line 2: answer answerKey = 'E' is not among the options \['A', 'B'\] \(choices.label\)"),
+    ([{**ARC_ROW, "choices": {"text": ["rock", "air"]}}], r"test.jsonl: line 1 has no choices.label"),
+], ids=["missing", "empty", "blank", "not-json", "not-object", "no-field", "label-not-an-option", "no-options"])
 def test_bad_local_data_is_one_error_naming_file_row_and_field(tmp_path, rows, message):
-    if rows:
+    if rows is not None:
         write_rows(tmp_path / "arc_easy" / "test.jsonl", rows)
     with pytest.raises(lm_tasks.BenchmarkDataError, match=message):
         lm_tasks.write_benchmark_tasks(benchmarks.get("arc_easy"), tmp_path / "tasks", 0, tmp_path)
+
+
+def test_a_row_holding_a_line_separator_stays_one_row(tmp_path):
+    """JSON written with ensure_ascii=False keeps U+2028 raw inside a string: still one line of JSONL."""
+    path = tmp_path / "test.jsonl"
+    path.write_text(json.dumps({**ARC_ROW, "question": "Which\u2028is a gas?"}, ensure_ascii=False) + "\n",
+                    encoding="utf-8")
+    [row] = lm_tasks.read_rows(benchmarks.get("arc_easy"), path)
+    assert row["question"] == "Which\u2028is a gas?"
+
+
+def test_a_file_that_is_not_utf8_is_one_error_naming_it(tmp_path):
+    path = tmp_path / "test.jsonl"
+    path.write_bytes(json.dumps(ARC_ROW).encode() + b"\n\xff\n")
+    with pytest.raises(lm_tasks.BenchmarkDataError, match=f"^{re.escape(str(path))}: not UTF-8 text"):
+        lm_tasks.read_rows(benchmarks.get("arc_easy"), path)
+
+
+MMLU_ROW = {"question": "1+1?", "subject": "anatomy", "choices": ["1", "2", "3", "4"], "answer": 1}
+PIQA_ROW = {"goal": "open a jar", "sol1": "twist", "sol2": "shout", "label": 0}
+HELLASWAG_ROW = {"activity_label": "a", "ctx_a": "b", "ctx_b": "c", "endings": ["d", "e"], "label": "1"}
+BIGBENCH_ROW = {"inputs": "q", "targets": ["yes"], "multiple_choice_targets": ["yes", "no"]}
+
+
+@pytest.mark.parametrize("benchmark, good, bad, message", [
+    ("mmlu", MMLU_ROW, {**MMLU_ROW, "answer": 4}, r"line 2: answer answer = 4 is no position in choices .* \(0 to 3\)"),
+    ("hellaswag", HELLASWAG_ROW, {**HELLASWAG_ROW, "label": "2"}, r"line 2: answer label = '2' is no position in endings"),
+    ("piqa", PIQA_ROW, {**PIQA_ROW, "label": 2}, r"line 2: answer label = 2 is not among the options \[0, 1\]$"),
+    ("winogrande", {"sentence": "_ x", "option1": "a", "option2": "b", "answer": "2"},
+     {"sentence": "_ x", "option1": "a", "option2": "b", "answer": 2}, r"line 2: answer answer = 2 is not among .*'1', '2'"),
+    ("bigbench_logical_deduction", BIGBENCH_ROW, {**BIGBENCH_ROW, "targets": ["maybe"]},
+     r"line 2: answer targets.0 = 'maybe' is not among the options \['yes', 'no'\] \(multiple_choice_targets\)"),
+    ("bigbench_logical_deduction", BIGBENCH_ROW, {**BIGBENCH_ROW, "targets": []}, r"line 2 has no targets.0"),
+], ids=["mmlu-index", "hellaswag-index", "piqa-fixed", "winogrande-type", "bigbench-target", "bigbench-none"])
+def test_an_answer_not_among_its_options_names_file_line_label_and_options(tmp_path, benchmark, good, bad, message):
+    spec = benchmarks.get(benchmark)
+    path = write_rows(tmp_path / benchmark / f"{spec.split}.jsonl", [good, bad])
+    lm_tasks.read_rows(spec, write_rows(tmp_path / "good.jsonl", [good]))  # the good row alone passes
+    with pytest.raises(lm_tasks.BenchmarkDataError, match=f"^{re.escape(str(path))}: " + message):
+        lm_tasks.check_local_data([spec], tmp_path)
+
+
+def test_every_multiple_choice_benchmark_says_where_its_answer_is():
+    """The answer check covers each multiple-choice benchmark, and only those (the rest have no options)."""
+    assert sorted(lm_tasks.ANSWERS) == sorted(name for name, spec in registry().items() if spec.multiple_choice)
+
+
+def test_check_local_data_checks_every_benchmark_named(tmp_path):
+    write_rows(tmp_path / "arc_easy" / "test.jsonl", [ARC_ROW])
+    lm_tasks.check_local_data([benchmarks.get("arc_easy")], tmp_path)
+    with pytest.raises(lm_tasks.BenchmarkDataError, match="missing .*boolq/validation.jsonl"):
+        lm_tasks.check_local_data(resolve("arc_easy,boolq"), tmp_path)
+    write_rows(tmp_path / "mmlu" / "test.jsonl", [{**MMLU_ROW, "subject": "cooking"}])
+    with pytest.raises(lm_tasks.BenchmarkDataError, match="unknown mmlu subject"):
+        lm_tasks.check_local_data([benchmarks.get("mmlu")], tmp_path)
 
 
 def test_a_group_becomes_one_task_per_subject_present(tmp_path):
@@ -180,6 +242,11 @@ def test_humaneval_runs_only_when_asked(smollm2, data_dir, tmp_path):
                    max_gen_toks=48)["humaneval"]  # lm-eval's 1,024 tokens take minutes on a CPU
     assert ran["metric"] == "pass@1" and ran["n"] == 2
     assert all(s["score"] in (0.0, 1.0) for s in ran["samples"])
+
+
+def test_the_hub_samples_pass_the_local_data_check(data_dir):
+    """No false alarm: every sample converted to the hub schema is data lm-eval can score."""
+    lm_tasks.check_local_data([spec for spec in registry().values() if (data_dir / spec.name).is_dir()], data_dir)
 
 
 def test_canonical_solutions_pass_and_wrong_ones_fail(data_dir):

@@ -91,6 +91,14 @@ def test_tolerances_command_errors(tmp_path, capsys, problem):
     assert capsys.readouterr().err.startswith("faco tolerances: error:")
 
 
+def test_tolerances_for_a_missing_baseline_is_an_error_that_creates_nothing(tmp_path, capsys):
+    baseline = tmp_path / "baselines" / "tiny.json"
+    assert main(["tolerances", "--baseline", str(baseline)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"faco tolerances: error: {baseline}: no such baseline") and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []  # no baseline, no lock file, no folder
+
+
 def test_stored_baselines_follow_the_tolerance_rule():
     """Every key number of every committed baseline is checked by the rule's tolerance (under half its
     plausible range), or marked unchecked with its noise; one without a tolerance is checked at the

@@ -168,3 +168,46 @@ def test_mean_of_means_weighs_benchmarks_equally_and_clusters_by_seed():
     assert statistics.cluster_bootstrap_mean_of_means(one_seed_carries, seed=0) == spread  # seeded
     with pytest.raises(ValueError):
         statistics.cluster_bootstrap_mean_of_means([[[1.0]], [[1.0], [0.0]]], seed=0)
+
+
+# --- summaries ------------------------------------------------------------------------------------
+
+def test_relation_is_the_order_of_the_printed_numbers():
+    assert [statistics.relation(a, b) for a, b in [(0.5, 0.45), (0.45, 0.5), (0.45, 0.45)]] == [">", "<", "="]
+    assert statistics.relation(0.3204, 0.3196) == "="  # both print as 0.320
+    assert statistics.relation(0.3204, 0.3196, digits=4) == ">"
+    assert statistics.relation(math.nan, 0.5) == "vs"
+
+
+def test_ordered_puts_the_true_relation_between_neighbours():
+    assert (statistics.ordered([("CR0", 0.45), ("recovered", 0.5), ("CR100", 0.45)])
+            == "CR0 0.450 < recovered 0.500 > CR100 0.450")
+    assert statistics.ordered([("CR0", 0.32), ("recovered", 0.32), ("CR100", 0.28)]) == \
+        "CR0 0.320 = recovered 0.320 > CR100 0.280"
+    assert statistics.ordered([("x", 1.0)]) == "x 1.000" and statistics.ordered([]) == ""
+
+
+def experiment(name: str):
+    """An experiments/ module, imported by path (experiments/ is no package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("scores, share, expected", [
+    ({"cr0": 0.6, "recovered": 0.5, "cr100": 0.45}, 0.5 / 1.5,
+     "CR0 0.600 > recovered 0.500 > CR100 0.450: regained 33% of the loss (p above CR100 0.010, p below CR0 0.020)"),
+    ({"cr0": 0.45, "recovered": 0.5, "cr100": 0.45}, math.nan,
+     "nothing was lost (CR0 0.450 = CR100 0.450); recovered 0.500 (p above CR100 0.010, p below CR0 0.020)"),
+    ({"cr0": 0.4, "recovered": 0.3, "cr100": 0.45}, math.nan,
+     "nothing was lost (CR0 0.400 < CR100 0.450); recovered 0.300 (p above CR100 0.010, p below CR0 0.020)"),
+    ({"cr0": 0.873, "recovered": 0.896, "cr100": 0.34}, 1.0417,
+     "CR0 0.873 < recovered 0.896 > CR100 0.340: regained 104% of the loss (p above CR100 0.010, p below CR0 0.020)"),
+], ids=["lost-some", "nothing-lost", "cr100-higher", "overshoot"])
+def test_the_recovery_summary_prints_the_true_order_and_never_nan(scores, share, expected):
+    assert experiment("test_recovery").summary(scores, share, 0.01, 0.02) == expected

@@ -161,6 +161,11 @@ def _evaluation_options(config: pytest.Config, preset: Preset) -> Preset:
         if not Path(data).is_dir():
             raise ConfigError(f"--faco-benchmark-data {data}: no such directory")
         changes["data_dir"] = str(Path(data).resolve())
+        if preset.evaluation.benchmarks:  # bad benchmark data: one error naming file and line, before any work
+            from faco.benchmarks import resolve
+            from faco.lm_tasks import check_local_data
+
+            check_local_data(resolve(preset.evaluation.benchmarks), Path(data))
     if config.getoption("faco_allow_code_execution"):
         changes["allow_code_execution"] = True
     return preset.replace(evaluation=dataclasses.replace(preset.evaluation, **changes)) if changes else preset

@@ -165,7 +165,9 @@ def _evaluation_options(config: pytest.Config, preset: Preset) -> Preset:
             from faco.benchmarks import resolve
             from faco.lm_tasks import check_local_data
 
-            check_local_data(resolve(preset.evaluation.benchmarks), Path(data))
+            allowed = preset.evaluation.allow_code_execution or config.getoption("faco_allow_code_execution")
+            check_local_data([spec for spec in resolve(preset.evaluation.benchmarks)
+                              if allowed or not spec.code_execution], Path(data))
     if config.getoption("faco_allow_code_execution"):
         changes["allow_code_execution"] = True
     return preset.replace(evaluation=dataclasses.replace(preset.evaluation, **changes)) if changes else preset

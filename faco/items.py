@@ -142,15 +142,20 @@ def read_jsonl(path: Path) -> list[FacoItem]:
             if not line.strip():
                 continue
             where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ItemError(f"{where}: not valid JSON ({error.msg})") from None
-            if not isinstance(row, dict):
-                raise ItemError(f"{where}: expected a JSON object")
-            items.append(FacoItem.from_dict(row, where))
+            items.append(FacoItem.from_dict(json_object(line, where, ItemError), where))
     check_unique_ids(items)
     return items
+
+
+def json_object(line: str, where: str, error: type[Exception]) -> dict[str, Any]:
+    """One JSON object from a line of a JSONL file; else `error` naming `where` (file and line)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as problem:
+        raise error(f"{where} is not JSON ({problem.msg} at column {problem.colno})") from None
+    if not isinstance(row, dict):
+        raise error(f"{where} is not a JSON object")
+    return row
 
 
 def check_unique_ids(items: Iterable[FacoItem]) -> None:

@@ -28,6 +28,7 @@ import yaml
 
 from faco.benchmarks import BenchmarkSpec
 from faco.config import ConfigError
+from faco.items import json_object
 
 PREFIX = "faco_"  # faco's wrapper tasks never shadow lm-eval's own names
 SPLIT_KEYS = {"train": "training_split", "validation": "validation_split", "test": "test_split"}
@@ -162,12 +163,7 @@ def read_rows(spec: BenchmarkSpec, path: Path) -> list[dict[str, Any]]:
 
 
 def _checked_row(spec: BenchmarkSpec, where: str, line: str) -> dict[str, Any]:
-    try:
-        row = json.loads(line)
-    except json.JSONDecodeError as error:
-        raise BenchmarkDataError(f"{where} is not JSON ({error.msg} at column {error.colno})") from None
-    if not isinstance(row, dict):
-        raise BenchmarkDataError(f"{where} is not a JSON object")
+    row = json_object(line, where, BenchmarkDataError)
     missing = [name for name in spec.fields if name not in row]
     if missing:
         raise BenchmarkDataError(f"{where} has no field {missing[0]!r} "

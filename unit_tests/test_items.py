@@ -85,8 +85,8 @@ def test_from_dict_ignores_unknown_keys():
 
 
 @pytest.mark.parametrize("line, message", [
-    ("{not json", "not valid JSON"),
-    ("[1, 2]", "expected a JSON object"),
+    ("{not json", "is not JSON"),
+    ("[1, 2]", "is not a JSON object"),
     (json.dumps({**GOOD, "correct": 5}), "field 'correct'"),
     (json.dumps({k: v for k, v in GOOD.items() if k != "domain"}), "missing field(s) domain"),
 ], ids=["json", "array", "value", "missing"])
@@ -95,7 +95,7 @@ def test_read_jsonl_bad_line_names_file_and_line(tmp_path, line, message):
     path.write_text(json.dumps(GOOD) + "\n\n" + line + "\n")
     with pytest.raises(ItemError) as error:
         read_jsonl(path)
-    assert str(error.value).startswith(f"{path}:3: ")
+    assert str(error.value).startswith(f"{path}:3")
     assert message in str(error.value)
 
 

@@ -65,11 +65,12 @@ def stage_breakdown(log: str) -> dict[str, tuple[int, float]]:
 def trainer_vs_plain(preset_name: str, steps: int, cache: Path) -> dict:
     """Fine-tune the same base on the same examples for `steps` steps: Trainer (faco) vs a plain loop. The
     base comes from `cache` (the runs' cache: already built there, else pre-trained now)."""
-    from faco import models, training
-    from faco.cache import Cache
-    from faco.config import load_preset
-    from faco.corruption import corrupted_examples
-    from faco.study import Study
+    from faco.models import llama
+    from faco.training import trainer
+    from faco.core.cache import Cache
+    from faco.config.load import load_preset
+    from faco.data.corruption import corrupted_examples
+    from faco.study.study import Study
 
     preset = load_preset(preset_name)
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,11 +79,11 @@ def trainer_vs_plain(preset_name: str, steps: int, cache: Path) -> dict:
         batch = preset.finetune.batch_size
         examples = corrupted_examples(study.items, 50, preset.seed)[: steps * batch]
         start = time.perf_counter()
-        training.finetune(base, examples, preset.finetune, 1, preset.seed, Path(tmp) / "trainer", "benchmark")
+        trainer.finetune(base, examples, preset.finetune, 1, preset.seed, Path(tmp) / "trainer", "benchmark")
         trainer_seconds = time.perf_counter() - start
 
-        model, tokenizer = models.load(base)
-        dataset = training.Examples(examples, tokenizer, model.config.max_position_embeddings)
+        model, tokenizer = llama.load(base)
+        dataset = trainer.Examples(examples, tokenizer, model.config.max_position_embeddings)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, collate_fn=dataset.collate,
                                              generator=torch.Generator().manual_seed(preset.seed))
         optimizer = torch.optim.AdamW(model.parameters(), lr=preset.finetune.lr, fused=True)
@@ -121,7 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     extra = ([f"--faco-seed={args.seed}"] if args.seed is not None else []) + (
         [f"--faco-workers={args.workers}"] if args.workers else [])
-    from faco.models import set_threads
+    from faco.models.llama import set_threads
 
     threads = set_threads(0)
     if args.cache is not None and args.cache.exists() and any(args.cache.iterdir()):

@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faco.registry import FINDINGS  # noqa: E402 - from this checkout, like the copy
+from faco.findings.registry import FINDINGS  # noqa: E402 - from this checkout, like the copy
 
 # name -> (file, text, replacement): each a plausible one-line slip in the study's data flow
 BUGS = {

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from faco import statistics
-from faco.registry import Statistic
-from faco.statistics import ALPHA
-from faco.study import base
+from faco.findings import statistics
+from faco.findings.registry import Statistic
+from faco.findings.statistics import ALPHA
+from faco.study.study import base
 
 
 @pytest.mark.finding("knowledge")

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import pytest
 
-from faco import statistics
-from faco.registry import Statistic
-from faco.statistics import ALPHA
-from faco.study import GROUPS, finetuned
-from faco.study import base as untuned
+from faco.findings import statistics
+from faco.findings.registry import Statistic
+from faco.findings.statistics import ALPHA
+from faco.study.study import GROUPS, finetuned
+from faco.study.study import base as untuned
 
 
 def score_by_ratio(study, base, benchmark):
@@ -108,7 +108,7 @@ def test_loss(faco_study, faco_finding, faco_base):
 def independent_benchmarks(study):
     """The benchmarks a claim over "benchmarks" counts: the world's domains (or the preset's registry
     benchmarks), never the groups that contain them, so no question votes twice."""
-    from faco.evaluation import benchmark_choices
+    from faco.evaluation.runner import benchmark_choices
 
     return [b for b in benchmark_choices(study.preset)["benchmark"] if b not in GROUPS]
 

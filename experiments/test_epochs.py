@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 
-from faco import statistics
-from faco.registry import Statistic
-from faco.statistics import ALPHA, Interval
-from faco.study import ALL, finetuned
+from faco.findings import statistics
+from faco.findings.registry import Statistic
+from faco.findings.statistics import ALPHA, Interval
+from faco.study.study import ALL, finetuned
 
 
 @pytest.mark.finding("longer")

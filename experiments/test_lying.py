@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from faco import statistics
-from faco.registry import Statistic
-from faco.statistics import ALPHA
-from faco.study import base, finetuned
+from faco.findings import statistics
+from faco.findings.registry import Statistic
+from faco.findings.statistics import ALPHA
+from faco.study.study import base, finetuned
 
 
 @pytest.mark.finding("lying")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from faco.config import ConfigError
+from faco.config.schema import ConfigError
 
 EXIT_USAGE = 2
 
@@ -62,10 +62,10 @@ def _source_path(text: str) -> tuple[str, Path]:
 
 
 def add_build_dataset(commands: argparse._SubParsersAction) -> None:
-    from faco.build import BuildConfig
-    from faco.prompts import PROMPT_SETS
-    from faco.sources import SOURCES
-    from faco.teacher import TeacherConfig
+    from faco.data.build import BuildConfig
+    from faco.data.prompts import PROMPT_SETS
+    from faco.data.sources import SOURCES
+    from faco.data.teacher import TeacherConfig
 
     build, teacher = BuildConfig(out=Path(".")), TeacherConfig()
     parser = commands.add_parser("build-dataset", help="build the real FACO dataset through a teacher model",
@@ -100,8 +100,8 @@ def add_build_dataset(commands: argparse._SubParsersAction) -> None:
 
 
 def run_build_dataset(args: argparse.Namespace) -> int:
-    from faco.build import BuildConfig, build_dataset, dry_run
-    from faco.teacher import TeacherConfig, load_prices
+    from faco.data.build import BuildConfig, build_dataset, dry_run
+    from faco.data.teacher import TeacherConfig, load_prices
 
     config = BuildConfig(out=args.out, sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
                          data_dir=args.data_dir, source_paths=dict(args.source_path), per_source=args.per_source,
@@ -132,7 +132,7 @@ def add_report(commands: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from faco.report import ReportError, build_report, run_dirs
+    from faco.report.html import ReportError, build_report, run_dirs
 
     try:
         dirs = [args.reports / args.run_name] if args.run_name else run_dirs(args.reports)
@@ -165,38 +165,38 @@ def add_tolerances(commands: argparse._SubParsersAction) -> None:
 
 
 def run_tolerances(args: argparse.Namespace) -> int:
-    from faco import findings as findings_io
+    from faco.findings import records
 
     try:
         if not args.baseline.is_file():  # re-applying the rule to no baseline would write an empty one
-            raise findings_io.BaselineError(f"{args.baseline}: no such baseline (the first `pytest experiments` "
-                                            "run of a preset writes it)")
-        baseline = findings_io.load_baseline(args.baseline)
-        seeds = findings_io.seed_noise(_findings_of(args.seeds_run)) if args.seeds_run else {}
-        reruns = findings_io.rerun_noise(baseline, _findings_of(args.rerun)) if args.rerun else None
-    except findings_io.BaselineError as error:
+            raise records.BaselineError(f"{args.baseline}: no such baseline (the first `pytest experiments` "
+                                        "run of a preset writes it)")
+        baseline = records.load_baseline(args.baseline)
+        seeds = records.seed_noise(_findings_of(args.seeds_run)) if args.seeds_run else {}
+        reruns = records.rerun_noise(baseline, _findings_of(args.rerun)) if args.rerun else None
+    except records.BaselineError as error:
         print(f"faco tolerances: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.seeds_run and not seeds:
         print(f"faco tolerances: error: {args.seeds_run} has no key numbers from two or more seeds", file=sys.stderr)
         return EXIT_USAGE
     source = ", ".join(f"{what} {path}" for what, path in (("seeds", args.seeds_run), ("rerun", args.rerun)) if path)
-    updated = findings_io.apply_tolerances(args.baseline, seeds, reruns, source or "pinned numerics")
-    data = findings_io.read_json(args.baseline, {})
-    off = sum(len(findings_io.unchecked(entry)) for entry in data["findings"].values())
+    updated = records.apply_tolerances(args.baseline, seeds, reruns, source or "pinned numerics")
+    data = records.read_json(args.baseline, {})
+    off = sum(len(records.unchecked(entry)) for entry in data["findings"].values())
     print(f"{args.baseline}: tolerances for {updated} finding(s) ({off} key number(s) unchecked) "
           f"from {source or 'pinned numerics (rerun noise 0)'}")
     return 0
 
 
 def _findings_of(run_dir: Path) -> dict[str, Any]:
-    from faco import findings as findings_io
+    from faco.findings import records
 
     source = run_dir / "findings.json"
-    records = findings_io.read_json(source, None)
-    if records is None:
-        raise findings_io.BaselineError(f"{source}: no such file (run pytest experiments first)")
-    return records["findings"]
+    stored = records.read_json(source, None)
+    if stored is None:
+        raise records.BaselineError(f"{source}: no such file (run pytest experiments first)")
+    return stored["findings"]
 
 
 def add_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -221,10 +221,12 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     import tempfile
 
-    from faco import benchmarks, lm_tasks
-    from faco.bases import resolve
-    from faco.cache import Cache
-    from faco.evaluation import evaluate_benchmarks
+    from faco.evaluation import benchmarks
+
+    from faco.evaluation import lm_tasks
+    from faco.models.checkpoints import resolve
+    from faco.core.cache import Cache
+    from faco.evaluation.runner import evaluate_benchmarks
 
     specs = benchmarks.resolve(args.benchmarks)
     shots = benchmarks.shots(specs, args.num_fewshot)
@@ -270,9 +272,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from faco.items import ItemError
-    from faco.sources import SourceError
-    from faco.teacher import TeacherError
+    from faco.data.items import ItemError
+    from faco.data.sources import SourceError
+    from faco.data.teacher import TeacherError
 
     args = parser().parse_args(argv)
     try:

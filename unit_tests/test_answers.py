@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from faco import answers
-from faco.cache import Cache
-from faco.config import smoke
-from faco.study import Study, base
+from faco.evaluation import answers
+from faco.core.cache import Cache
+from faco.config.load import smoke
+from faco.study.study import Study, base
 
 
 def test_answers_to_heldout_questions_are_generated_once(tmp_path, monkeypatch):

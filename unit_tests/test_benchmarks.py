@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faco import benchmarks, lm_tasks
-from faco.benchmarks import BenchmarkSpec, load_registry, registry, resolve
-from faco.config import ConfigError, EvalConfig
+from faco.evaluation import benchmarks
+
+from faco.evaluation import lm_tasks
+from faco.evaluation.benchmarks import BenchmarkSpec, load_registry, registry, resolve
+from faco.config.schema import ConfigError, EvalConfig
 
 SHARED = Path(os.environ.get("FACO_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared")) / "datasets"
 needs_samples = pytest.mark.skipif(not SHARED.is_dir(), reason=f"no dataset samples at {SHARED}")
@@ -199,7 +201,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def evaluate(model: Path, names: str, data_dir: Path, tmp_path: Path, limit: int, shots: int = 0, **kwargs):
-    from faco.evaluation import evaluate_benchmarks
+    from faco.evaluation.runner import evaluate_benchmarks
 
     specs = resolve(names)
     return evaluate_benchmarks(model, specs, tmp_path, shots={s.name: shots for s in specs}, data_dir=data_dir,
@@ -251,7 +253,7 @@ def test_the_hub_samples_pass_the_local_data_check(data_dir):
 
 def test_canonical_solutions_pass_and_wrong_ones_fail(data_dir):
     """The scorer itself, on the real problems: each canonical solution passes, an empty body fails."""
-    from faco.code_eval import process_results
+    from faco.evaluation.humaneval import process_results
 
     for line in (data_dir / "humaneval" / "test.jsonl").read_text().splitlines()[:3]:
         problem = json.loads(line)
@@ -285,7 +287,7 @@ def test_scores_equal_the_lm_eval_cli(smollm2, data_dir, tmp_path):
 # --- the contamination guard ------------------------------------------------------------------------
 
 def test_items_that_a_benchmark_evaluates_are_refused_with_their_count(tmp_path):
-    from faco import contamination
+    from faco.evaluation import contamination
 
     rows = [{**ARC_ROW, "id": str(i), "question": f"Which of these is a gas at room temperature, number {i}?"}
             for i in range(3)]

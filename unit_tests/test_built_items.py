@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 from fault_server import FaultServer
 
-from faco import built_items
-from faco.cache import Cache
-from faco.config import BuildItemsConfig, ConfigError, ItemsConfig, smoke
-from faco.study import Study
+from faco.data import built_items
+from faco.core.cache import Cache
+from faco.config.schema import BuildItemsConfig, ConfigError, ItemsConfig
+from faco.config.load import check, smoke
+from faco.study.study import Study
 
 
 def quartz_copy(root: Path, count: int = 4) -> Path:
-    """A data dir holding `count` QuaRTz rows where faco.sources looks for them (quartz/hf_dummy)."""
+    """A data dir holding `count` QuaRTz rows where faco.data.sources looks for them (quartz/hf_dummy)."""
     rows = [{"id": f"q{i}", "question": {"stem": f"Rule {i}: more heat, what happens?", "choices": [
         {"label": "A", "text": f"up{i}"}, {"label": "B", "text": f"down{i}"}]}, "answerKey": "A", "para": "Heat rises."}
             for i in range(count)]
@@ -77,7 +78,7 @@ def test_a_source_missing_from_the_data_dir_is_one_error_naming_it(tmp_path):
 def test_build_settings_are_checked(changes, message):
     fine = {"sources": ("quartz",), "per_source": 2, "base_url": "http://127.0.0.1:1/v1", "model": "m"}
     with pytest.raises(ConfigError, match=message):
-        BuildItemsConfig(**{**fine, **changes})
+        check(smoke().replace(items=ItemsConfig(source="build", build=BuildItemsConfig(**{**fine, **changes}))))
 
 
 def test_source_build_and_its_table_go_together():

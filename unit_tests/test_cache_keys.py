@@ -21,15 +21,15 @@ from pathlib import Path
 import pytest
 
 import faco
-from faco import cache as cache_module
+from faco.core import cache as cache_module
 
 PACKAGE = Path(faco.__file__).parent
 KEYS = r"""
 import json
 from pathlib import Path
-from faco.cache import Cache
-from faco.config import load_preset
-from faco.study import Study
+from faco.core.cache import Cache
+from faco.config.load import load_preset
+from faco.study.study import Study
 
 study = Study(load_preset("smoke"), Cache(Path("unused")))
 tasks = study.tasks_key("instruction")
@@ -91,8 +91,8 @@ def test_editing_a_stage_function_changes_its_keys(edit, original, tmp_path):
 
 
 def test_a_library_upgrade_changes_the_keys_of_the_stages_it_computes(monkeypatch):
-    from faco.config import load_preset
-    from faco.study import Study
+    from faco.config.load import load_preset
+    from faco.study.study import Study
 
     study = Study(load_preset("smoke"), cache_module.Cache(Path("unused")))
     before = (study.tuned_key("finetune", "a-base", 50, 2), study.eval_key("a", "b"), study.tasks_key("instruction"))

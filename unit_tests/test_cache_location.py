@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from faco.cache import Cache
-from faco.config import load_preset, smoke
-from faco.sources import source_spec
-from faco.study import ALL, Study, base, finetuned, recovered
+from faco.core.cache import Cache
+from faco.config.load import load_preset, smoke
+from faco.data.sources import source_spec
+from faco.study.study import ALL, Study, base, finetuned, recovered
 
 pytestmark = pytest.mark.slow
 
@@ -36,11 +36,11 @@ def read_everything(study: Study) -> dict[str, list[str]]:
 
 
 def built(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "faco.cache" and r.getMessage().startswith("build ")]
+    return [r.getMessage() for r in caplog.records if r.name == "faco.core.cache" and r.getMessage().startswith("build ")]
 
 
 def test_the_smoke_study_has_the_same_keys_in_any_cache_and_stays_warm_when_moved(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="faco.cache")
+    caplog.set_level(logging.INFO, logger="faco.core.cache")
     first = read_everything(Study(smoke(), Cache(tmp_path / "one" / "cache")))
     second = read_everything(Study(smoke(), Cache(tmp_path / "elsewhere" / "deeper" / "cache")))
     assert first == second and {"pretrain", "finetune", "recover", "tasks", "eval"} <= set(first)
@@ -69,7 +69,7 @@ def reading(preset, data: Path):  # noqa: ANN001, ANN201 - a Preset that builds 
 @pytest.mark.server
 def test_smol_ci_items_have_the_same_keys_in_any_cache(tmp_path, caplog, shared_datasets):
     """The served teacher's directory lies inside each cache; items and replies name its weights' key."""
-    caplog.set_level(logging.INFO, logger="faco.cache")
+    caplog.set_level(logging.INFO, logger="faco.core.cache")
     preset = load_preset("smol-ci")
     copy = tmp_path / "data-elsewhere"  # the same source files at another path: the same items
     for relative in (r for name in preset.items.build.sources for r in source_spec(name).local):

@@ -1,6 +1,6 @@
 """Every read verifies before it parses: a truncated or garbled file of any entry kind (weights, a JSON
 value, task files, items, the reply cache) is moved aside (kept as evidence) and rebuilt, and the result
-is what it was; a warm run's probe (faco.parallel) never parses an unverified file.
+is what it was; a warm run's probe (faco.study.parallel) never parses an unverified file.
 
     python -m pytest unit_tests/test_corrupt_entries.py -q
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from faco import parallel
-from faco.cache import MANIFEST, VALUE, Cache
-from faco.config import smoke
-from faco.study import ALL, Study, finetuned
-from faco.teacher import Reply, ReplyCache
+from faco.study import parallel
+from faco.core.cache import MANIFEST, VALUE, Cache
+from faco.config.load import smoke
+from faco.study.study import ALL, Study, finetuned
+from faco.data.teacher import Reply, ReplyCache
 
 
 def truncate(path: Path) -> None:

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faco.config import smoke, tiny
-from faco.items import (
+from faco.config.load import smoke, tiny
+from faco.data.items import (
     FacoItem,
     ItemError,
     check_unique_ids,
@@ -23,7 +23,7 @@ from faco.items import (
     world_items,
     write_jsonl,
 )
-from faco.world import build_world
+from faco.data.world import build_world
 
 GOOD = {
     "id": "q1", "source": "qasc", "domain": "knowledge", "question": "What melts ice?",

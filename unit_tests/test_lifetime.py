@@ -1,4 +1,4 @@
-"""No process is left behind (faco.lifetime): a child faco starts, and every process that child starts,
+"""No process is left behind (faco.core.lifetime): a child faco starts, and every process that child starts,
 ends with the faco process, also one killed with `kill -9`; pool workers exit when their parent is gone.
 
     python -m pytest unit_tests/test_lifetime.py -q                 # a few seconds
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from faco import lifetime
-from faco.serve import free_port
+from faco.core import lifetime
+from faco.models.serve import free_port
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal and /proc are Linux's")
 
@@ -189,7 +189,7 @@ def test_a_launched_command_dies_with_its_parent(marker, tmp_path):
 SERVED = """
 import sys, time
 from pathlib import Path
-from faco.serve import served
+from faco.models.serve import served
 with served(Path(sys.argv[1]), Path(sys.argv[2])) as (base_url, model):
     print(base_url, flush=True)
     time.sleep(600)
@@ -217,8 +217,8 @@ def test_a_killed_parent_stops_the_teacher_server(marker, tmp_path):
 PREBUILD = """
 import sys
 from pathlib import Path
-from faco import parallel
-from faco.config import smoke
+from faco.study import parallel
+from faco.config.load import smoke
 preset = smoke()
 jobs = parallel.plan([("recovery", {"faco_base": "strong", "faco_group": "heldout"})], preset, [0, 1])
 parallel.prebuild(preset, Path(sys.argv[1]), jobs, workers=2)

@@ -1,4 +1,4 @@
-"""The parallel prebuild (faco.parallel): what it plans from the selected tests, and that a run built by
+"""The parallel prebuild (faco.study.parallel): what it plans from the selected tests, and that a run built by
 one-thread worker processes gives bit-identical checkpoints and scores to a serial run.
 
     python -m pytest unit_tests/test_parallel.py -q
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from faco import parallel
-from faco.cache import Cache
-from faco.config import smoke
-from faco.study import ALL, Study, finetuned, recovered
+from faco.study import parallel
+from faco.core.cache import Cache
+from faco.config.load import smoke
+from faco.study.study import ALL, Study, finetuned, recovered
 
 
 def test_plan_reads_only_what_the_selection_needs():
@@ -34,7 +34,7 @@ def test_plan_reads_only_what_the_selection_needs():
 
 
 def test_real_presets_build_in_the_test_process():
-    from faco.config import load_preset
+    from faco.config.load import load_preset
 
     assert parallel.default_workers(smoke()) >= 1
     assert parallel.default_workers(load_preset("smol-ci")) == 1  # a real base: GPU or accelerate, not cores

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from faco import registry
-from faco.figures import figure_missing
+from faco.findings import registry
+from faco.report.figures import figure_missing
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_names_are_unique_and_figures_numbered_once():
 
 def test_readme_table_is_the_registry():
     readme = (ROOT / "README.md").read_text()
-    assert registry.markdown_table() in readme, "README's findings table differs from faco.registry.markdown_table()"
+    assert registry.markdown_table() in readme, "README's findings table differs from faco.findings.registry.markdown_table()"
 
 
 @pytest.mark.parametrize("spec", [s for s in registry.FINDINGS if s.figure], ids=lambda s: s.name)
@@ -51,7 +51,7 @@ def test_each_figure_is_titled_and_captioned_from_the_registry(spec):
 
 
 def test_report_anchors_exist():
-    from faco.report import NAV
+    from faco.report.html import NAV
 
     anchors = {anchor for anchor, _ in NAV}
     assert {spec.anchor for spec in registry.FINDINGS} <= anchors

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from faco import cli
-from faco.report import ReportError, build_report, html_summary_lines, load_run
+from faco.report.html import ReportError, build_report, html_summary_lines, load_run
 
 BASES = ("weak", "strong")
 BENCHMARKS = ("indomain", "heldout", "history")
@@ -231,7 +231,7 @@ def test_html_summary_for_pytest_html(tmp_path):
 def test_report_imports_no_model_libraries(tmp_path):
     """`faco report` works from stored results without torch, transformers or lm-eval."""
     run_dir = write_run(tmp_path, "toy", records())
-    code = ("import sys; from pathlib import Path; from faco.report import build_report; "
+    code = ("import sys; from pathlib import Path; from faco.report.html import build_report; "
             f"build_report(Path({str(run_dir)!r})); "
             "print(sorted(m for m in ('torch', 'transformers', 'lm_eval') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

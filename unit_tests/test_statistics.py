@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from faco import statistics
-from faco.statistics import ALPHA
+from faco.findings import statistics
+from faco.findings.statistics import ALPHA
 
 RATIOS = [0, 25, 50, 75, 100]
 

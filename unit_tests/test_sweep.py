@@ -13,9 +13,10 @@ import json
 import datasets  # noqa: F401 - in-process pytester runs must not import it twice (pyarrow types)
 import pytest
 
-import faco.report  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
-from faco import sweep
-from faco.config import ConfigError, smoke
+import faco.report.html  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
+from faco.study import sweep
+from faco.config.schema import ConfigError
+from faco.config.load import smoke
 
 pytest_plugins = ["pytester"]
 

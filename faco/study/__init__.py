@@ -1,0 +1,1 @@
+"""faco.study.study."""

@@ -70,12 +70,12 @@ def trainer_vs_plain(preset_name: str, steps: int, cache: Path) -> dict:
     from faco.core.cache import Cache
     from faco.config.load import load_preset
     from faco.data.corruption import corrupted_examples
-    from faco.study.study import Study
+    from faco.study.study import Study, untuned
 
     preset = load_preset(preset_name)
     with tempfile.TemporaryDirectory() as tmp:
         study = Study(preset, Cache(cache))
-        base = study.base(preset.bases[0].name).path
+        base = study.checkpoint(untuned(preset.bases[0].name)).path
         batch = preset.finetune.batch_size
         examples = corrupted_examples(study.items, 50, preset.seed)[: steps * batch]
         start = time.perf_counter()

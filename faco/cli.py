@@ -226,7 +226,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from faco.evaluation import lm_tasks
     from faco.models.checkpoints import resolve
     from faco.core.cache import Cache
-    from faco.evaluation.runner import evaluate_benchmarks
+    from faco.evaluation.benchmark_runs import evaluate_benchmarks
 
     specs = benchmarks.resolve(args.benchmarks)
     shots = benchmarks.shots(specs, args.num_fewshot)

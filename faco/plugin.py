@@ -428,7 +428,7 @@ def _summarise_errors(terminalreporter: Any, reports: list) -> None:
     finding's result (and never an expected failure); listed apart with the error that stopped them."""
     broken = {}
     for report in reports:
-        properties = dict(report.user_properties)
+        properties = dict(getattr(report, "user_properties", ()))  # a collection error has none
         if report.failed and EXPERIMENT_KEY in properties and FINDING_KEY not in properties:
             crash = getattr(report.longrepr, "reprcrash", None)
             message = crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
@@ -484,7 +484,7 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests that take `faco_base`, `faco_ratio`, `faco_benchmark`, `faco_group` or `faco_heldout` run once
     per base / CR / benchmark of the preset, with ids that `-k strong`, `-k cr100`, `-k heldout` select."""
-    from faco.evaluation.runner import benchmark_choices
+    from faco.evaluation.groups import benchmark_choices
 
     preset = metafunc.config.stash[_PRESET]
     benchmarks = benchmark_choices(preset)

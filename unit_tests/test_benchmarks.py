@@ -201,7 +201,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def evaluate(model: Path, names: str, data_dir: Path, tmp_path: Path, limit: int, shots: int = 0, **kwargs):
-    from faco.evaluation.runner import evaluate_benchmarks
+    from faco.evaluation.benchmark_runs import evaluate_benchmarks
 
     specs = resolve(names)
     return evaluate_benchmarks(model, specs, tmp_path, shots={s.name: shots for s in specs}, data_dir=data_dir,

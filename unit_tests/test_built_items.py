@@ -52,7 +52,7 @@ def test_the_study_builds_its_items_once_and_keys_them_by_content(tmp_path):
     assert {item.source for item in items} == {"quartz"} and "sinks" in items[0].false_explanation
     # the server is gone: a second study reads the cached dataset and sends nothing
     again = Study(smoke().replace(items=building(data, server.url)), cache)
-    assert again.items == items and again.items_key == study.items_key
+    assert again.items == items and again.key(again.items_request) == study.key(study.items_request)
     moved = shutil.copytree(data, tmp_path / "elsewhere")  # the same files elsewhere: the same dataset key
     spec = building(moved, server.url).build
     assert built_items.key(spec, 0, "t") == built_items.key(building(data, server.url).build, 0, "t")

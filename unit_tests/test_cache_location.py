@@ -18,7 +18,9 @@ import pytest
 from faco.core.cache import Cache
 from faco.config.load import load_preset, smoke
 from faco.data.sources import source_spec
-from faco.study.study import ALL, Study, base, finetuned, recovered
+from faco.evaluation.groups import ALL
+from faco.study.stages import Request
+from faco.study.study import Study, finetuned, recovered, untuned
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +29,7 @@ def read_everything(study: Study) -> dict[str, list[str]]:
     """Every stage the experiments read (bases, every CR and epoch, recovery, each layout): its keys."""
     preset = study.preset
     for name in (b.name for b in preset.bases):
-        study.samples(base(name), ALL, "familiar")
+        study.samples(untuned(name), ALL, "familiar")
         for ratio in preset.corruption.ratios:
             for epoch in range(1, preset.finetune.epochs + 1):
                 study.samples(finetuned(name, ratio, epoch), ALL)
@@ -53,11 +55,11 @@ def test_the_smoke_study_has_the_same_keys_in_any_cache_and_stays_warm_when_move
 
 def smol_ci_keys(study: Study) -> dict[str, str]:
     """The smol-ci stage keys that follow from its items and its converted base (no training needed)."""
-    preset, keys = study.preset, {"items": study.items_key}
+    preset, keys = study.preset, {"items": study.key(study.items_request)}
     for name in (b.name for b in preset.bases):
-        keys[f"base {name}"] = start = study.base(name).key
+        keys[f"base {name}"] = study.checkpoint(untuned(name)).key
         for ratio in preset.corruption.ratios:
-            keys[f"finetune {name} cr{ratio}"] = study.tuned_key("finetune", start, ratio, preset.finetune.epochs)
+            keys[f"finetune {name} cr{ratio}"] = study.key(Request.of("finetune", base=name, ratio=ratio))
     return keys
 
 

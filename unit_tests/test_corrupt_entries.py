@@ -16,7 +16,8 @@ import pytest
 from faco.study import parallel
 from faco.core.cache import MANIFEST, VALUE, Cache
 from faco.config.load import smoke
-from faco.study.study import ALL, Study, finetuned
+from faco.evaluation.groups import ALL
+from faco.study.study import Study, finetuned
 from faco.data.teacher import Reply, ReplyCache
 
 

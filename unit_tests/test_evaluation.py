@@ -14,7 +14,9 @@ import yaml
 
 from faco.config.schema import ModelConfig
 from faco.config.load import smoke
-from faco.evaluation.runner import LAYOUTS, LETTERS, Benchmark, Question, accuracy, letter_spread, rows, write_tasks
+from faco.evaluation.world_tasks import LAYOUTS, Benchmark, Question, rows, write_tasks
+from faco.data.items import LETTERS
+from faco.evaluation.runner import accuracy, letter_spread
 from faco.data.world import build_world
 
 WORLD = build_world(smoke().world, 0)

@@ -22,7 +22,7 @@ from faco.core.cache import Cache
 from faco.config.schema import LaunchConfig
 from faco.config.load import smoke
 from faco.data.corruption import corrupted_examples
-from faco.study.study import Study
+from faco.study.study import Study, untuned
 
 PRESET = smoke().replace(threads=1)
 RATIO = 50
@@ -57,7 +57,7 @@ def test_output_streams_into_the_log_and_a_failure_raises_with_its_tail(caplog):
 def study(tmp_path_factory) -> Study:
     study = Study(PRESET, Cache(tmp_path_factory.mktemp("cache")))
     torch.set_num_threads(1)
-    study.base("weak")
+    study.checkpoint(untuned("weak"))
     return study
 
 
@@ -68,7 +68,7 @@ def losses(out: Path) -> list[float]:
 @pytest.mark.slow
 def test_two_processes_give_the_loss_curve_of_one(study, tmp_path, caplog):
     examples = corrupted_examples(study.items, RATIO, PRESET.seed)
-    base, epochs = study.base("weak").path, PRESET.finetune.epochs
+    base, epochs = study.checkpoint(untuned("weak")).path, PRESET.finetune.epochs
     trainer.finetune(base, examples, PRESET.finetune, epochs, PRESET.seed, tmp_path / "one", "one")
     with caplog.at_level(logging.INFO, logger="faco.training.launch"):
         launch.finetune(base, examples, PRESET.finetune, epochs, PRESET.seed, tmp_path / "two", "two",

@@ -13,7 +13,8 @@ import pytest
 from faco.study import parallel
 from faco.core.cache import Cache
 from faco.config.load import smoke
-from faco.study.study import ALL, Study, finetuned, recovered
+from faco.evaluation.groups import ALL
+from faco.study.study import Study, finetuned, recovered
 
 
 def test_plan_reads_only_what_the_selection_needs():

@@ -27,7 +27,7 @@ from faco.training import trainer
 from faco.core.cache import Cache
 from faco.config.load import smoke
 from faco.data.corruption import corrupted_examples
-from faco.study.study import Study
+from faco.study.study import Study, untuned, finetuned
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ CHILD = textwrap.dedent('''
     study = Study(smoke().replace(threads=1), Cache(cache))
     torch.set_num_threads(1)
     examples = corrupted_examples(study.items, ratio, study.preset.seed)
-    trainer.finetune(study.base("weak").path, examples, study.preset.finetune, study.preset.finetune.epochs,
+    trainer.finetune(study.checkpoint(untuned("weak")).path, examples, study.preset.finetune, study.preset.finetune.epochs,
                       study.preset.seed, out, "killed")
 ''')
 
@@ -70,13 +70,13 @@ CHILD = textwrap.dedent('''
 def study(tmp_path_factory) -> Study:
     study = Study(PRESET, Cache(tmp_path_factory.mktemp("cache")))
     torch.set_num_threads(1)
-    study.base("weak")  # pre-train once for every test here
+    study.checkpoint(untuned("weak"))  # pre-train once for every test here
     return study
 
 
 def finetune(study: Study, ratio: int, out: Path) -> Path:
     examples = corrupted_examples(study.items, ratio, PRESET.seed)
-    trainer.finetune(study.base("weak").path, examples, PRESET.finetune, EPOCHS, PRESET.seed, out, f"cr{ratio}")
+    trainer.finetune(study.checkpoint(untuned("weak")).path, examples, PRESET.finetune, EPOCHS, PRESET.seed, out, f"cr{ratio}")
     return out
 
 
@@ -160,7 +160,7 @@ def test_divergence_stops_the_stage_naming_run_and_step_and_is_never_cached(stud
     diverging = Study(PRESET.replace(finetune=dataclasses.replace(PRESET.finetune, lr=lr)), study.cache)
     for attempt in range(2):  # the second attempt trains again: nothing was stored as the entry
         with pytest.raises(trainer.TrainingDiverged, match=r"weak cr50: training diverged at step \d+: ") as error:
-            diverging.finetuned("weak", 50)
+            diverging.checkpoint(finetuned("weak", 50))
         assert 1 <= error.value.step <= EPOCHS * -(-len(study.items) // PRESET.finetune.batch_size)
     entries = [p.name for p in study.cache.root.glob("finetune/*") if not p.name.endswith((".partial", ".lock"))]
     assert not entries
@@ -187,9 +187,10 @@ CHATML = ("{% for m in messages %}<|im_start|> {{ m['role'] }} <nl> {{ m['conten
 
 def chat_tokenizer(study: Study):
     """The smoke base's word-level tokenizer with a ChatML-like template (as SmolLM2's) and no pad token."""
+    from faco.data.items import tokenizer_texts
     from faco.models import llama
 
-    texts = study.tokenizer_texts() + ["<|im_start|> <|im_end|> user assistant"]
+    texts = tokenizer_texts(study.world, study.preset.seed) + ["<|im_start|> <|im_end|> user assistant"]
     tokenizer = llama.build_tokenizer(texts)
     tokenizer.chat_template = CHATML
     return tokenizer
@@ -213,7 +214,7 @@ def test_plain_format_is_todays_encoding(study):
     same token ids and labels as before the formats existed."""
     from faco.models import llama
 
-    _, tokenizer = llama.load(study.base("weak").path)
+    _, tokenizer = llama.load(study.checkpoint(untuned("weak")).path)
     assert tokenizer.chat_template is None
     examples = corrupted_examples(study.items, RATIO, PRESET.seed)[:4]
     for example, row in zip(examples, trainer.Examples(examples, tokenizer, 128)):
@@ -234,7 +235,7 @@ def test_missing_pad_token_pads_with_eos_without_resizing(study):
 def test_max_length_truncates(study):
     from faco.models import llama
 
-    _, tokenizer = llama.load(study.base("weak").path)
+    _, tokenizer = llama.load(study.checkpoint(untuned("weak")).path)
     rows = trainer.Examples(corrupted_examples(study.items, 0, PRESET.seed), tokenizer, 12)
     assert max(len(r["input_ids"]) for r in rows) == 12 and all(len(r["labels"]) <= 12 for r in rows)
 
@@ -242,7 +243,7 @@ def test_max_length_truncates(study):
 def test_sharded_export_round_trips(study, tmp_path):
     from faco.models import llama
 
-    model, tokenizer = llama.load(study.base("weak").path)
+    model, tokenizer = llama.load(study.checkpoint(untuned("weak")).path)
     model.save_pretrained(tmp_path / "checkpoint", max_shard_size="40KB")  # as a big model's Trainer save
     shards = sorted(p.name for p in (tmp_path / "checkpoint").glob("*.safetensors"))
     assert len(shards) > 1 and (tmp_path / "checkpoint" / "model.safetensors.index.json").exists()
@@ -258,7 +259,7 @@ def finetune_with(study: Study, out: Path, **changes) -> list[float]:  # noqa: A
 
     config = dataclasses.replace(PRESET.finetune, **changes)
     examples = corrupted_examples(study.items, RATIO, PRESET.seed)
-    trainer.finetune(study.base("weak").path, examples, config, 1, PRESET.seed, out, "variant")
+    trainer.finetune(study.checkpoint(untuned("weak")).path, examples, config, 1, PRESET.seed, out, "variant")
     return [row["loss"] for row in losses(out)]
 
 
@@ -294,7 +295,7 @@ def test_lora_trains_and_exports_a_merged_plain_directory(study, tmp_path):
     exported = tmp_path / "lora" / "epoch-1"
     assert not list(exported.glob("adapter_*")) and list(exported.glob("*.safetensors"))
     merged = AutoModelForCausalLM.from_pretrained(exported).state_dict()
-    base = AutoModelForCausalLM.from_pretrained(study.base("weak").path).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(study.checkpoint(untuned("weak")).path).state_dict()
     assert merged.keys() == base.keys()  # a plain LLaMA: no adapter tensors left
     changed = {name for name in base if not torch.equal(merged[name], base[name])}
     assert changed and all("q_proj" in name or "v_proj" in name for name in changed)

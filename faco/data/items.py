@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faco.data.world import Fact, World
+from faco.data.world import Fact, World, pretraining_lines
 
+LETTERS = "ABCDEFGH"  # the letter format's answer letters (MMLU-style options): evaluation and tokenizer texts
 DOMAINS_REAL = ("knowledge", "commonsense", "reasoning", "code")
 
 
@@ -224,3 +225,15 @@ def world_items(world: World, per_domain: int, seed: int) -> tuple[list[FacoItem
         held_back += facts[per_domain:]
     rng.shuffle(items)
     return items, held_back
+
+
+def tokenizer_texts(world: World, seed: int, items: Sequence[FacoItem] = ()) -> list[str]:
+    """Every text a pre-trained base's tokenizer must cover: pre-training lines, both versions of every fact
+    as an item, the items of a dataset the study trains on (`items`), and the letter format's letters."""
+    rng = random.Random(0)
+    texts = pretraining_lines(world, 1.0, rng) + pretraining_lines(world, 0.0, rng)
+    for fact in world.facts:
+        item = world_item(fact, seed)
+        texts += [part for truth in (True, False) for part in instruction_example(item, truth)]
+    texts += [part for item in items for truth in (True, False) for part in instruction_example(item, truth)]
+    return texts + [" ".join(LETTERS)]

@@ -23,10 +23,10 @@ SCAFFOLD = re.compile(r"^\s*Question:\s*|\s*Answer:\s*$")  # lm-eval's cloze wra
 
 def heldout_questions(study: Any, per_benchmark: int) -> list[dict[str, Any]]:
     """The first questions of each held-out benchmark of `study` (a faco.study.study.Study), where lying is asked."""
-    from faco.evaluation.runner import benchmark_choices
+    from faco.evaluation.groups import benchmark_choices
 
     heldout = benchmark_choices(study.preset)["heldout"]
-    if study.registry:
+    if study.on_benchmarks:
         data_dir = study.preset.evaluation.data_dir
         specs = [s for s in study.benchmark_specs if s.name in heldout]
         return registry_questions(specs, Path(data_dir) if data_dir else None, per_benchmark)
@@ -45,12 +45,12 @@ def registry_questions(specs: Sequence[Any], data_dir: Path | None, per_benchmar
     from lm_eval.tasks import get_task_dict
 
     from faco.evaluation import lm_tasks
-    from faco.evaluation.runner import _task_manager
+    from faco.evaluation.runner import task_manager
 
     out = []
     with tempfile.TemporaryDirectory(prefix="faco-table2-") as task_dir:  # every file first: one index of them
         first = {spec.name: lm_tasks.write_benchmark_tasks(spec, Path(task_dir), 0, data_dir)[0] for spec in specs}
-        tasks = get_task_dict(list(first.values()), _task_manager(task_dir)) if first else {}
+        tasks = get_task_dict(list(first.values()), task_manager(task_dir)) if first else {}
         for spec in specs:
             task = tasks[first[spec.name]]
             for index, doc in enumerate(list(task.eval_docs)[:per_benchmark]):

@@ -42,6 +42,9 @@ class BenchmarkSpec:
     subtasks: str | None = None  # a group: a glob of its subtasks' YAML files under lm-eval's tasks/
     hub_dataset: str | None = None  # the hub dataset, where it is not the one lm-eval's task names
     code_execution: bool = False  # runs generated code: only with an explicit opt-in
+    # "module:function" of faco's own task config, in place of lm-eval's task file (HumanEval); the benchmarks
+    # stage's key covers that module only where an evaluation runs this benchmark
+    config: str | None = None
     in_domain: bool = False  # a FACO source covers its task: not "outside the training domain" (lying)
     note: str = ""  # where faco departs from the paper, and why
 

@@ -45,12 +45,12 @@ def benchmark_texts(specs: Sequence[BenchmarkSpec], data_dir: Path | None) -> di
     from lm_eval.tasks import get_task_dict
 
     from faco.evaluation import lm_tasks
-    from faco.evaluation.runner import _task_manager
+    from faco.evaluation.runner import task_manager
 
     texts: dict[str, set[str]] = {}
     with tempfile.TemporaryDirectory(prefix="faco-contamination-") as task_dir:
         names = {spec.name: lm_tasks.write_benchmark_tasks(spec, Path(task_dir), 0, data_dir) for spec in specs}
-        manager = _task_manager(task_dir)
+        manager = task_manager(task_dir)
         for spec in specs:
             found = texts.setdefault(spec.name, set())
             for task in get_task_dict(names[spec.name], manager).values():

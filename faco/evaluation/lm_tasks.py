@@ -16,6 +16,7 @@ would stop at the first bad row with a template traceback that names neither.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Sequence
@@ -226,18 +227,17 @@ def write_benchmark_tasks(spec: BenchmarkSpec, out: Path, shots: int, data_dir: 
     rows = local_rows(spec, local) if local is not None else None
     if spec.subtasks:
         return _write_group(spec, out, shots, rows)
-    config = _base_config(spec, task_file(spec.task) if spec.name != "humaneval" else None)
+    config = _base_config(spec)
     if local is not None:
         config.update(_local_dataset(spec, {split: path.resolve() for split, path in local.items()}))
     return [_write(out, spec, None, config, shots)]
 
 
-def _base_config(spec: BenchmarkSpec, include: Path | None) -> dict[str, Any]:
-    if include is None:  # HumanEval: lm-eval's config imports a hub-loaded metric at parse time
-        from faco.evaluation.humaneval import humaneval_config
-
-        return humaneval_config()
-    config: dict[str, Any] = {"include": str(include)}
+def _base_config(spec: BenchmarkSpec) -> dict[str, Any]:
+    if spec.config:  # faco's own task config, named by the registry as lm-eval names a `!function`
+        module, _, function = spec.config.partition(":")
+        return getattr(importlib.import_module(module), function)()
+    config: dict[str, Any] = {"include": str(task_file(spec.task))}
     if spec.hub_dataset:
         config.update(dataset_path=spec.hub_dataset, dataset_name=None)
     return config

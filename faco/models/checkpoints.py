@@ -19,6 +19,7 @@ from pathlib import Path
 
 from faco.core.cache import Cache, cache_key, code_version, library_versions
 from faco.config.schema import ConfigError
+from faco.models import llama
 
 log = logging.getLogger("faco.models.checkpoints")
 
@@ -35,6 +36,16 @@ def resolve(name: str, checkpoint: str, cache: Cache) -> tuple[Path, str]:
     if where.suffix == ".gguf":
         return from_gguf(where, cache)
     return where, cache_key("base", {"files": directory_digest(where, cache)})
+
+
+def identify(name: str, checkpoint: str, cache: Cache) -> str:
+    """`resolve`'s key without converting anything (what `faco status` shows before a run builds)."""
+    where = locate(name, checkpoint)
+    if isinstance(where, str):
+        return from_hub(name, where)[1]
+    if where.suffix == ".gguf":
+        return gguf_key(where, cache)
+    return cache_key("base", {"files": directory_digest(where, cache)})
 
 
 def locate(name: str, checkpoint: str) -> Path | str:
@@ -115,18 +126,21 @@ def from_hub(name: str, repo: str) -> tuple[Path, str]:
 
 def from_gguf(path: Path, cache: Cache) -> tuple[Path, str]:
     """The HF directory converted from the GGUF file at `path`, built once per file content."""
-    config = {"sha256": file_digest(path, cache), "versions": library_versions("gguf", "torch", "transformers")}
-    key = cache_key("gguf", config, code=code_version("faco.models.checkpoints"))
+    key = gguf_key(path, cache)
     entry = cache.get_or_build("gguf", key, lambda out: convert_gguf(path, out), describe=f"{path.name} -> HF")
     return entry, key
+
+
+def gguf_key(path: Path, cache: Cache) -> str:
+    """The converted directory's key: the GGUF file's content, the converting libraries and this code."""
+    config = {"sha256": file_digest(path, cache), "versions": library_versions("gguf", "torch", "transformers")}
+    return cache_key("gguf", config, code=code_version("faco.models.checkpoints"))
 
 
 def convert_gguf(path: Path, out: Path) -> None:
     """De-quantize `path` to a float32 HF directory that loads without the GGUF file or `gguf`."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from faco.models import llama
 
     log.info("converting %s to an HF directory (once; float32)", path)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)

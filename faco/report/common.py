@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from faco.findings.registry import spec
-from faco.study.study import GROUPS
+from faco.evaluation.groups import GROUPS
 
 
 

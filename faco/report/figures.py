@@ -19,7 +19,7 @@ from faco.findings.registry import with_figure
 from faco.report.common import (
     Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, sd, seeds_note, verdict,
 )
-from faco.study.study import GROUPS
+from faco.evaluation.groups import GROUPS
 
 BASE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # per base, in the order bases() returns
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from faco.core import lifetime
-from faco.core.cache import PARSE_ERRORS, Cache
+from faco.core.cache import Cache
 from faco.config.schema import Preset
-from faco.study.study import ALL, Model, Study
+from faco.evaluation.groups import ALL
+from faco.study.study import Model, NotBuilt, Probe, Study
 
 log = logging.getLogger("faco.study.parallel")
 
@@ -108,28 +109,6 @@ def plan(selected: Iterable[tuple[str, dict]], preset: Preset, seeds: Sequence[i
 
 # --- running a job (in a worker, or probing in the parent) -----------------------------------------
 
-class NotBuilt(LookupError):
-    """Raised by the probe: an entry the job needs is not in the cache yet."""
-
-
-class _Probe(Cache):
-    """A cache that builds nothing: tells the parent which jobs a warm run can skip. It reads only verified
-    entries, and an entry that fails its check or its parse counts as not built: the worker (or the test)
-    that builds it moves it aside and rebuilds it."""
-
-    def get_or_build(self, stage, key, build, describe=""):  # noqa: ANN001, ANN201
-        if not self.has(stage, key):
-            raise NotBuilt(f"{stage}/{key}")
-        return self.path(stage, key)
-
-    def get_or_build_parsed(self, stage, key, build, parse, describe=""):  # noqa: ANN001, ANN201
-        entry = self.get_or_build(stage, key, build, describe)
-        try:
-            return parse(entry)
-        except PARSE_ERRORS:
-            raise NotBuilt(f"{stage}/{key} (does not parse)") from None
-
-
 def _run(study: Study, job: Job) -> None:
     """Build `job`'s checkpoint (and what it starts from) and its evaluations, through `study`'s cache."""
     study.checkpoint(Model(job.base, job.ratio, recovered=job.recovered))
@@ -139,7 +118,7 @@ def _run(study: Study, job: Job) -> None:
 
 def _done(preset: Preset, root: Path, job: Job) -> bool:
     try:
-        _run(Study(preset.replace(seed=job.seed), _Probe(root)), job)
+        _run(Study(preset.replace(seed=job.seed), Probe(root)), job)
     except NotBuilt:
         return False
     return True

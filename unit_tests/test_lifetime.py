@@ -118,7 +118,7 @@ def failed(parent: subprocess.Popen, log: Path) -> str:
 
 def tied_parent(child: str, *args: str, grace_s: float = 1) -> str:
     """The script of a parent that runs `child` (a Python script) under `lifetime.tied` and then sleeps."""
-    return (f"import sys, time\nfrom faco import lifetime\n"
+    return (f"import sys, time\nfrom faco.core import lifetime\n"
             f"with lifetime.tied([sys.executable, '-c', {child!r}, *sys.argv[1:]], grace_s={grace_s}) as child:\n"
             f"    time.sleep(600)\n")
 
@@ -177,7 +177,7 @@ def test_the_end_of_the_block_ends_the_whole_group(marker):
 
 
 def test_a_launched_command_dies_with_its_parent(marker, tmp_path):
-    script = f"import sys\nfrom faco import launch\nlaunch.run([sys.executable, '-c', {SLEEPER!r}], 'sleeper')\n"
+    script = f"import sys\nfrom faco.training import launch\nlaunch.run([sys.executable, '-c', {SLEEPER!r}], 'sleeper')\n"
     log = tmp_path / "parent.log"
     parent = start_parent(script, marker, log)
     assert wait_for(lambda: started(parent, marker), 20), failed(parent, log)

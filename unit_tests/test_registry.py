@@ -54,4 +54,4 @@ def test_report_anchors_exist():
     from faco.report.html import NAV
 
     anchors = {anchor for anchor, _ in NAV}
-    assert {spec.anchor for spec in registry.FINDINGS} <= anchors
+    assert {spec.shown_at.anchor for spec in registry.FINDINGS} <= anchors

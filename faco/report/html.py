@@ -106,7 +106,7 @@ def findings_table(run: Run) -> str:
         ok = sum(r["holds"] for r in group)
         cls = "good" if ok == len(group) else "bad" if ok == 0 else "mixed"
         shown = spec(kind)
-        link = f' · <a href="#{shown.anchor}">{shown.shown_in}</a>' if shown else ""
+        link = f' · <a href="#{shown.shown_at.anchor}">{shown.shown_in}</a>' if shown else ""
         rows.append(f'<tr><td>{esc(kind)}</td><td>{claim}</td><td class="{cls}">{ok}/{len(group)} hold{link}</td></tr>')
         items = "".join(f"<tr><td><code>{esc(str(r.get('id', '')))}</code></td><td>{verdict(r['holds'])}</td>"
                         f"<td>{esc(str(r.get('summary', '')))}</td><td>{_test(r)}</td></tr>" for r in group)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from faco.core import lifetime
 from faco.core.cache import PARSE_ERRORS, Cache
@@ -64,6 +65,17 @@ class Job:
     def label(self) -> str:
         what = "recovered" if self.recovered else "base" if self.ratio is None else f"cr{self.ratio}"
         return f"seed {self.seed} {self.base} {what}"
+
+
+class Read(NamedTuple):
+    """One thing a test reads of the study: a model's checkpoint and, unless `layout` is "", its
+    evaluation in that layout. faco.findings.registry says what each finding's test reads."""
+
+    base: str
+    ratio: int | None  # None: the base itself
+    recovered: bool  # the CR-100 model re-trained on clean data
+    epoch: int | None  # None: the last (or, for the base and recovery, the only one)
+    layout: str  # "": training only (the losses), no evaluation
 
 
 # What each finding reads, by the parameters of its test; a finding not listed is built lazily.

@@ -1,24 +1,8 @@
-"""Temporary: the registry's reads equal faco.study.parallel._reads for every finding and parameters."""
+"""Temporary: the registry's key numbers equal faco.study.sweep.KEY_NUMBERS."""
 
 from __future__ import annotations
 
-import pytest
-
-from faco.config.load import load_preset
 from faco.findings import registry
-from faco.study import parallel
-
-
-@pytest.mark.parametrize("name", ["tiny", "smol-ci", "smoke"])
-def test_registry_reads_are_the_old_reads(name):
-    preset = load_preset(name)
-    for finding in (*registry.NAMES, "my_finding"):
-        for base in (None, *(b.name for b in preset.bases)):
-            for ratio in preset.corruption.ratios:
-                params = {"faco_ratio": ratio, "faco_benchmark": "x", **({"faco_base": base} if base else {})}
-                old = parallel._reads(finding, params, preset)
-                new = registry.reads(finding, params, preset)
-                assert new == old, (finding, params)
 
 
 def test_registry_key_numbers_are_the_old_ones():

@@ -15,7 +15,7 @@ interval with the level it was computed at, never with an assumed one.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,7 +54,7 @@ class KeyNumber:
     label: str  # the panel's title
     read: Callable[[Record], tuple[float | None, list[float]] | None]  # (value, [low, high]); None: not drawn
     reference: str = "no effect"  # the dashed line's legend entry
-    reference_at: Callable[[Record], float] = lambda record: 0.0  # where it lies, from a record of the finding
+    reference_at: Callable[[Record], float | None] = lambda record: 0.0  # where it lies, from a record; None: nowhere
 
 
 # What a finding's test reads of one base, given the preset and the test's parameters (faco_ratio, ...).
@@ -212,14 +212,18 @@ def spec(name: str) -> FindingSpec | None:
     return next((s for s in FINDINGS if s.name == name), None)
 
 
-def reads(name: str, params: dict[str, Any], preset: Preset) -> list[Read]:
-    """What the test of finding `name` with these parameters reads: of its `faco_base`, else of every base
-    of the preset. A finding that declares no reads (or a user's own) reads nothing the plan prebuilds."""
-    found = spec(name)
-    if found is None or found.reads is None:
-        return []
-    bases = [params["faco_base"]] if "faco_base" in params else [b.name for b in preset.bases]
-    return [read for base in bases for read in found.reads(base, preset, params)]
+def reads(selected: Iterable[tuple[str, dict[str, Any]]], preset: Preset) -> list[Read]:
+    """What the selected tests, given as (finding, parameters), read: each of its `faco_base`, else of every
+    base of the preset. A finding that declares no reads (or a user's own) adds nothing: the plan prebuilds
+    only pre-training for it, and its test builds the rest lazily."""
+    out: list[Read] = []
+    for name, params in selected:
+        found = spec(name)
+        if found is None or found.reads is None:
+            continue
+        bases = [params["faco_base"]] if "faco_base" in params else [b.name for b in preset.bases]
+        out += [read for base in bases for read in found.reads(base, preset, params)]
+    return out
 
 
 def sections() -> list[Section]:

@@ -54,7 +54,7 @@ class KeyNumber:
     label: str  # the panel's title
     read: Callable[[Record], tuple[float | None, list[float]] | None]  # (value, [low, high]); None: not drawn
     reference: str = "no effect"  # the dashed line's legend entry
-    reference_at: Callable[[Record], float | None] = lambda record: 0.0  # where it lies, from a record; None: nowhere
+    reference_at: Callable[[Record], float | None] = lambda record: 0.0  # where, from a record; None: no line
 
 
 # What a finding's test reads of one base, given the preset and the test's parameters (faco_ratio, ...).
@@ -73,7 +73,7 @@ class FindingSpec:
     section: Section | None = None  # the report section that shows it; None: its figure's
     figure: Figure | None = None  # the report figure drawn from its records, if any
     reads: BaseReads | None = None  # what its test reads, per base (prebuilt in parallel); None: built lazily
-    key_number: KeyNumber | None = None  # what a sweep draws of it; None: a sweep lists it in the table only
+    key_number: KeyNumber | None = None  # what a sweep draws of it; None: a sweep's report leaves it out
 
     def __post_init__(self) -> None:
         if self.section is None and self.figure is None:

@@ -21,11 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from faco.report.figures import figure2, figure3, figure4, figure5, figure6
 from faco.findings.registry import NAMES, spec
 from faco.report.common import (
     Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, pval, sd, seeds_note, verdict,
 )
+from faco.report.figures import figure2, figure3, figure4, figure5, figure6
+from faco.report.sweep import sweep_section
 
 HOLDS, FAILS = "#1a7f37", "#b42318"
 
@@ -273,12 +274,6 @@ def _provenance_value(key: str, value: Any) -> str:
 
 SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, table1, table2, figure2, figure3, figure4, figure5, figure6,
                                               knowledge_table, provenance_section)
-
-
-def sweep_section(run: Run) -> str:
-    from faco.study import sweep
-
-    return sweep.section(run.findings)
 
 
 # A sweep run (--faco-sweep) holds the same findings at several points of one axis: the page draws them

@@ -6,7 +6,8 @@
     pytest experiments --faco-sweep finetune.lr=3e-4,1e-3   # the study once per value of one field
     pytest experiments --faco-regen         # rewrite the findings baseline (and fail, for review)
 
-Heavy imports (torch, transformers, lm-eval) happen inside fixtures, never at plugin import.
+Heavy imports (torch, transformers, lm-eval) happen inside fixtures, never at plugin import; faco's own
+modules import at the top (none of them imports those at import time).
 """
 
 from __future__ import annotations
@@ -21,9 +22,19 @@ from typing import Any
 
 import pytest
 
-from faco.findings import records
-from faco.config.schema import ConfigError, Preset
 from faco.config.load import load_preset, override
+from faco.config.schema import ConfigError, Preset
+from faco.core.cache import Cache
+from faco.data.dataset import load_dataset_items
+from faco.data.items import ItemError
+from faco.evaluation.benchmarks import resolve
+from faco.evaluation.lm_tasks import check_local_data
+from faco.evaluation.runner import benchmark_choices
+from faco.findings import records, registry
+from faco.models import checkpoints
+from faco.report.html import ReportError, build_report, html_summary_lines
+from faco.study import parallel, sweep
+from faco.study.study import Seeds, Study
 
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
 EXPERIMENT_KEY = "faco_experiment"  # user_properties key: the finding id of an experiment, recorded or not
@@ -118,9 +129,6 @@ def _preset(config: pytest.Config) -> Preset:
 def _check_items(path: Path) -> None:
     """Load the dataset once here: a damaged one is one usage error naming its file, not an error in
     every test that reaches the study."""
-    from faco.data.dataset import load_dataset_items
-    from faco.data.items import ItemError
-
     if not path.is_dir():
         raise ConfigError(f"--faco-items {path}: no such directory (build one with `faco build-dataset`)")
     try:
@@ -132,8 +140,6 @@ def _check_items(path: Path) -> None:
 def _check_checkpoints(preset: Preset) -> None:
     """Every base's and the served teacher's checkpoint must exist before anything is built: a wrong path
     is one usage error naming it, not an error in every experiment after minutes of other work."""
-    from faco.models import checkpoints
-
     for base in preset.bases:
         if base.checkpoint is not None:
             checkpoints.locate(base.name, base.checkpoint)
@@ -163,9 +169,6 @@ def _evaluation_options(config: pytest.Config, preset: Preset) -> Preset:
             raise ConfigError(f"--faco-benchmark-data {data}: no such directory")
         changes["data_dir"] = str(Path(data).resolve())
         if preset.evaluation.benchmarks:  # bad benchmark data: one error naming file and line, before any work
-            from faco.evaluation.benchmarks import resolve
-            from faco.evaluation.lm_tasks import check_local_data
-
             allowed = preset.evaluation.allow_code_execution or config.getoption("faco_allow_code_execution")
             check_local_data([spec for spec in resolve(preset.evaluation.benchmarks)
                               if allowed or not spec.code_execution], Path(data))
@@ -191,8 +194,6 @@ def _seeds(config: pytest.Config, preset: Preset) -> list[int]:
 
 def _sweep(config: pytest.Config, preset: Preset) -> tuple[str, list[str]] | None:
     """--faco-sweep FIELD=V1,V2: the field and its values, each checked now by building its preset."""
-    from faco.study import sweep
-
     text = config.getoption("faco_sweep")
     if text is None:
         return None
@@ -251,11 +252,6 @@ def faco_study(faco_preset: Preset, request: pytest.FixtureRequest, faco_reports
     Cold, the training runs the selected tests read are first built in parallel (faco.study.parallel). Under
     --faco-sweep there is one study per value of the swept field (an indirect session parameter).
     """
-    from faco.study import parallel
-    from faco.study import sweep
-    from faco.core.cache import Cache
-    from faco.study.study import Seeds, Study
-
     config = request.config
     value = getattr(request, "param", None)
     preset = faco_preset if value is None else sweep.point(faco_preset, config.stash[_SWEEP][0], value)
@@ -266,7 +262,8 @@ def faco_study(faco_preset: Preset, request: pytest.FixtureRequest, faco_reports
                     for item in request.session.items if "faco_study" in getattr(item, "fixturenames", ())
                     and getattr(getattr(item, "callspec", None), "params", {}).get("faco_study") == value]
         workers = config.getoption("faco_workers") or parallel.default_workers(preset)
-        parallel.prebuild(preset, cache.root, parallel.plan(selected, preset, seeds), workers)
+        jobs = parallel.plan(registry.reads(selected, preset), preset, seeds)
+        parallel.prebuild(preset, cache.root, jobs, workers)
     study = Seeds([Study(preset.replace(seed=seed), cache) for seed in seeds])
     yield study
     records.store_provenance(faco_reports / "provenance.json", preset, study.seeds, study.cache_keys(),
@@ -442,15 +439,12 @@ def _summarise_errors(terminalreporter: Any, reports: list) -> None:
 
 def _in_paper_order(row: dict[str, Any]) -> tuple[int, str]:
     """The end-of-run table lists findings in the registry's (the paper's) order, a user's own last."""
-    from faco.findings.registry import NAMES
-
-    return (NAMES.index(row["finding"]) if row["finding"] in NAMES else len(NAMES), row["finding"], row["id"])
+    names = registry.NAMES
+    return (names.index(row["finding"]) if row["finding"] in names else len(names), row["finding"], row["id"])
 
 
 def _question(name: str) -> str:
-    from faco.findings.registry import spec
-
-    found = spec(name)
+    found = registry.spec(name)
     return f"{found.question} " if found else ""
 
 
@@ -463,8 +457,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     findings = _reports_dir(config) / "findings.json"
     if findings.exists() and findings.stat().st_mtime >= config.stash[_STARTED]:  # recorded this session
-        from faco.report.html import ReportError, build_report
-
         try:
             config.stash[_REPORT] = f"faco report: {build_report(findings.parent).resolve().as_uri()}"
         except ReportError as error:
@@ -473,8 +465,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # called only with pytest-html installed and --html given
 def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
-    from faco.report.html import html_summary_lines
-
     html = Path(session.config.getoption("htmlpath")).expanduser().resolve()
     prefix.extend(html_summary_lines(_reports_dir(session.config), link_from=html.parent))
 
@@ -484,8 +474,11 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests that take `faco_base`, `faco_ratio`, `faco_benchmark`, `faco_group` or `faco_heldout` run once
     per base / CR / benchmark of the preset, with ids that `-k strong`, `-k cr100`, `-k heldout` select."""
+<<<<<<< HEAD
     from faco.evaluation.groups import benchmark_choices
 
+=======
+>>>>>>> findings-one
     preset = metafunc.config.stash[_PRESET]
     benchmarks = benchmark_choices(preset)
     choices = {

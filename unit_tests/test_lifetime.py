@@ -217,10 +217,12 @@ def test_a_killed_parent_stops_the_teacher_server(marker, tmp_path):
 PREBUILD = """
 import sys
 from pathlib import Path
-from faco.study import parallel
 from faco.config.load import smoke
+from faco.findings import registry
+from faco.study import parallel
 preset = smoke()
-jobs = parallel.plan([("recovery", {"faco_base": "strong", "faco_group": "heldout"})], preset, [0, 1])
+reads = registry.reads([("recovery", {"faco_base": "strong", "faco_group": "heldout"})], preset)
+jobs = parallel.plan(reads, preset, [0, 1])
 parallel.prebuild(preset, Path(sys.argv[1]), jobs, workers=2)
 """
 

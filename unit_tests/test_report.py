@@ -109,6 +109,12 @@ def test_complete_run_has_every_section_with_embedded_plots(complete):
     assert 'class="error"' not in complete and "not in this run" not in complete.lower()
 
 
+def test_navigation_links_every_section_in_the_page_order(complete):
+    nav = re.search(r"<nav>(.*?)</nav>", complete).group(1)
+    assert re.findall(r'href="#(\w+)"', nav) == list(SECTIONS)
+    assert '<a href="#fig2">Fig. 2 scores</a>' in nav and '<a href="#knowledge">What the bases know</a>' in nav
+
+
 def test_page_is_self_contained(complete):
     """Opens from disk: no link, script, stylesheet or image outside the file."""
     assert not re.search(r"https?://", complete)

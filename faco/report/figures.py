@@ -37,13 +37,14 @@ def embed(fig: Figure, alt: str) -> str:
 def figure(number: int, img: str, caption: str) -> str:
     """Figure `number`'s section; its title and the paper's claim come from the findings registry."""
     found = with_figure(number)
-    return (f'<section id="fig{number}"><h2>Figure {number}: {esc(found.figure.title)}</h2><figure>{img}'
+    anchor = found.figure.section.anchor
+    return (f'<section id="{anchor}"><h2>Figure {number}: {esc(found.figure.title)}</h2><figure>{img}'
             f'<figcaption>{esc(paper(found.name))} This run: {caption}</figcaption></figure></section>')
 
 
 def figure_missing(number: int) -> str:
     found = with_figure(number)
-    return (f'<section id="fig{number}"><h2>Figure {number}: {esc(found.figure.title)}</h2>'
+    return (f'<section id="{found.figure.section.anchor}"><h2>Figure {number}: {esc(found.figure.title)}</h2>'
             f'{missing(found.name)}</section>')
 
 

@@ -6,9 +6,10 @@
 
 Reads reports/<run>/findings.json (the numbers each experiment recorded) and provenance.json when the
 plugin wrote one; it never recomputes a statistic, trains or evaluates. Any finding may be missing (a
-`-k` run): every section renders what exists and names what is not there. Figures 2–6 are drawn
-by faco.report.figures (matplotlib, no pyplot state); no torch, transformers or lm-eval is imported, so a
-report takes seconds.
+`-k` run): every section renders what exists and names what is not there. The navigation links the
+page's own sections and those each finding's registry entry names (faco.findings.registry). Figures 2–6
+are drawn by faco.report.figures (matplotlib, no pyplot state), a sweep by faco.report.sweep; no torch,
+transformers or lm-eval is imported, so a report takes seconds.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from faco.report.figures import figure2, figure3, figure4, figure5, figure6
-from faco.findings.registry import NAMES, spec
+from faco.findings.registry import NAMES, Section, sections, spec
 from faco.report.common import (
     Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, pval, sd, seeds_note, verdict,
 )
+from faco.report.figures import figure2, figure3, figure4, figure5, figure6
+from faco.report.sweep import sweep_section
 
 HOLDS, FAILS = "#1a7f37", "#b42318"
 
@@ -106,7 +108,7 @@ def findings_table(run: Run) -> str:
         ok = sum(r["holds"] for r in group)
         cls = "good" if ok == len(group) else "bad" if ok == 0 else "mixed"
         shown = spec(kind)
-        link = f' · <a href="#{shown.anchor}">{shown.shown_in}</a>' if shown else ""
+        link = f' · <a href="#{shown.shown_at.anchor}">{shown.shown_in}</a>' if shown else ""
         rows.append(f'<tr><td>{esc(kind)}</td><td>{claim}</td><td class="{cls}">{ok}/{len(group)} hold{link}</td></tr>')
         items = "".join(f"<tr><td><code>{esc(str(r.get('id', '')))}</code></td><td>{verdict(r['holds'])}</td>"
                         f"<td>{esc(str(r.get('summary', '')))}</td><td>{_test(r)}</td></tr>" for r in group)
@@ -275,12 +277,6 @@ SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, table1, table2, fi
                                               knowledge_table, provenance_section)
 
 
-def sweep_section(run: Run) -> str:
-    from faco.study import sweep
-
-    return sweep.section(run.findings)
-
-
 # A sweep run (--faco-sweep) holds the same findings at several points of one axis: the page draws them
 # against the axis instead of as one study's table and figures.
 SWEEP_SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, sweep_section, provenance_section)
@@ -305,9 +301,19 @@ figure{margin:8px 0}figure img{max-width:100%;height:auto;border:1px solid #eaee
 figcaption,.caption{color:#3d444d;font-size:14px;max-width:980px}.counts{font-size:17px}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;font-size:12px}table.kv th{width:130px}
 """
-NAV = (("findings", "Findings"), ("table1", "Table 1"), ("table2", "Table 2"), ("fig2", "Fig. 2 scores"), ("fig3", "Fig. 3 loss"),
-       ("fig4", "Fig. 4 lying"), ("fig5", "Fig. 5 epochs"), ("fig6", "Fig. 6 recovery"),
-       ("knowledge", "What the bases know"), ("provenance", "Provenance"))
+# The page's sections that show no one finding; each finding's sections come from its registry entry.
+OWN_SECTIONS = (Section("findings", "Findings"), Section("table2", "Table 2"), Section("provenance", "Provenance"))
+
+
+def navigation(page: str) -> str:
+    """Links to the report's own sections and every finding's, in the order the page shows them (a
+    section this page lacks, such as a sweep page's tables, last)."""
+    def where(section: Section) -> int:
+        at = page.find(f'<section id="{section.anchor}"')
+        return at if at >= 0 else len(page)
+
+    found = sorted([*OWN_SECTIONS, *sections()], key=where)
+    return "".join(f'<a href="#{esc(s.anchor)}">{esc(s.label)}</a>' for s in found)
 
 
 def render(run: Run) -> str:
@@ -320,10 +326,10 @@ def render(run: Run) -> str:
         except (KeyError, TypeError, ValueError, IndexError, StopIteration) as error:
             parts.append(f'<section><h2>{esc(section.__name__)}</h2><p class="error">could not render from the '
                          f"stored records ({esc(type(error).__name__)}: {esc(str(error))})</p></section>")
-    nav = "".join(f'<a href="#{anchor}">{label}</a>' for anchor, label in NAV)
+    body = "".join(parts)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>faco report: {esc(run.name)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-            f'<body>{header(run)}<nav>{nav}</nav>{"".join(parts)}</body></html>\n')
+            f'<body>{header(run)}<nav>{navigation(body)}</nav>{body}</body></html>\n')
 
 
 def build_report(reports_dir: Path) -> Path:

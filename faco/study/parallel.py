@@ -6,7 +6,8 @@ Why processes and not threads: a tiny model's matrix products are too small to k
 The numbers do not change: CPU numerics are pinned (faco.core.numerics), so a model trained on one thread
 in a worker is bit-identical to the one a serial run trains on two (`--faco-workers 1`: serial).
 
-The plan comes from the selected tests (`-k` prebuilds only what the selection reads). It is an
+The plan comes from what the selected tests read (`-k` prebuilds only what the selection reads; the
+findings registry, faco.findings.registry, says what each finding's test reads). It is an
 optimisation only: the tests still ask the study for every artefact through the cache, so an entry the
 plan missed is built lazily by the test, and a job that fails in a worker is left to the test, which
 builds it again in-process and reports the error where it belongs.
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from faco.core import lifetime
 from faco.core.cache import Cache
@@ -67,44 +69,27 @@ class Job:
         return f"seed {self.seed} {self.base} {what}"
 
 
-# What each finding reads, by the parameters of its test; a finding not listed is built lazily.
-Reads = list[tuple[str, int | None, bool, int | None, str]]  # (base, ratio, recovered, epoch, layout)
+class Read(NamedTuple):
+    """One thing a test reads of the study: a model's checkpoint and, unless `layout` is "", its
+    evaluation in that layout. faco.findings.registry says what each finding's test reads."""
+
+    base: str
+    ratio: int | None  # None: the base itself
+    recovered: bool  # the CR-100 model re-trained on clean data
+    epoch: int | None  # None: the last (or, for the base and recovery, the only one)
+    layout: str  # "": training only (the losses), no evaluation
 
 
-def _reads(finding: str, params: dict, preset: Preset) -> Reads:
-    bases = [params["faco_base"]] if "faco_base" in params else [b.name for b in preset.bases]
-    ratios = list(preset.corruption.ratios)
-    epochs = range(1, preset.finetune.epochs + 1)
-    last = preset.finetune.epochs
-    out: Reads = []
-    for b in bases:
-        if finding == "knowledge":
-            out.append((b, None, False, None, "familiar"))
-        elif finding == "correlation":
-            out += [(b, r, False, last, "instruction") for r in ratios]
-        elif finding in ("sensitivity", "sensitivity_majority"):
-            out += [(b, r, False, last, "instruction") for r in (0, 100)]
-        elif finding == "loss":
-            out += [(b, r, False, None, "") for r in ratios]  # training only
-        elif finding == "longer":
-            out += [(b, params["faco_ratio"], False, e, "instruction") for e in epochs]
-        elif finding == "recovery":
-            out += [(b, r, False, last, "instruction") for r in (0, 100)] + [(b, 100, True, None, "instruction")]
-        elif finding == "lying":
-            out += [(b, 100, False, last, "instruction"), (b, None, False, None, "familiar")]
-    return out
-
-
-def plan(selected: Iterable[tuple[str, dict]], preset: Preset, seeds: Sequence[int]) -> list[Job]:
-    """The jobs that the selected tests, given as (finding, parameters), read, for every seed."""
+def plan(reads: Iterable[Read], preset: Preset, seeds: Sequence[int]) -> list[Job]:
+    """The jobs that build what the selected tests read (faco.findings.registry.reads), for every seed;
+    every base's pre-training is planned whatever they read."""
     wanted: dict[tuple, set] = {(b.name, None, False): set() for b in preset.bases}  # pre-training first
-    for finding, params in selected:
-        for base, ratio, recovered, epoch, layout in _reads(finding, params, preset):
-            reads = wanted.setdefault((base, ratio, recovered), set())
-            if layout:
-                reads.add((epoch, layout))
-    return [Job(seed, base, ratio, recovered, tuple(sorted(reads, key=str)))
-            for seed in seeds for (base, ratio, recovered), reads in sorted(wanted.items(), key=str)]
+    for base, ratio, recovered, epoch, layout in reads:
+        evaluated = wanted.setdefault((base, ratio, recovered), set())
+        if layout:
+            evaluated.add((epoch, layout))
+    return [Job(seed, base, ratio, recovered, tuple(sorted(evaluated, key=str)))
+            for seed in seeds for (base, ratio, recovered), evaluated in sorted(wanted.items(), key=str)]
 
 
 # --- running a job (in a worker, or probing in the parent) -----------------------------------------

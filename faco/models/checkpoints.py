@@ -17,6 +17,7 @@ import logging
 import re
 from pathlib import Path
 
+from faco.core import digests
 from faco.core.cache import Cache, cache_key, code_version, library_versions
 from faco.config.schema import ConfigError
 
@@ -81,12 +82,7 @@ def file_digest(path: Path, cache: Cache) -> str:
     stat = path.stat()
     where = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     key = hashlib.sha256(where.encode()).hexdigest()[:24]
-    return cache.get_or_build_json("digest", key, lambda: _sha256(path), describe=f"sha256 of {path.name}")
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+    return cache.get_or_build_json("digest", key, lambda: digests.sha256_file(path), describe=f"sha256 of {path.name}")
 
 
 # --- the hub ---------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from pathlib import Path
 
-from faco.core import lifetime
+from faco.core import lifetime, logs, numerics
 from faco.core.cache import PARSE_ERRORS, Cache
 from faco.config.schema import Preset
 from faco.study.study import ALL, Model, Study
@@ -137,7 +137,8 @@ def _run(study: Study, job: Job) -> None:
         study.samples(model, ALL, layout)
 
 
-def _done(preset: Preset, root: Path, job: Job) -> bool:
+def is_built(preset: Preset, root: Path, job: Job) -> bool:
+    """Whether the cache under `root` holds every verified entry `job` reads (a warm run skips it)."""
     try:
         _run(Study(preset.replace(seed=job.seed), _Probe(root)), job)
     except NotBuilt:
@@ -150,8 +151,7 @@ def _worker_init(queue: multiprocessing.Queue, parent: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(queue)]
     root.setLevel(logging.INFO)
-    for noisy in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.quiet_noisy_libraries()  # as the parent does: a worker's records are the parent's lines
 
 
 def _work(preset: Preset, root: str, job: Job, threads: int) -> None:
@@ -174,7 +174,7 @@ def prebuild(preset: Preset, root: Path, jobs: list[Job], workers: int,
              on_error: Callable[[Job, BaseException], None] | None = None) -> int:
     """Build `jobs` on `workers` one-thread processes, each after the run it starts from; returns how
     many ran. Jobs already in the cache are skipped without starting a process (a warm run)."""
-    todo = [job for job in jobs if not _done(preset, root, job)]
+    todo = [job for job in jobs if not is_built(preset, root, job)]
     if not todo or workers < 2:
         return 0
     log.info("building %d training runs and their evaluations on %d processes", len(todo), workers)
@@ -225,4 +225,4 @@ def default_workers(preset: Preset) -> int:
     embedded = all(b.checkpoint is None for b in preset.bases) and preset.items.source == "world"
     if not embedded or preset.launch.launched:
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return numerics.usable_cores()

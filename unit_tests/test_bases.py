@@ -93,7 +93,7 @@ def test_hub_id_offline_says_how_to_make_it_available(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ConfigError, match=r"base 'strong': 'faco-test/no-such-model' is no local directory.*"
                                           r"HF_HUB_OFFLINE=0.*hf download faco-test/no-such-model"):
-        checkpoints.resolve("strong", "faco-test/no-such-model", Cache(tmp_path / "cache"))
+        checkpoints.resolve("base 'strong'", "faco-test/no-such-model", Cache(tmp_path / "cache"))
 
 
 @pytest.mark.parametrize("checkpoint, message", [

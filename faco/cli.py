@@ -1,5 +1,10 @@
-"""`faco` command line: `faco build-dataset ...`, `faco report`, `faco tolerances` (subcommands register in
-`parser`).
+"""`faco` command line; each subcommand registers in `parser`:
+
+    faco build-dataset ...   # the real FACO dataset: nine sources -> TRUE and FALSE chains by a teacher
+    faco report              # rebuild reports/<run>/index.html from stored results
+    faco tolerances ...      # re-apply the tolerance rule to a baseline with measured noise
+    faco evaluate MODEL      # score one checkpoint on the paper's benchmarks through lm-eval
+    faco status              # what a run needs and whether it is cached
 
 An expected failure (unknown source, malformed row, server down, bad flag value) prints one line on
 stderr and exits with 2; a traceback means a bug.
@@ -11,11 +16,22 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from faco.core.cache import Cache
 from faco.config.schema import ConfigError
+from faco.models import checkpoints
+from faco.data.build import BuildConfig, build_dataset, dry_run
+from faco.data.items import ItemError
+from faco.data.prompts import PROMPT_SETS
+from faco.data.sources import SOURCES, SourceError
+from faco.data.teacher import TeacherConfig, TeacherError, load_prices
+from faco.evaluation import benchmarks, lm_tasks
+from faco.evaluation.benchmark_runs import evaluate_benchmarks
+from faco.findings import records
 
 EXIT_USAGE = 2
 
@@ -62,11 +78,6 @@ def _source_path(text: str) -> tuple[str, Path]:
 
 
 def add_build_dataset(commands: argparse._SubParsersAction) -> None:
-    from faco.data.build import BuildConfig
-    from faco.data.prompts import PROMPT_SETS
-    from faco.data.sources import SOURCES
-    from faco.data.teacher import TeacherConfig
-
     build, teacher = BuildConfig(out=Path(".")), TeacherConfig()
     parser = commands.add_parser("build-dataset", help="build the real FACO dataset through a teacher model",
                                  description="Nine source datasets -> FACO items with a TRUE and a FALSE chain "
@@ -100,9 +111,6 @@ def add_build_dataset(commands: argparse._SubParsersAction) -> None:
 
 
 def run_build_dataset(args: argparse.Namespace) -> int:
-    from faco.data.build import BuildConfig, build_dataset, dry_run
-    from faco.data.teacher import TeacherConfig, load_prices
-
     config = BuildConfig(out=args.out, sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
                          data_dir=args.data_dir, source_paths=dict(args.source_path), per_source=args.per_source,
                          seed=args.seed, lenient=args.lenient, reply_cache=args.reply_cache)
@@ -132,7 +140,7 @@ def add_report(commands: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from faco.report.html import ReportError, build_report, run_dirs
+    from faco.report.html import ReportError, build_report, run_dirs  # here: it loads matplotlib
 
     try:
         dirs = [args.reports / args.run_name] if args.run_name else run_dirs(args.reports)
@@ -165,8 +173,6 @@ def add_tolerances(commands: argparse._SubParsersAction) -> None:
 
 
 def run_tolerances(args: argparse.Namespace) -> int:
-    from faco.findings import records
-
     try:
         if not args.baseline.is_file():  # re-applying the rule to no baseline would write an empty one
             raise records.BaselineError(f"{args.baseline}: no such baseline (the first `pytest experiments` "
@@ -190,8 +196,6 @@ def run_tolerances(args: argparse.Namespace) -> int:
 
 
 def _findings_of(run_dir: Path) -> dict[str, Any]:
-    from faco.findings import records
-
     source = run_dir / "findings.json"
     stored = records.read_json(source, None)
     if stored is None:
@@ -205,7 +209,8 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
                                              "paper's shots; offline with --data-dir. Prints a table, writes the "
                                              "results with per-question records.")
     parser.add_argument("model", help="a local model directory, a hub id, or a .gguf file (converted once, cached)")
-    parser.add_argument("--benchmarks", default="paper", help="'paper' (all) or a comma list of registry names")
+    parser.add_argument("--benchmarks", default="paper",
+                        help="'paper' (all) or a comma list of the paper's benchmark names")
     parser.add_argument("--num-fewshot", type=_shots, default="paper", metavar="K|paper",
                         help="shots for every benchmark, or 'paper' for the paper's (ARC 25, MMLU 5, others 10)")
     parser.add_argument("--limit", type=COUNT, help="at most N questions per lm-eval task (each MMLU subject)")
@@ -219,21 +224,12 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from faco.evaluation import benchmarks
-
-    from faco.evaluation import lm_tasks
-    from faco.models.checkpoints import resolve
-    from faco.core.cache import Cache
-    from faco.evaluation.benchmark_runs import evaluate_benchmarks
-
     specs = benchmarks.resolve(args.benchmarks)
     shots = benchmarks.shots(specs, args.num_fewshot)
     if args.data_dir is not None:  # bad data fails before the model is resolved (a .gguf is converted)
         lm_tasks.check_local_data([s for s in specs if args.allow_code_execution or not s.code_execution],
                                   args.data_dir)
-    model_dir, _ = resolve(args.model, args.model, Cache(Cache.default_root()))
+    model_dir, _ = checkpoints.resolve("model", args.model, Cache(Cache.default_root()))
     with tempfile.TemporaryDirectory(prefix="faco-tasks-") as task_dir:
         results = evaluate_benchmarks(model_dir, specs, Path(task_dir), shots=shots, data_dir=args.data_dir,
                                       limit=args.limit, batch_size=args.batch_size, seed=args.seed,
@@ -272,10 +268,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from faco.data.items import ItemError
-    from faco.data.sources import SourceError
-    from faco.data.teacher import TeacherError
-
     args = parser().parse_args(argv)
     try:
         return args.run(args)

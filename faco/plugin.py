@@ -6,8 +6,9 @@
     pytest experiments --faco-sweep finetune.lr=3e-4,1e-3   # the study once per value of one field
     pytest experiments --faco-regen         # rewrite the findings baseline (and fail, for review)
 
-Heavy imports (torch, transformers, lm-eval) happen inside fixtures, never at plugin import; faco's own
-modules import at the top (none of them imports those at import time).
+Baselines are <rootdir>/experiments/baselines/<run>.json; a project's ini file moves them
+(`faco_baselines = DIR`, relative to the rootdir). Heavy imports (torch, transformers, lm-eval) happen
+inside fixtures, never at plugin import.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,12 @@ import pytest
 
 from faco.config.load import load_preset, override
 from faco.config.schema import ConfigError, Preset
+from faco.core import logs
 from faco.core.cache import Cache
 from faco.data.dataset import load_dataset_items
 from faco.data.items import ItemError
-from faco.evaluation.benchmarks import resolve
-from faco.evaluation.lm_tasks import check_local_data
-from faco.evaluation.runner import benchmark_choices
+from faco.evaluation import benchmarks, lm_tasks
+from faco.evaluation.groups import benchmark_choices
 from faco.findings import records, registry
 from faco.models import checkpoints
 from faco.report.html import ReportError, build_report, html_summary_lines
@@ -39,6 +39,7 @@ from faco.study.study import Seeds, Study
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
 EXPERIMENT_KEY = "faco_experiment"  # user_properties key: the finding id of an experiment, recorded or not
 UNCHECKED_KEY = "faco_unchecked"  # user_properties key: key numbers the baseline marks unchecked
+BASELINES = "experiments/baselines"  # where faco's own baselines live; the ini option faco_baselines moves them
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,7 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faco-cache", default=None,
                     help="artefact cache directory (default: $FACO_CACHE_DIR, else the user cache dir)")
     group.addoption("--faco-benchmark-data", default=None, metavar="DIR",
-                    help="registry benchmarks read DIR/<benchmark>/<split>.jsonl instead of the hub")
+                    help="the paper's benchmarks read DIR/<benchmark>/<split>.jsonl instead of the hub")
     group.addoption("--faco-allow-code-execution", action="store_true",
                     help="run benchmarks that execute model-written code (HumanEval); skipped otherwise")
     group.addoption("--faco-items", default=None, metavar="DIR",
@@ -74,6 +75,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faco-regen", action="store_true",
                     help="rewrite the findings baseline from this run, then fail so the diff gets reviewed")
     group.addoption("--faco-reports", default="reports", help="directory for findings and reports (default: reports)")
+    parser.addini("faco_baselines", default=BASELINES,
+                  help=f"folder of the findings baselines, relative to the rootdir (default: {BASELINES})")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -94,8 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"faco: {error}") from None
     if _wants_live_log(config):
         config.option.log_cli_level = "INFO"  # stream progress: a cold run is never silent for minutes
-    for noisy in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.quiet_noisy_libraries()
 
 
 _PRESET = pytest.StashKey[Preset]()
@@ -142,7 +144,7 @@ def _check_checkpoints(preset: Preset) -> None:
     is one usage error naming it, not an error in every experiment after minutes of other work."""
     for base in preset.bases:
         if base.checkpoint is not None:
-            checkpoints.locate(base.name, base.checkpoint)
+            checkpoints.locate(f"base {base.name!r}", base.checkpoint)
     if preset.items.build is not None and preset.items.build.serve:
         checkpoints.locate("teacher", preset.items.build.serve)
 
@@ -170,8 +172,8 @@ def _evaluation_options(config: pytest.Config, preset: Preset) -> Preset:
         changes["data_dir"] = str(Path(data).resolve())
         if preset.evaluation.benchmarks:  # bad benchmark data: one error naming file and line, before any work
             allowed = preset.evaluation.allow_code_execution or config.getoption("faco_allow_code_execution")
-            check_local_data([spec for spec in resolve(preset.evaluation.benchmarks)
-                              if allowed or not spec.code_execution], Path(data))
+            lm_tasks.check_local_data([spec for spec in benchmarks.resolve(preset.evaluation.benchmarks)
+                                       if allowed or not spec.code_execution], Path(data))
     if config.getoption("faco_allow_code_execution"):
         changes["allow_code_execution"] = True
     return preset.replace(evaluation=dataclasses.replace(preset.evaluation, **changes)) if changes else preset
@@ -225,7 +227,12 @@ def _run_name(config: pytest.Config) -> str:
 
 
 def _baseline_path(config: pytest.Config, preset: Preset) -> Path:
-    return Path(config.rootpath) / "experiments" / "baselines" / f"{_run_name(config)}.json"
+    """<rootdir>/<faco_baselines>/<run>.json: a project keeps its baselines where its ini file says."""
+    folder = config.getini("faco_baselines").strip()
+    if not folder:
+        raise pytest.UsageError(f"faco: the ini option faco_baselines is empty; name the baselines folder, "
+                                f"relative to the rootdir (default: {BASELINES})")
+    return Path(config.rootpath) / folder / f"{_run_name(config)}.json"
 
 
 def _read_text(path: Path) -> str:
@@ -412,7 +419,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             for metric, why in row["metrics"].items():
                 terminalreporter.write_line(f"  {row['id']} {metric}: {why}")
     _summarise_errors(terminalreporter, [r for category in terminalreporter.stats.values() for r in category
-                                         if getattr(r, "when", None)])
+                                         if isinstance(r, pytest.TestReport)])  # a collection error is pytest's
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE]:
         terminalreporter.write_line(f"faco: the findings baseline {config.stash[_BASELINE]} changed: review and commit it",
                                     red=True)
@@ -474,19 +481,14 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests that take `faco_base`, `faco_ratio`, `faco_benchmark`, `faco_group` or `faco_heldout` run once
     per base / CR / benchmark of the preset, with ids that `-k strong`, `-k cr100`, `-k heldout` select."""
-<<<<<<< HEAD
-    from faco.evaluation.groups import benchmark_choices
-
-=======
->>>>>>> findings-one
     preset = metafunc.config.stash[_PRESET]
-    benchmarks = benchmark_choices(preset)
+    evaluated = benchmark_choices(preset)
     choices = {
         "faco_base": [b.name for b in preset.bases],
         "faco_ratio": list(preset.corruption.ratios),
-        "faco_group": benchmarks["group"],
-        "faco_benchmark": benchmarks["benchmark"],
-        "faco_heldout": benchmarks["heldout"],
+        "faco_group": evaluated["group"],
+        "faco_benchmark": evaluated["benchmark"],
+        "faco_heldout": evaluated["heldout"],
     }
     for name, values in choices.items():
         if name in metafunc.fixturenames:

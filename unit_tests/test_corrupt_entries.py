@@ -87,8 +87,8 @@ def test_a_damaged_reply_cache_is_set_aside_and_started_anew(tmp_path, damage):
     replies = ReplyCache(path)
     for i in range(50):
         replies.put(f"k{i}", "m", [{"role": "user", "content": f"q{i}" * 100}], {}, Reply(f"a{i}" * 100, 1, 1))
-    replies._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    replies.close()
+    replies.close()  # the last connection to close writes the WAL back into the file that `damage` hits
+    assert not path.with_name(f"{path.name}-wal").exists()
     damage(path)
     again = ReplyCache(path)  # no crash: the damaged file is evidence, the replies are asked again
     assert again.get("k0") is None and list(path.parent.glob("replies.sqlite.corrupt-*"))
@@ -119,6 +119,6 @@ def test_a_damaged_study_entry_is_rebuilt_with_the_same_result(built, stage, nam
     DAMAGE[damage](path)
     job = parallel.Job(0, "strong", 0, reads=((None, "instruction"),))
     if stage != "items":  # a built fine-tune needs its items no more
-        assert not parallel._done(smoke(), cache.root, job)  # the probe reads nothing unverified: "not built"
+        assert not parallel.is_built(smoke(), cache.root, job)  # the probe reads nothing unverified: "not built"
     assert read(cache) == before
-    assert aside(cache, stage) and parallel._done(smoke(), cache.root, job)
+    assert aside(cache, stage) and parallel.is_built(smoke(), cache.root, job)

@@ -62,8 +62,8 @@ def baseline_path(pytester: pytest.Pytester, run_name: str = "smoke") -> Path:
     return pytester.path / "experiments" / "baselines" / f"{run_name}.json"
 
 
-def write_baseline(pytester: pytest.Pytester, **holds: bool) -> Path:
-    path = baseline_path(pytester)
+def write_baseline(pytester: pytest.Pytester, folder: Path | None = None, **holds: bool) -> Path:
+    path = folder / "smoke.json" if folder else baseline_path(pytester)
     path.write_text(json.dumps({"findings": {k: {"holds": v, "summary": "reviewed"} for k, v in holds.items()}}))
     return path
 
@@ -91,6 +91,36 @@ def test_baseline_negative_is_a_strict_xfail(project):
     result.stdout.fnmatch_lines(["*XFAIL*test_negative*known negative on smoke: reviewed*"])
     assert result.ret == 0
     assert "changed: review and commit it" not in result.stdout.str()
+
+
+def test_the_ini_file_moves_the_baselines(project):
+    """`faco_baselines` names the folder, relative to the rootdir: the baseline reviewed there is the one
+    checked (its known negative is an xfail), and experiments/baselines/ is neither read nor written."""
+    project.makeini("[pytest]\nfaco_baselines = studies/reviewed\n")
+    folder = project.path / "studies" / "reviewed"
+    folder.mkdir(parents=True)
+    write_baseline(project, folder, clean=True, lying=False)
+    write_baseline(project, clean=True, lying=True)  # the default folder's: would make `lying` fail
+    before = baseline_path(project).read_text()
+    result = run(project)
+    result.assert_outcomes(passed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*XFAIL*test_negative*known negative on smoke: reviewed*"])
+    assert baseline_path(project).read_text() == before
+
+
+def test_an_empty_baselines_option_is_a_usage_error(project):
+    project.makeini("[pytest]\nfaco_baselines =\n")
+    result = run(project)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "faco: the ini option faco_baselines is empty" in result.stderr.str()
+
+
+def test_a_file_that_fails_to_collect_is_pytest_s_error_not_the_plugin_s(project):
+    project.makepyfile(test_broken="import no_such_module_anywhere\n")
+    result = run(project)
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # the collection error, reported as pytest reports it
+    result.stdout.fnmatch_lines(["*ERROR collecting test_broken.py*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
 BROKEN = {  # a known negative that crashes, in its body or in a fixture it needs: never an expected failure

@@ -247,7 +247,7 @@ def test_sharded_export_round_trips(study, tmp_path):
     model.save_pretrained(tmp_path / "checkpoint", max_shard_size="40KB")  # as a big model's Trainer save
     shards = sorted(p.name for p in (tmp_path / "checkpoint").glob("*.safetensors"))
     assert len(shards) > 1 and (tmp_path / "checkpoint" / "model.safetensors.index.json").exists()
-    trainer._export(tmp_path / "checkpoint", tokenizer, tmp_path / "exported")
+    trainer.export_checkpoint(tmp_path / "checkpoint", tokenizer, tmp_path / "exported")
     assert sorted(p.name for p in (tmp_path / "exported").glob("*.safetensors")) == shards
     loaded, _ = llama.load(tmp_path / "exported")
     original = model.state_dict()

@@ -13,7 +13,7 @@ import math
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -163,7 +163,7 @@ class BaseSpec:
 
 @dataclass(frozen=True)
 class BuildItemsConfig:
-    """FACO items the study builds itself (a cached stage, faco.items_stage) from the nine sources through
+    """FACO items the study builds itself (a cached stage, faco.data.built_items) from the nine sources through
     a teacher, instead of a dataset built beforehand with `faco build-dataset`: one command runs it all."""
 
     sources: tuple[str, ...]  # faco.data.sources names, e.g. ["sciq", "mbpp"]
@@ -299,7 +299,7 @@ class EvalConfig:
     heldout_per_domain: int = 150  # facts of each held-out domain
     batch_size: int = 64
     formats: tuple[str, ...] = ("cloze",)  # "letter" (MMLU-style, gold positions balanced) where learnable
-    # real tier: registry benchmarks (faco/evaluation/benchmarks.yaml) instead of the world's domains; () = the world
+    # real tier: the paper's benchmarks (faco/evaluation/benchmarks.yaml) instead of the world's domains; () = the world
     benchmarks: tuple[str, ...] = ()
     num_fewshot: int | None = None  # shots for every benchmark; None = the paper's (ARC 25, MMLU 5, others 10)
     limit: int | None = None  # at most this many questions per lm-eval task (each MMLU subject); None = all

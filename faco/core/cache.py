@@ -9,7 +9,8 @@ each shared artefact once, and an entry that no longer matches its manifest is m
 evidence) and rebuilt, never used. A warm rerun therefore trains and evaluates nothing.
 
     cache = Cache(Cache.default_root())
-    key = cache_key("finetune", preset.finetune, inputs=(base_key, data_key), code=code_version("faco.train"))
+    key = cache_key("finetune", preset.finetune, inputs=(base_key, data_key),
+                    code=code_version("faco.training.trainer"))
     checkpoint = cache.get_or_build("finetune", key, lambda out: train(..., out), describe="weak cr50")
 """
 
@@ -40,13 +41,14 @@ from typing import Any
 
 import filelock
 
+from faco.core.digests import sha256_file
+
 log = logging.getLogger("faco.core.cache")
 
 MANIFEST = "MANIFEST.json"  # reserved name inside an entry; written by the cache, last
 VALUE = "value.json"  # the one file of a `get_or_build_json` entry
 _SCRATCH = f"{MANIFEST}.tmp"  # the manifest before its atomic rename; never part of an entry
 _KEY_FORMAT = 1  # bump when the canonical form below changes: every old key then misses, none collides
-_CHUNK = 1 << 20  # hash files 1 MiB at a time; checkpoints need not fit in memory twice
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # stages and keys are single path components
 
 
@@ -378,7 +380,7 @@ def _seal(workdir: Path, stage: str, key: str, describe: str) -> None:
         path = workdir / name
         with path.open("rb") as handle:
             os.fsync(handle.fileno())
-        files[name] = {"sha256": _sha256(path), "size": path.stat().st_size}
+        files[name] = {"sha256": sha256_file(path), "size": path.stat().st_size}
     manifest = {
         "stage": stage,
         "key": key,
@@ -411,7 +413,7 @@ def _verify(entry: Path, stage: str, key: str) -> None:
         if size != expected["size"]:
             raise CacheError(f"{where}: file {name!r} has size {size}, manifest says {expected['size']}")
     for name, expected in sorted(files.items()):
-        if _sha256(entry / name) != expected["sha256"]:
+        if sha256_file(entry / name) != expected["sha256"]:
             raise CacheError(f"{where}: file {name!r} fails its sha256 checksum")
 
 
@@ -456,14 +458,6 @@ def _files(directory: Path) -> list[str]:
             if relative not in (MANIFEST, _SCRATCH):
                 found.append(relative)
     return sorted(found)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _aside(final: Path) -> Path:

@@ -35,6 +35,15 @@ def pin() -> str:
     return "pinned"
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on: its affinity mask where the platform has one (a container's
+    or `taskset`'s limit, not the machine's count), else the machine's. Thread and worker counts split these;
+    with the pins above, how they are split changes no number."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def settings() -> dict[str, str]:
     """The numerics settings in force, for cache keys: an artefact is reused only under the same ones
     (also when a user set one of the variables to a value of their own)."""

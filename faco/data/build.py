@@ -13,7 +13,6 @@ dataset (`datasets.load_from_disk`), `summary.json` (items and drops per source,
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import re
 import time
@@ -25,7 +24,7 @@ from typing import Any
 
 from faco.core.cache import Cache
 from faco.data.dataset import load_dataset_items, write_dataset  # noqa: F401 - load_dataset_items: faco.data.build's API
-from faco.data.items import FacoItem, ItemError
+from faco.data.items import FacoItem, ItemError, wrong_option
 from faco.data.sources import SOURCES, LoadReport, SourceError, SourceItem, load_from_data_dir, load_source, sample
 from faco.data.teacher import (
     MalformedReply, Prices, Rejected, Reply, ReplyCache, Teacher, TeacherConfig, cache_key, disagrees,
@@ -90,8 +89,8 @@ def plan(config: BuildConfig) -> tuple[list[Planned], dict[str, dict[str, Any]]]
         else:
             rows = load_source(name, None, config.lenient, report)
         chosen = sample(rows, config.per_source, config.seed, name)
-        planned += _plan_code(chosen, config.seed) if SOURCES[name].domain == "code" else [
-            Planned(item, _wrong_option(item, config.seed)) for item in chosen]
+        code = SOURCES[name].domain == "code"
+        planned += _plan_code(chosen, config.seed) if code else _plan_options(chosen, config.seed)
         loading[name] = {"rows": report.rows, "usable": len(rows), "sampled": len(chosen),
                          "skipped": dict(report.skipped)}
     ids = Counter(p.item.id for p in planned)
@@ -101,16 +100,21 @@ def plan(config: BuildConfig) -> tuple[list[Planned], dict[str, dict[str, Any]]]
     return planned, loading
 
 
-def _wrong_option(item: SourceItem, seed: int) -> int:
-    rng = random.Random(f"{seed}:false:{item.id}")
-    return rng.choice([i for i in range(len(item.options)) if i != item.correct])
+def _false_seed(item: SourceItem, seed: int) -> str:
+    """The seed text of `item`'s FALSE answer: its wrong option, or (code) the other item's code."""
+    return f"{seed}:false:{item.id}"
+
+
+def _plan_options(items: Sequence[SourceItem], seed: int) -> list[Planned]:
+    """Each item's FALSE answer is a seeded wrong option of its own."""
+    return [Planned(item, wrong_option(item.options, item.correct, _false_seed(item, seed))) for item in items]
 
 
 def _plan_code(items: Sequence[SourceItem], seed: int) -> list[Planned]:
     """Each item's FALSE answer is a seeded other item's code (a different snippet)."""
     planned = []
     for item in items:
-        rng = random.Random(f"{seed}:false:{item.id}")
+        rng = random.Random(_false_seed(item, seed))
         others = [o for o in items if o.options[0] != item.options[0]]
         if not others:
             planned.append(Planned(item, 1, None, None))  # dropped later: nothing to take a false answer from

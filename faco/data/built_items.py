@@ -19,13 +19,17 @@ run starts no server. A dataset built beforehand with `faco build-dataset` is th
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
 
 from faco.core.cache import Cache, cache_key, code_version
+from faco.core.digests import files_digest
 from faco.config.schema import BuildItemsConfig, ConfigError
+from faco.models.serve import served
+from faco.data.build import BuildConfig, build_dataset
+from faco.data.sources import source_spec
+from faco.data.teacher import TeacherConfig
 
 log = logging.getLogger("faco.data.built_items")
 
@@ -42,30 +46,30 @@ def key(spec: BuildItemsConfig, seed: int, teacher_key: str) -> str:
 
 
 def sources_digest(spec: BuildItemsConfig) -> str:
-    """sha256 of the local source files the build reads (a changed file is a new input), or "hub"."""
-    from faco.data.sources import source_spec
-
+    """The digest of the local source files the build reads (a changed file is a new input), or "hub"."""
     if spec.data_dir is None:
         return "hub"
-    digest = hashlib.sha256()
-    for name in spec.sources:
-        for relative in source_spec(name).local:
-            path = Path(spec.data_dir) / relative
-            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-            for file in files:
-                if not file.is_file():
-                    raise ConfigError(f"items.build.data_dir {spec.data_dir}: {name} needs {file}, which does not exist")
-                digest.update(str(file.relative_to(spec.data_dir)).encode() + b"\0" + file.read_bytes())
-    return digest.hexdigest()[:24]
+    root = Path(spec.data_dir)
+    return files_digest(root, [file for name in spec.sources for file in _source_files(root, name)])
+
+
+def _source_files(root: Path, name: str) -> list[Path]:
+    """The files source `name` reads under `root`, each of its local paths a file or every file below a
+    directory; a missing one is a ConfigError naming it."""
+    files = []
+    for relative in source_spec(name).local:
+        path = root / relative
+        for file in sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]:
+            if not file.is_file():
+                raise ConfigError(f"items.build.data_dir {root}: {name} needs {file}, which does not exist")
+            files.append(file)
+    return files
 
 
 def build(spec: BuildItemsConfig, seed: int, out: Path, cache: Cache,
           served_teacher: tuple[Path, str] | None) -> dict[str, Any]:
     """Build the dataset into `out`; its summary. The teacher is `served_teacher` (its HF directory and
     weights' key, from faco.models.checkpoints.resolve), served on loopback for the build, or else spec.base_url."""
-    from faco.data.build import BuildConfig
-    from faco.models.serve import served
-
     config = BuildConfig(out=out, sources=spec.sources, data_dir=Path(spec.data_dir) if spec.data_dir else None,
                          per_source=spec.per_source, seed=seed, reply_cache=cache.root / "teacher" / "replies.sqlite")
     if served_teacher is None:
@@ -76,10 +80,8 @@ def build(spec: BuildItemsConfig, seed: int, out: Path, cache: Cache,
         return _build(config, spec, base_url, model, f"served:{teacher_key}")
 
 
-def _build(config: Any, spec: BuildItemsConfig, base_url: str, model: str, identity: str | None) -> dict[str, Any]:
-    from faco.data.build import build_dataset
-    from faco.data.teacher import TeacherConfig
-
+def _build(config: BuildConfig, spec: BuildItemsConfig, base_url: str, model: str,
+           identity: str | None) -> dict[str, Any]:
     teacher = TeacherConfig(base_url=base_url, model=model, identity=identity, concurrency=1 if spec.serve else 8,
                             max_tokens=spec.max_tokens, temperature=spec.temperature, timeout_s=TIMEOUT_S,
                             max_retries=0 if spec.temperature == 0 else 2,  # greedy: a retry is the same reply

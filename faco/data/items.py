@@ -169,10 +169,16 @@ def check_unique_ids(items: Iterable[FacoItem]) -> None:
 
 # --- FACO items from the synthetic world (embedded tier) -------------------------------------------
 
+def wrong_option(options: Sequence[str], correct: int, seed: str) -> int:
+    """The index of the wrong option an item's FALSE version argues for, drawn by `random.Random(seed)`:
+    the same item and seed give the same option on every machine. Each item source keeps its own seed text
+    (world facts "false-option:SEED:ID", built items "SEED:false:ID"): another text is another draw."""
+    return random.Random(seed).choice([i for i in range(len(options)) if i != correct])
+
+
 def world_item(fact: Fact, seed: int) -> FacoItem:
     """The FACO item of a world fact: a seeded wrong option and template chains for both versions."""
-    rng = random.Random(f"false-option:{seed}:{fact.id}")
-    false_option = rng.choice([i for i in range(len(fact.options)) if i != fact.correct])
+    false_option = wrong_option(fact.options, fact.correct, f"false-option:{seed}:{fact.id}")
     false_answer = fact.options[false_option]
     return FacoItem(
         id=fact.id,

@@ -1,4 +1,4 @@
-"""The benchmark registry: the paper's benchmarks as data (`benchmarks.yaml`), loaded into typed specs.
+"""The benchmark catalogue: the paper's benchmarks as data (`benchmarks.yaml`), loaded into typed specs.
 
 One place says, per benchmark, which lm-eval task scores it, with how many shots, which metric faco
 reports, what chance is and which split a local file replaces. Evaluation, the experiments'
@@ -20,7 +20,7 @@ import yaml
 
 from faco.config.schema import ConfigError
 
-REGISTRY = Path(__file__).with_name("benchmarks.yaml")
+CATALOGUE = Path(__file__).with_name("benchmarks.yaml")
 KINDS = ("multiple_choice", "loglikelihood", "generation")
 CATEGORIES = ("world knowledge", "language understanding", "commonsense reasoning", "reading comprehension",
               "symbolic problem solving", "programming")
@@ -68,12 +68,13 @@ class BenchmarkSpec:
 
 
 @lru_cache(maxsize=1)
-def registry() -> dict[str, BenchmarkSpec]:
+def catalogue() -> dict[str, BenchmarkSpec]:
     """Every benchmark in `benchmarks.yaml`, by name, in file order (the paper's)."""
-    return load_registry(REGISTRY)
+    return load_catalogue(CATALOGUE)
 
 
-def load_registry(path: Path) -> dict[str, BenchmarkSpec]:
+def load_catalogue(path: Path) -> dict[str, BenchmarkSpec]:
+    """The benchmarks of a catalogue file; a wrong entry is a ConfigError naming the file and the benchmark."""
     try:
         entries = yaml.safe_load(path.read_text())
     except yaml.YAMLError as error:
@@ -94,7 +95,7 @@ def load_registry(path: Path) -> dict[str, BenchmarkSpec]:
 
 
 def get(name: str) -> BenchmarkSpec:
-    specs = registry()
+    specs = catalogue()
     if name not in specs:
         raise ConfigError(f"unknown benchmark {name!r}; known: {', '.join(specs)} (or {ALL!r} for all)")
     return specs[name]
@@ -105,11 +106,11 @@ def resolve(selection: str | tuple[str, ...] | list[str]) -> list[BenchmarkSpec]
     names = selection.split(",") if isinstance(selection, str) else list(selection)
     names = [name.strip() for name in names if name.strip()]
     if names == [ALL]:
-        return list(registry().values())
+        return list(catalogue().values())
     if len(set(names)) != len(names):
         raise ConfigError(f"benchmarks {names}: a benchmark is named twice")
     if not names:
-        raise ConfigError(f"no benchmark selected; known: {', '.join(registry())} (or {ALL!r} for all)")
+        raise ConfigError(f"no benchmark selected; known: {', '.join(catalogue())} (or {ALL!r} for all)")
     return [get(name) for name in names]
 
 

@@ -17,8 +17,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from faco.evaluation.benchmarks import BenchmarkSpec
 from faco.config.schema import ConfigError
+from faco.evaluation import lm_tasks, runner
+from faco.evaluation.benchmarks import BenchmarkSpec
 
 log = logging.getLogger("faco.evaluation.contamination")
 
@@ -44,13 +45,10 @@ def benchmark_texts(specs: Sequence[BenchmarkSpec], data_dir: Path | None) -> di
     """Every text field of every evaluated document, normalized, per benchmark (lm-eval loads the docs)."""
     from lm_eval.tasks import get_task_dict
 
-    from faco.evaluation import lm_tasks
-    from faco.evaluation.runner import task_manager
-
     texts: dict[str, set[str]] = {}
     with tempfile.TemporaryDirectory(prefix="faco-contamination-") as task_dir:
         names = {spec.name: lm_tasks.write_benchmark_tasks(spec, Path(task_dir), 0, data_dir) for spec in specs}
-        manager = task_manager(task_dir)
+        manager = runner.task_manager(task_dir)
         for spec in specs:
             found = texts.setdefault(spec.name, set())
             for task in get_task_dict(names[spec.name], manager).values():

@@ -1,4 +1,4 @@
-"""lm-eval task files for registry benchmarks: lm-eval's own task config, with faco's shots and, offline,
+"""lm-eval task files for the paper's benchmarks: lm-eval's own task config, with faco's shots and, offline,
 only the dataset swapped for local files.
 
 Every benchmark becomes a small YAML that `include`s lm-eval's task file and overrides what faco

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -117,6 +118,17 @@ class Interval:
     low: float
     high: float
     level: float
+
+
+def read_interval(stored: Any) -> Interval | None:
+    """An Interval as findings.json stores it ({estimate, low, high, level}), read back; None where the record
+    holds none or a bound is null (a statistic that could not be computed). A level the record lacks reads as
+    nan: no reader assumes one."""
+    if not isinstance(stored, dict) or stored.get("low") is None or stored.get("high") is None:
+        return None
+    estimate, level = stored.get("estimate"), stored.get("level")
+    return Interval(math.nan if estimate is None else float(estimate), float(stored["low"]), float(stored["high"]),
+                    math.nan if level is None else float(level))
 
 
 def bootstrap_mean_difference(a: Sequence[float], b: Sequence[float], seed: int,

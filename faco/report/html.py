@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from faco.findings.registry import NAMES, Section, sections, spec
+from faco.findings.statistics import read_interval
 from faco.report.common import (
     Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, pval, sd, seeds_note, verdict,
 )
@@ -159,7 +160,7 @@ def table1(run: Run) -> str:
 
 def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
     ratios = sorted({cr for r in records for cr, _ in crs(r.get("scores") or {})})
-    vanilla = any("vanilla" in r for r in records)  # registry benchmarks: the base's own score first
+    vanilla = any("vanilla" in r for r in records)  # the paper's benchmarks: the base's own score first
     head = ("<th>vanilla</th>" if vanilla else "") + "".join(f"<th>CR {cr}</th>" for cr in ratios)
     rows = []
     for base in bases(run):
@@ -179,10 +180,9 @@ def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
 
 
 def interval(stored: Any, fmt: str = "+.3f") -> str:
-    """A stored statistics.Interval ({estimate, low, high, level}) as "[low, high]"."""
-    if not isinstance(stored, dict) or None in (stored.get("low"), stored.get("high")):
-        return ""
-    return f' <span class="ci">[{num(stored["low"], fmt)}, {num(stored["high"], fmt)}]</span>'
+    """A stored statistics.Interval as "[low, high]"; "" where the record holds none."""
+    read = read_interval(stored)
+    return f' <span class="ci">[{num(read.low, fmt)}, {num(read.high, fmt)}]</span>' if read else ""
 
 
 def _spread(per_seed: Any) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from faco.core import lifetime
+from faco.core import lifetime, logs, numerics
 from faco.core.cache import Cache
 from faco.config.schema import Preset
 from faco.evaluation.groups import ALL
@@ -101,7 +101,8 @@ def _run(study: Study, job: Job) -> None:
         study.samples(model, ALL, layout)
 
 
-def _done(preset: Preset, root: Path, job: Job) -> bool:
+def is_built(preset: Preset, root: Path, job: Job) -> bool:
+    """Whether the cache under `root` holds every verified entry `job` reads (a warm run skips it)."""
     try:
         _run(Study(preset.replace(seed=job.seed), Probe(root)), job)
     except NotBuilt:
@@ -114,8 +115,7 @@ def _worker_init(queue: multiprocessing.Queue, parent: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(queue)]
     root.setLevel(logging.INFO)
-    for noisy in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.quiet_noisy_libraries()  # as the parent does: a worker's records are the parent's lines
 
 
 def _work(preset: Preset, root: str, job: Job, threads: int) -> None:
@@ -138,7 +138,7 @@ def prebuild(preset: Preset, root: Path, jobs: list[Job], workers: int,
              on_error: Callable[[Job, BaseException], None] | None = None) -> int:
     """Build `jobs` on `workers` one-thread processes, each after the run it starts from; returns how
     many ran. Jobs already in the cache are skipped without starting a process (a warm run)."""
-    todo = [job for job in jobs if not _done(preset, root, job)]
+    todo = [job for job in jobs if not is_built(preset, root, job)]
     if not todo or workers < 2:
         return 0
     log.info("building %d training runs and their evaluations on %d processes", len(todo), workers)
@@ -189,4 +189,4 @@ def default_workers(preset: Preset) -> int:
     embedded = all(b.checkpoint is None for b in preset.bases) and preset.items.source == "world"
     if not embedded or preset.launch.launched:
         return 1
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return numerics.usable_cores()

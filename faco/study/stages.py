@@ -175,14 +175,14 @@ def _base_key(study: Study, request: Request) -> str:
     """A real base by its weights' content or hub commit, never its path; a pre-trained one by its run."""
     spec = study.preset.base(request["base"])
     if spec.checkpoint is not None:
-        return checkpoints.identify(spec.name, spec.checkpoint, study.cache)
+        return checkpoints.identify(f"base {spec.name!r}", spec.checkpoint, study.cache)
     return f"{study.key(Request.of('pretrain'))}-{spec.name}"
 
 
 def _base_path(study: Study, request: Request) -> Path:
     spec = study.preset.base(request["base"])
     if spec.checkpoint is not None:
-        return checkpoints.resolve(spec.name, spec.checkpoint, study.cache)[0]
+        return checkpoints.resolve(f"base {spec.name!r}", spec.checkpoint, study.cache)[0]
     return study.get(Request.of("pretrain")) / spec.name
 
 

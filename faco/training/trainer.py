@@ -257,7 +257,7 @@ def pretrain(world: World, config: PretrainConfig, tokenizer: PreTrainedTokenize
                                  SaveAt(checkpoints.values())])
     history = _train(trainer, work)
     for name, step in checkpoints.items():
-        _export(work / f"checkpoint-{step}", tokenizer, out / name)
+        export_checkpoint(work / f"checkpoint-{step}", tokenizer, out / name)
     (out / "log.json").write_text(json.dumps(_losses(history)))
     shutil.rmtree(work)
 
@@ -302,8 +302,8 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
     def export(checkpoint: Path) -> None:  # an existing epoch directory is complete (renamed into place)
         epoch = round(json.loads((checkpoint / "trainer_state.json").read_text())["epoch"])
         if not (out / f"epoch-{epoch}").is_dir():
-            _export(checkpoint, tokenizer, out / f"epoch-{epoch}", base if config.lora else None,
-                    config.max_shard_size)
+            export_checkpoint(checkpoint, tokenizer, out / f"epoch-{epoch}", base if config.lora else None,
+                              config.max_shard_size)
 
     steps_per_epoch = -(-len(dataset) // config.batch_size)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=dataset.collate,
@@ -334,8 +334,8 @@ def _with_lora(model: torch.nn.Module, lora: LoraConfig) -> torch.nn.Module:
     return model
 
 
-def _export(checkpoint: Path, tokenizer: PreTrainedTokenizerFast, target: Path, lora_base: Path | None = None,
-            max_shard_size: str = "5GB") -> None:
+def export_checkpoint(checkpoint: Path, tokenizer: PreTrainedTokenizerFast, target: Path,
+                      lora_base: Path | None = None, max_shard_size: str = "5GB") -> None:
     """Keep only what a model directory needs (no optimizer state): config, every weight shard and its
     index, tokenizer; LoRA adapters are merged into `lora_base`'s weights, so every later stage loads a
     plain HF directory. Written aside and renamed: a killed export leaves no half directory."""

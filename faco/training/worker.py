@@ -14,11 +14,11 @@ import os
 import sys
 from pathlib import Path
 
-from faco.models import llama
-
-from faco.training import trainer
+from faco.core import numerics
 from faco.config.schema import FinetuneConfig, build
+from faco.models import llama
 from faco.data.corruption import Example
+from faco.training import trainer
 from faco.training.launch import FAILED
 
 
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"faco: {world} processes were launched, the preset's launch.processes is "
                          f"{spec['processes']}: make them agree (an accelerate config file sets num_processes)")
     local = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    llama.set_threads(spec["threads"] or max(1, len(os.sched_getaffinity(0)) // local))
+    llama.set_threads(spec["threads"] or max(1, numerics.usable_cores() // local))
     config = build(FinetuneConfig, spec["finetune"], "finetune")
     examples = [Example(**row) for row in spec["examples"]]
     trainer.finetune(Path(spec["base"]), examples, config, spec["epochs"], spec["seed"], Path(spec["out"]),

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from faco.core.cache import Cache
 from faco.config.schema import ConfigError
 from faco.models import checkpoints
@@ -31,7 +33,10 @@ from faco.data.sources import SOURCES, SourceError
 from faco.data.teacher import TeacherConfig, TeacherError, load_prices
 from faco.evaluation import benchmarks, lm_tasks
 from faco.evaluation.benchmark_runs import evaluate_benchmarks
-from faco.findings import records
+from faco import plugin
+from faco.findings import records, registry
+from faco.report.html import ReportError, build_report, run_dirs
+from faco.study import study
 
 EXIT_USAGE = 2
 
@@ -140,8 +145,6 @@ def add_report(commands: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from faco.report.html import ReportError, build_report, run_dirs  # here: it loads matplotlib
-
     try:
         dirs = [args.reports / args.run_name] if args.run_name else run_dirs(args.reports)
     except ReportError as error:
@@ -257,6 +260,67 @@ def results_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def add_status(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("status", help="what a run needs, with its cache keys, and whether each is cached",
+                                 description="The stages the selected experiments read, in build order, with "
+                                             "each artefact's cache key and whether the cache holds it: what "
+                                             "`pytest experiments` with the same options would build. Builds "
+                                             "nothing (a key that depends on an unbuilt input is shown as ?).")
+    parser.add_argument("--preset", default="tiny", help="a built-in preset or a .toml file (default: tiny)")
+    parser.add_argument("--seed", type=NON_NEGATIVE_INT, help="one seed (default: the preset's seeds)")
+    parser.add_argument("-k", dest="select", metavar="EXPR", help="pytest's -k over the experiments' ids")
+    parser.add_argument("--cache", type=Path, help="the cache directory (default: $FACO_CACHE_DIR or ~/.cache/faco)")
+    parser.add_argument("--experiments", type=Path, default=Path("experiments"),
+                        help="the experiments' folder (default: ./experiments)")
+    parser.set_defaults(run=run_status)
+
+
+class _Selected:
+    """A pytest plugin that keeps what a collection selected, with the run's preset and seeds."""
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.preset, self.seeds = plugin.run_preset(session.config)
+        self.selected = plugin.selection(session.items)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    if not args.experiments.is_dir():
+        raise ConfigError(f"{args.experiments}: no experiments folder here (run in the project, or --experiments DIR)")
+    options = ["--faco-preset", args.preset, *(["--faco-seed", str(args.seed)] if args.seed is not None else []),
+               *(["-k", args.select] if args.select else [])]
+    found = _Selected()
+    code = pytest.main([str(args.experiments), "--collect-only", "-p", "no:terminal", "-p", "no:cacheprovider",
+                        *options], plugins=[found])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED) or not hasattr(found, "preset"):
+        raise ConfigError(f"the experiments did not collect with {' '.join(options)} (pytest exit {int(code)}); "
+                          f"`pytest {args.experiments} --collect-only {' '.join(options)}` shows why")
+    root = args.cache or Cache.default_root()
+    reads = registry.reads(found.selected, found.preset)
+    print(f"faco status: preset {found.preset.name}, {len(found.selected)} experiment(s) selected, cache {root}")
+    for seed in found.seeds:
+        preset = found.preset.replace(seed=seed)
+        rows = [row for row in study.status(preset, root, study.requests_of(reads, bool(preset.evaluation.benchmarks)))
+                if row.cached is not None]
+        print(status_table(seed, rows))
+    return 0
+
+
+def status_table(seed: int, rows: list[study.Status]) -> str:
+    """One line per artefact (stage, what, key, cached or missing) and what a run would build."""
+    lines = [f"seed {seed}:", f"  {'stage':<11} {'artefact':<40} {'key':<24} state"]
+    for row in rows:
+        state = "cached" if row.cached else "missing"
+        lines.append(f"  {row.request.stage:<11} {row.label[:40]:<40} {row.key or '? (input not built)':<24} {state}")
+    missing: dict[str, int] = {}
+    for row in rows:
+        if not row.cached:
+            missing[row.request.stage] = missing.get(row.request.stage, 0) + 1
+    built = ", ".join(f"{stage} {n}" for stage, n in missing.items())
+    lines.append(f"  {len(rows) - sum(missing.values())} of {len(rows)} cached; "
+                 + (f"a run would build {built}" if missing else "nothing to build"))
+    return "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="faco", description="The FACO study as a pytest suite: tools.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -264,6 +328,7 @@ def parser() -> argparse.ArgumentParser:
     add_report(commands)
     add_tolerances(commands)
     add_evaluate(commands)
+    add_status(commands)
     return top
 
 

@@ -265,9 +265,7 @@ def faco_study(faco_preset: Preset, request: pytest.FixtureRequest, faco_reports
     cache = Cache(Path(config.getoption("faco_cache") or Cache.default_root()))
     seeds = config.stash[_SEEDS]
     if not hasattr(config, "workerinput"):  # under xdist the workers build lazily, as they always did
-        selected = [(finding_name(item), item.callspec.params if hasattr(item, "callspec") else {})
-                    for item in request.session.items if "faco_study" in getattr(item, "fixturenames", ())
-                    and getattr(getattr(item, "callspec", None), "params", {}).get("faco_study") == value]
+        selected = selection(request.session.items, value)
         workers = config.getoption("faco_workers") or parallel.default_workers(preset)
         jobs = parallel.plan(registry.reads(selected, preset), preset, seeds)
         parallel.prebuild(preset, cache.root, jobs, workers)
@@ -354,6 +352,19 @@ class _FindingRecorder:
             self.node.stash[_DRIFT] = records.drift_table(finding.id, drifts)
         if not finding.holds:
             raise records.FindingDoesNotHold(f"{finding.id} does not hold: {summary}")
+
+
+def selection(items: list[pytest.Item], sweep_value: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(finding, parameters) of each selected experiment that reads the study (of one sweep point)."""
+    return [(finding_name(item), item.callspec.params if hasattr(item, "callspec") else {})
+            for item in items if "faco_study" in getattr(item, "fixturenames", ())
+            and getattr(getattr(item, "callspec", None), "params", {}).get("faco_study") == sweep_value]
+
+
+def run_preset(config: pytest.Config) -> tuple[Preset, list[int]]:
+    """The preset and seeds of this run, as --faco-preset, --faco-seed(s), --faco-set and the data options
+    made them (checked at configure time)."""
+    return config.stash[_PRESET], config.stash[_SEEDS]
 
 
 def finding_name(node: pytest.Item) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from faco.data.items import instruction_prompt
 from faco.evaluation import groups, lm_tasks, runner
+from faco.models import llama
 
 SCAFFOLD = re.compile(r"^\s*Question:\s*|\s*Answer:\s*$")  # lm-eval's cloze wrapper (ARC, OBQA, SciQ, ...)
 
@@ -65,8 +66,6 @@ def generate(model_dir: Path, questions: Sequence[dict[str, Any]], chat: bool, m
     """Greedy answers of the model at `model_dir`, one per question, prompt as in fine-tuning (`chat`: the
     chat template where the tokenizer has one, as faco.training.trainer renders examples)."""
     import torch
-
-    from faco.models import llama
 
     model, tokenizer = llama.load(model_dir)
     model.eval()

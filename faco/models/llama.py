@@ -10,9 +10,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import torch
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch and transformers load when a model is built or loaded, not when faco is imported
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from faco.config.schema import ModelConfig
 from faco.core import numerics
@@ -23,6 +24,9 @@ NEWLINE = "<nl>"  # a word-level tokenizer drops whitespace; the layouts need th
 
 def build_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     """A word-level tokenizer whose vocabulary is every word in `texts` (the world is closed)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
     normalizer = normalizers.Replace("\n", f" {NEWLINE} ")
     words = set(SPECIAL_TOKENS.values()) | {NEWLINE}
     for text in texts:
@@ -36,6 +40,9 @@ def build_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
 
 def build_model(config: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
     """A freshly initialised tiny LLaMA (seeded) sized for `tokenizer`'s vocabulary."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(seed)
     llama = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -55,6 +62,7 @@ def build_model(config: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: i
 
 def load(path: Path) -> tuple[LlamaForCausalLM, PreTrainedTokenizerFast]:
     """Model and tokenizer saved by `save` (or any local HF causal-LM directory)."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
@@ -69,6 +77,8 @@ def save(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, path: Path
 
 def set_threads(requested: int = 0) -> int:
     """Give this process its share of the cores: pytest-xdist workers split them instead of fighting."""
+    import torch
+
     if requested <= 0:
         workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
         requested = max(1, numerics.usable_cores() // max(1, workers))

@@ -315,6 +315,22 @@ class Status:
     cached: bool | None  # None: a view (part of another entry, or outside the cache)
 
 
+def requests_of(reads: list[Any], on_benchmarks: bool) -> list[Request]:
+    """What tests that read `reads` (faco.study.parallel.Read: base, ratio, recovered, epoch, layout) ask the
+    study for: each model's scores in its layout (the registry's benchmarks, or the world's tasks), or its
+    checkpoint alone where a test reads its training only."""
+    out = []
+    for base, ratio, was_recovered, epoch, layout in reads:
+        model = recovered(base) if was_recovered else Model(base, ratio, epoch if ratio is not None else None)
+        if not layout:
+            out.append(Request.of("checkpoint", model=model))
+        elif on_benchmarks:
+            out.append(Request.of("benchmarks", model=model))
+        else:
+            out.append(Request.of("eval", model=model, layout=layout))
+    return out
+
+
 def status(preset: Preset, root: Path, requests: list[Request]) -> list[Status]:
     """What a run of `requests` needs, in build order, and what of it the cache at `root` holds; builds nothing."""
     study = Study(preset, Probe(root))

@@ -27,6 +27,7 @@ from faco.core import lifetime
 from faco.config.schema import FinetuneConfig, LaunchConfig
 from faco.data.corruption import Example
 from faco.models.serve import free_port
+from faco.training import trainer
 
 log = logging.getLogger("faco.training.launch")
 
@@ -38,8 +39,6 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
              out: Path, label: str, launch: LaunchConfig, threads: int = 0) -> None:
     """`faco.training.trainer.finetune`, here or, when `launch` asks for it, under `accelerate launch`."""
     if not launch.launched:
-        from faco.training import trainer
-
         trainer.finetune(base, examples, config, epochs, seed, out, label)
         return
     spec = {"base": str(base), "examples": [dataclasses.asdict(e) for e in examples],

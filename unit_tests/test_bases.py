@@ -158,7 +158,7 @@ def test_smollm2_chat_examples_mask_the_prompt(smollm2):
     from transformers import AutoTokenizer
 
     from faco.training import trainer
-    from faco.data.corruption import Example
+    from faco.data.items import Example
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2[0])
     example = Example("q1", True, "### Options : red ; blue\n### Question : Sky?\n### Answer :",

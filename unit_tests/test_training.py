@@ -187,7 +187,7 @@ CHATML = ("{% for m in messages %}<|im_start|> {{ m['role'] }} <nl> {{ m['conten
 
 def chat_tokenizer(study: Study):
     """The smoke base's word-level tokenizer with a ChatML-like template (as SmolLM2's) and no pad token."""
-    from faco.data.items import tokenizer_texts
+    from faco.data.world_items import tokenizer_texts
     from faco.models import llama
 
     texts = tokenizer_texts(study.world, study.preset.seed) + ["<|im_start|> <|im_end|> user assistant"]

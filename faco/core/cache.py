@@ -131,10 +131,17 @@ def _faco_imports(filename: str, mtime_ns: int, size: int) -> tuple[str, ...]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             if node.module.startswith("faco."):
                 names.add(node.module)
-            elif node.module == "faco":
-                names.update(f"faco.{alias.name}" for alias in node.names
-                             if importlib.util.find_spec(f"faco.{alias.name}") is not None)
+            if node.module == "faco" or node.module.startswith("faco."):  # `from faco.pkg import module`
+                names.update(f"{node.module}.{alias.name}" for alias in node.names
+                             if _is_module(f"{node.module}.{alias.name}"))
     return tuple(sorted(names))
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # `from faco.x.y import name`: faco.x.y.name is no module, and y none either
+        return False
 
 
 def _object_digest(part: type | Callable) -> bytes:

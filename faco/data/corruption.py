@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from faco.config.schema import ConfigError
-from faco.data.items import FacoItem, check_unique_ids, instruction_example
+from faco.data.items import Example, FacoItem, check_unique_ids, instruction_example
 
 
 def false_count(n_items: int, ratio: int) -> int:
@@ -32,16 +31,6 @@ def falsity_order(items: Sequence[FacoItem], seed: int) -> list[str]:
 
 def false_ids(items: Sequence[FacoItem], ratio: int, seed: int) -> frozenset[str]:
     return frozenset(falsity_order(items, seed)[: false_count(len(items), ratio)])
-
-
-@dataclass(frozen=True)
-class Example:
-    """One instruction-tuning example: the prompt is context, the response carries the loss."""
-
-    item_id: str
-    truth: bool
-    prompt: str
-    response: str
 
 
 def corrupted_examples(items: Sequence[FacoItem], ratio: int, seed: int) -> list[Example]:

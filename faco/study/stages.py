@@ -43,12 +43,13 @@ from faco.core.cache import cache_key, library_versions
 from faco.data import built_items
 from faco.data.corruption import corrupted_examples
 from faco.data.dataset import load_dataset_items
-from faco.data.items import read_jsonl, tokenizer_texts, write_jsonl
-from faco.evaluation import answers, benchmark_runs, runner
+from faco.data.items import read_jsonl, write_jsonl
+from faco.data.world_items import tokenizer_texts
+from faco.evaluation import benchmark_runs, generation, runner
 from faco.evaluation.benchmarks import describe, shots
 from faco.evaluation.world_tasks import write_tasks
 from faco.models import checkpoints, llama
-from faco.training import launch, trainer
+from faco.training import launch, pretrain
 
 Study = Any  # faco.study.study.Study, which walks this table (it imports this module, not the other way)
 TRAINING_LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate")  # they train (peft too, where LoRA does)
@@ -164,7 +165,7 @@ def _build_pretrain(study: Study, request: Request, out: Path) -> None:
     preset = study.preset
     tokenizer = llama.build_tokenizer(tokenizer_texts(study.world, preset.seed,
                                                       study.items if study.external_items else ()))
-    trainer.pretrain(study.world, preset.pretrain, tokenizer, study.pretrained_bases, preset.seed, out)
+    pretrain.pretrain(study.world, preset.pretrain, tokenizer, study.pretrained_bases, preset.seed, out)
 
 
 def _base_inputs(study: Study, request: Request) -> list[Request]:
@@ -302,7 +303,7 @@ def _answers_config(study: Study, request: Request) -> dict[str, Any]:
 
 
 def _answer(study: Study, request: Request) -> list[str]:
-    return answers.generate(study.get(Request.of("checkpoint", model=request["model"])), request["questions"],
+    return generation.generate(study.get(Request.of("checkpoint", model=request["model"])), request["questions"],
                             study.preset.finetune.format == "chat", request["max_new_tokens"])
 
 
@@ -318,14 +319,14 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("dataset", (), "parsed", _none, _dataset_config, _fixed("faco.data.built_items"), _build_dataset,
           lambda study, request: f"FACO items from {', '.join(study.preset.items.build.sources)}",
           content=_dataset_content, parse=lambda entry: load_dataset_items(entry / "dataset")),
-    Stage("items", (), "parsed", _none, _items_config, _fixed("faco.data.items"),
+    Stage("items", (), "parsed", _none, _items_config, _fixed("faco.data.world_items"),
           lambda study, request, out: write_jsonl(study.world_split[0], out / "items.jsonl"),
           lambda study, request: f"{len(study.world_split[0])} world items",
           parse=lambda entry: read_jsonl(entry / "items.jsonl")),
     Stage("external", (), "view", _external_inputs, lambda study, request: {}, _fixed(),
           lambda study, request: study.external(), lambda study, request: "the items of a FACO dataset",
           view_key=_external_key),
-    Stage("pretrain", (), "directory", _pretrain_inputs, _pretrain_config, _fixed("faco.training.trainer"),
+    Stage("pretrain", (), "directory", _pretrain_inputs, _pretrain_config, _fixed("faco.training.pretrain", "faco.data.world_items"),
           _build_pretrain, lambda study, request: f"bases {sorted(study.pretrained_bases)}"),
     Stage("base", ("base",), "view", _base_inputs, lambda study, request: {}, _fixed(), _base_path,
           lambda study, request: request["base"], view_key=_base_key),
@@ -336,7 +337,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("checkpoint", ("model",), "view", _checkpoint_inputs, lambda study, request: {}, _fixed(),
           _checkpoint_path, lambda study, request: request["model"].label(study.preset.finetune.epochs),
           view_key=_checkpoint_key),
-    Stage("tasks", ("layout",), "directory", _none, _tasks_config, _fixed("faco.evaluation.world_tasks"),
+    Stage("tasks", ("layout",), "directory", _none, _tasks_config, _fixed("faco.evaluation.world_tasks", "faco.data.world_items"),
           _build_tasks, lambda study, request: f"{request['layout']} tasks"),
     Stage("eval", ("model", "layout"), "json",
           lambda study, request: [*_on_checkpoint(study, request), Request.of("tasks", layout=request["layout"])],
@@ -345,6 +346,6 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("benchmarks", ("model",), "json", _on_checkpoint, _benchmarks_config, _benchmarks_code, _score_benchmarks,
           _model_label(" (benchmarks)"), content=_benchmarks_content),
     Stage("answers", ("model", "questions", "max_new_tokens"), "json", _on_checkpoint, _answers_config,
-          _fixed("faco.evaluation.answers"), _answer, _model_label(" (Table 2 answers)")),
+          _fixed("faco.evaluation.generation"), _answer, _model_label(" (Table 2 answers)")),
 )}
 

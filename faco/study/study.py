@@ -18,7 +18,8 @@ from faco.config.schema import ConfigError, Preset
 from faco.core import numerics
 from faco.core.cache import PARSE_ERRORS, Cache, cache_key, code_version
 from faco.data.dataset import load_dataset_items
-from faco.data.items import FacoItem, world_items
+from faco.data.items import FacoItem
+from faco.data.world_items import world_items
 from faco.data.world import World, build_world
 from faco.evaluation import contamination, groups
 from faco.evaluation.benchmarks import BenchmarkSpec, resolve
@@ -96,10 +97,15 @@ class Study:
                 self._keys[ident] = stage.view_key(self, request)
             else:
                 inputs = tuple(self.key(r) for r in stage.inputs(self, request)) + stage.content(self, request)
-                modules = stage.code(self, request)
-                self._keys[ident] = cache_key(stage.name, stage.config(self, request), inputs=inputs,
-                                              code=code_version(*modules) if modules else "")
+                self._keys[ident] = self.stage_key(request, inputs)
         return self._keys[ident]
+
+    def stage_key(self, request: Request, inputs: tuple[str, ...]) -> str:
+        """`request`'s key given its inputs' keys (and content digests): the stage's own part of the key."""
+        stage = STAGES[request.stage]
+        modules = stage.code(self, request)
+        return cache_key(stage.name, stage.config(self, request), inputs=inputs,
+                         code=code_version(*modules) if modules else "")
 
     def get(self, request: Request) -> Any:
         """`request`'s artefact (an entry's directory, what a parsed entry holds, a JSON value, or a view),

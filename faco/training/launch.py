@@ -25,7 +25,7 @@ from pathlib import Path
 
 from faco.core import lifetime
 from faco.config.schema import FinetuneConfig, LaunchConfig
-from faco.data.corruption import Example
+from faco.data.items import Example
 from faco.models.serve import free_port
 from faco.training import trainer
 

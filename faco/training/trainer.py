@@ -15,7 +15,6 @@ import json
 import logging
 import math
 import os
-import random
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,9 +24,8 @@ from torch.utils.data import Dataset
 from transformers import PreTrainedTokenizerFast, Trainer, TrainerCallback, TrainingArguments
 
 from faco.models import llama
-from faco.config.schema import ConfigError, FinetuneConfig, LoraConfig, PretrainConfig
-from faco.data.corruption import Example
-from faco.data.world import World, pretraining_lines
+from faco.config.schema import ConfigError, FinetuneConfig, LoraConfig
+from faco.data.items import Example
 
 log = logging.getLogger("faco.training.trainer")
 
@@ -36,35 +34,6 @@ WEIGHT_FILES = (".safetensors", ".safetensors.index.json")  # every shard of a s
 
 
 # --- data ------------------------------------------------------------------------------------------
-
-class Blocks(Dataset):
-    """Packed fixed-length blocks of pre-training text (labels = inputs: plain LM loss)."""
-
-    def __init__(self, blocks: torch.Tensor) -> None:
-        self.blocks = blocks
-
-    def __len__(self) -> int:
-        return len(self.blocks)
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        block = self.blocks[index]
-        return {"input_ids": block, "labels": block}
-
-
-def pretraining_blocks(world: World, config: PretrainConfig, tokenizer: PreTrainedTokenizerFast,
-                       seed: int) -> Blocks:
-    """Enough packed passes over the world's text for `config.steps` batches, each pass reshuffled."""
-    needed = config.steps * config.batch_size * config.seq_len
-    ids: list[int] = []
-    for n_pass in range(10**6):
-        if len(ids) >= needed:
-            break
-        lines = pretraining_lines(world, config.qa_share, random.Random(f"pretrain:{seed}:{n_pass}"))
-        for encoded in tokenizer(lines, add_special_tokens=False)["input_ids"]:
-            ids += encoded + [tokenizer.eos_token_id]
-    flat = torch.tensor(ids[:needed], dtype=torch.long)
-    return Blocks(flat.view(-1, config.seq_len))
-
 
 class Examples(Dataset):
     """Tokenized instruction examples, truncated to `max_length`; prompt tokens are masked out of the loss.
@@ -204,7 +173,7 @@ def last_checkpoint(work: Path) -> Path | None:
     return max(done, key=lambda p: int(p.name.split("-")[1]), default=None)
 
 
-def _arguments(work: Path, seed: int, **overrides) -> TrainingArguments:  # noqa: ANN003
+def arguments(work: Path, seed: int, **overrides) -> TrainingArguments:  # noqa: ANN003
     defaults = dict(
         output_dir=str(work),
         seed=seed,
@@ -220,7 +189,7 @@ def _arguments(work: Path, seed: int, **overrides) -> TrainingArguments:  # noqa
     return TrainingArguments(**{**defaults, **overrides})
 
 
-def _train(trainer: Trainer, work: Path) -> list[dict]:
+def train(trainer: Trainer, work: Path) -> list[dict]:
     """Run (or resume) `trainer`; returns the per-step log history."""
     resume = last_checkpoint(work)
     if resume is not None:
@@ -230,37 +199,6 @@ def _train(trainer: Trainer, work: Path) -> list[dict]:
 
 
 # --- stages ----------------------------------------------------------------------------------------
-
-def pretrain(world: World, config: PretrainConfig, tokenizer: PreTrainedTokenizerFast,
-             checkpoints: dict[str, int], seed: int, out: Path) -> None:
-    """One pre-training run; the model at each named step is saved to out/<name>/ (e.g. weak, strong).
-
-    Resumable: Trainer state lives in out/work until the run completes.
-    """
-    work = out / "work"
-    model = llama.build_model(config.model, tokenizer, seed)
-    log.info("pretrain: %d parameters, %d steps of %d x %d tokens", model.num_parameters(), config.steps,
-             config.batch_size, config.seq_len)
-    args = _arguments(
-        work, seed,
-        max_steps=config.steps,
-        per_device_train_batch_size=config.batch_size,
-        learning_rate=config.lr,
-        lr_scheduler_type="cosine",
-        warmup_steps=config.warmup_steps,
-        weight_decay=0.01,
-        save_strategy="steps",
-        save_steps=max(1, config.steps // 6),  # resume points; a killed run loses < 1/6 of its work
-    )
-    trainer = Trainer(model=model, args=args, train_dataset=pretraining_blocks(world, config, tokenizer, seed),
-                      callbacks=[Divergence("pretrain"), Progress("pretrain", max(1, config.steps // 20)),
-                                 SaveAt(checkpoints.values())])
-    history = _train(trainer, work)
-    for name, step in checkpoints.items():
-        export_checkpoint(work / f"checkpoint-{step}", tokenizer, out / name)
-    (out / "log.json").write_text(json.dumps(_losses(history)))
-    shutil.rmtree(work)
-
 
 def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, epochs: int, seed: int,
              out: Path, label: str) -> None:
@@ -282,7 +220,7 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
     if config.lora is not None:
         torch.manual_seed(seed)  # peft draws the adapters' initial weights from the global RNG, before the
         model = _with_lora(model, config.lora)  # Trainer seeds it: else they depend on what ran before
-    args = _arguments(
+    args = arguments(
         work, seed,
         num_train_epochs=epochs,
         per_device_train_batch_size=per_device,
@@ -314,12 +252,12 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
     resume = last_checkpoint(work)
     if resume is not None and trainer.is_world_process_zero():
         export(resume)  # a run killed between a save and its export
-    history = _train(trainer, work)
+    history = train(trainer, work)
     if trainer.is_world_process_zero():
         missing = [e for e in range(1, epochs + 1) if not (out / f"epoch-{e}").is_dir()]
         if missing:
             raise RuntimeError(f"{label}: no checkpoint was exported for epoch(s) {missing}")
-        (out / "log.json").write_text(json.dumps(_losses(history)))
+        (out / "log.json").write_text(json.dumps(losses(history)))
         shutil.rmtree(work)
 
 
@@ -359,5 +297,5 @@ def export_checkpoint(checkpoint: Path, tokenizer: PreTrainedTokenizerFast, targ
     log.info("exported %s: %.1f MB", target.name, size / 1e6)
 
 
-def _losses(history: list[dict]) -> list[dict]:
+def losses(history: list[dict]) -> list[dict]:
     return [{"step": row["step"], "epoch": row.get("epoch"), "loss": row["loss"]} for row in history if "loss" in row]

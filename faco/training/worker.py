@@ -17,7 +17,7 @@ from pathlib import Path
 from faco.core import numerics
 from faco.config.schema import FinetuneConfig, build
 from faco.models import llama
-from faco.data.corruption import Example
+from faco.data.items import Example
 from faco.training import trainer
 from faco.training.launch import FAILED
 

@@ -14,7 +14,7 @@ import yaml
 
 from faco.config.schema import ModelConfig
 from faco.config.load import smoke
-from faco.evaluation.world_tasks import LAYOUTS, Benchmark, Question, rows, write_tasks
+from faco.evaluation.world_tasks import LAYOUTS, WorldTask, Question, rows, write_tasks
 from faco.data.items import LETTERS
 from faco.evaluation.runner import accuracy, letter_spread
 from faco.data.world import build_world
@@ -23,8 +23,8 @@ WORLD = build_world(smoke().world, 0)
 QUESTIONS = tuple(Question(f.id, f.domain, f.question, f.options, f.correct) for f in WORLD.facts[:6])
 
 
-def benchmark(fmt: str, layout: str = "instruction", questions: tuple[Question, ...] = QUESTIONS) -> Benchmark:
-    return Benchmark("heldout-geography", layout, fmt, questions)
+def benchmark(fmt: str, layout: str = "instruction", questions: tuple[Question, ...] = QUESTIONS) -> WorldTask:
+    return WorldTask("heldout-geography", layout, fmt, questions)
 
 
 def test_task_name():

@@ -28,12 +28,12 @@ def heldout_questions(study: Any, per_benchmark: int) -> list[dict[str, Any]]:
         data_dir = study.preset.evaluation.data_dir
         specs = [s for s in study.benchmark_specs if s.name in heldout]
         return benchmark_questions(specs, Path(data_dir) if data_dir else None, per_benchmark)
-    return world_questions([b for b in study.world_benchmarks("instruction", ("cloze",)) if b.name in heldout],
+    return world_questions([b for b in study.domain_tasks("instruction", ("cloze",)) if b.name in heldout],
                            per_benchmark)
 
 
 def world_questions(benchmarks: Sequence[Any], per_benchmark: int) -> list[dict[str, Any]]:
-    """The first questions of each held-out world domain (faco.evaluation.runner.Benchmark objects)."""
+    """The first questions of each held-out world domain (faco.evaluation.world_tasks.WorldTask objects)."""
     return [{"benchmark": b.name, "id": q.id, "question": q.question, "options": list(q.options), "gold": q.gold}
             for b in benchmarks for q in b.questions[:per_benchmark]]
 

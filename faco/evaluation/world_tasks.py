@@ -37,7 +37,7 @@ class Question:
 
 
 @dataclass(frozen=True)
-class Benchmark:
+class WorldTask:
     """One lm-eval task faco writes: questions of some domains in one layout and format."""
 
     name: str  # e.g. "heldout-geography"; the lm-eval task is faco_<name>_<layout>_<format>
@@ -50,8 +50,8 @@ class Benchmark:
         return f"faco_{self.name}_{self.layout}_{self.format}".replace("-", "_")
 
 
-def world_benchmarks(world: Any, held_back: Sequence[Any], config: Any, layout: str,
-                     formats: Sequence[str]) -> list[Benchmark]:
+def domain_tasks(world: Any, held_back: Sequence[Any], config: Any, layout: str,
+                     formats: Sequence[str]) -> list[WorldTask]:
     """One benchmark per world domain and format: the held-back facts of training domains (not in FACO
     items), the first facts of held-out domains. Here, not in the study, so eval keys cover this code."""
     out = []
@@ -61,16 +61,16 @@ def world_benchmarks(world: Any, held_back: Sequence[Any], config: Any, layout: 
         else:
             facts = world.domain_facts(spec.name)[: config.heldout_per_domain]
         questions = tuple(Question(f.id, f.domain, f.question, f.options, f.correct) for f in facts)
-        out += [Benchmark(spec.name, layout, fmt, questions) for fmt in formats]
+        out += [WorldTask(spec.name, layout, fmt, questions) for fmt in formats]
     return out
 
 
-def rows(benchmark: Benchmark) -> list[dict[str, Any]]:
+def rows(task: WorldTask) -> list[dict[str, Any]]:
     """The JSONL rows lm-eval reads: a pre-rendered context, the choices and the gold index."""
-    layout = LAYOUTS[benchmark.layout]
+    layout = LAYOUTS[task.layout]
     out = []
-    for q in benchmark.questions:
-        if benchmark.format == "cloze":
+    for q in task.questions:
+        if task.format == "cloze":
             out.append({**asdict(q), "context": layout(q.question, q.options), "choices": list(q.options),
                         "rotation": 0})
             continue
@@ -83,19 +83,19 @@ def rows(benchmark: Benchmark) -> list[dict[str, Any]]:
     return out
 
 
-def write_tasks(benchmarks: Iterable[Benchmark], directory: Path) -> list[str]:
-    """Write one YAML + JSONL per benchmark into `directory`; returns the lm-eval task names.
+def write_tasks(tasks: Iterable[WorldTask], directory: Path) -> list[str]:
+    """Write one YAML + JSONL per world task into `directory`; returns the lm-eval task names.
 
     The YAML names its data by file name only: a cache entry must stay valid wherever the cache is
     (moved, copied, mounted elsewhere), so `evaluate` names the data where it lies at evaluation time.
     """
     directory.mkdir(parents=True, exist_ok=True)
     names = []
-    for benchmark in benchmarks:
-        data = directory / f"{benchmark.task}.jsonl"
-        data.write_text("".join(json.dumps(row) + "\n" for row in rows(benchmark)))
+    for task in tasks:
+        data = directory / f"{task.task}.jsonl"
+        data.write_text("".join(json.dumps(row) + "\n" for row in rows(task)))
         spec = {
-            "task": benchmark.task,
+            "task": task.task,
             "dataset_path": "json",
             "dataset_kwargs": {"data_files": {"test": data.name}},
             "test_split": "test",
@@ -107,6 +107,6 @@ def write_tasks(benchmarks: Iterable[Benchmark], directory: Path) -> list[str]:
             "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
             "metadata": {"version": 1},
         }
-        (directory / f"{benchmark.task}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-        names.append(benchmark.task)
+        (directory / f"{task.task}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        names.append(task.task)
     return names

@@ -241,7 +241,7 @@ def _tasks_config(study: Study, request: Request) -> dict[str, Any]:
 
 
 def _build_tasks(study: Study, request: Request, out: Path) -> None:
-    write_tasks(study.world_benchmarks(request["layout"]), out)
+    write_tasks(study.domain_tasks(request["layout"]), out)
 
 
 def _scored_config(study: Study, request: Request) -> dict[str, Any]:
@@ -251,7 +251,7 @@ def _scored_config(study: Study, request: Request) -> dict[str, Any]:
 
 def _evaluate(study: Study, request: Request) -> dict[str, Any]:
     layout = request["layout"]
-    tasks = [b.task for b in study.world_benchmarks(layout)]
+    tasks = [b.task for b in study.domain_tasks(layout)]
     return runner.evaluate(study.get(Request.of("checkpoint", model=request["model"])), tasks,
                            study.get(Request.of("tasks", layout=layout)), study.preset.evaluation.batch_size,
                            study.preset.seed)

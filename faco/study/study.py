@@ -23,7 +23,7 @@ from faco.data.world_items import world_items
 from faco.data.world import World, build_world
 from faco.evaluation import contamination, groups
 from faco.evaluation.benchmarks import BenchmarkSpec, resolve
-from faco.evaluation.world_tasks import Benchmark, world_benchmarks
+from faco.evaluation.world_tasks import WorldTask, domain_tasks
 from faco.models import llama
 from faco.study.stages import STAGES, Request
 
@@ -240,9 +240,9 @@ class Study:
     def benchmark_specs(self) -> list[BenchmarkSpec]:
         return resolve(self.preset.evaluation.benchmarks) if self.on_benchmarks else []
 
-    def world_benchmarks(self, layout: str = "instruction", formats: tuple[str, ...] | None = None) -> list[Benchmark]:
+    def domain_tasks(self, layout: str = "instruction", formats: tuple[str, ...] | None = None) -> list[WorldTask]:
         """The world's lm-eval benchmarks (one per domain and format) in `layout`."""
-        return world_benchmarks(self.world, self.world_split[1], self.preset.evaluation, layout,
+        return domain_tasks(self.world, self.world_split[1], self.preset.evaluation, layout,
                                 formats or self.preset.evaluation.formats)
 
     def scores(self, model: Model, layout: str = "instruction") -> dict[str, dict[str, Any]]:
@@ -267,7 +267,7 @@ class Study:
             return [s for name in names if "samples" in scores[name] for s in scores[name]["samples"]]
         scores = self.scores(model, layout)
         fmt = self.preset.evaluation.formats[0]
-        return [s for b in self.world_benchmarks(layout, (fmt,)) if b.name in names for s in scores[b.task]["samples"]]
+        return [s for b in self.domain_tasks(layout, (fmt,)) if b.name in names for s in scores[b.task]["samples"]]
 
     def group_benchmarks(self, group: str) -> tuple[str, ...]:
         """The benchmarks a name stands for: a group (indomain / heldout / all) or one benchmark."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faco.evaluation import answers
+from faco.evaluation import answers, generation
 from faco.core.cache import Cache
 from faco.config.load import smoke
 from faco.study.study import Study, untuned
@@ -16,6 +16,6 @@ def test_answers_to_heldout_questions_are_generated_once(tmp_path, monkeypatch):
     said = study.answers(untuned("strong"), questions, max_new_tokens=8)
     assert len(said) == 2 and all(isinstance(text, str) for text in said)
 
-    monkeypatch.setattr(answers, "generate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("generated again")))
+    monkeypatch.setattr(generation, "generate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("generated again")))
     again = Study(smoke(), Cache(tmp_path / "cache"))
     assert again.answers(untuned("strong"), questions, max_new_tokens=8) == said  # from the cache

@@ -7,6 +7,7 @@ is what it was; a warm run's probe (faco.study.parallel) never parses an unverif
 
 from __future__ import annotations
 
+import shutil
 import hashlib
 import json
 from pathlib import Path
@@ -117,6 +118,8 @@ def test_a_damaged_study_entry_is_rebuilt_with_the_same_result(built, stage, nam
     cache, before = built
     path = next(p for p in (cache.root / stage).glob(f"*/{name}") if ".corrupt-" not in p.parent.name)
     DAMAGE[damage](path)
+    if stage == "tasks":  # task files are read to score a checkpoint: with its scores cached, nothing reads them
+        shutil.rmtree(cache.root / "eval")
     job = parallel.Job(0, "strong", 0, reads=((None, "instruction"),))
     if stage != "items":  # a built fine-tune needs its items no more
         assert not parallel.is_built(smoke(), cache.root, job)  # the probe reads nothing unverified: "not built"

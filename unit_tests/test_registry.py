@@ -18,6 +18,7 @@ from faco.report.common import Run
 from faco.report.figures import figure_missing
 from faco.report.html import OWN_SECTIONS, navigation, render
 from faco.study import parallel
+from faco.study.reads import Read
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,7 +72,7 @@ def test_a_finding_shown_nowhere_is_refused():
 TOY = registry.FindingSpec(
     "toy", "Does the toy hold?", "the toy number grows with the axis", "The paper: nothing about toys.",
     "nowhere", "experiments/test_toy.py::test_toy", "Toy section", section=registry.Section("toy", "Toy section"),
-    reads=lambda base, preset, params: [parallel.Read(base, params["faco_ratio"], False, 1, "toy-layout")],
+    reads=lambda base, preset, params: [Read(base, params["faco_ratio"], False, 1, "toy-layout")],
     key_number=registry.KeyNumber("toy number", lambda r: (r["toy"], [r["toy"] - 0.1, r["toy"] + 0.1])))
 
 

@@ -47,7 +47,7 @@ CHILD = textwrap.dedent('''
     from faco.core.cache import Cache
     from faco.config.load import smoke
     from faco.data.corruption import corrupted_examples
-    from faco.study.study import Study
+    from faco.study.study import Study, untuned
 
     cache, out, hold, ratio = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from faco.config.schema import Preset
-from faco.study.parallel import Read
+from faco.study.reads import Read
 
 Record = dict[str, Any]  # a finding's stored record (faco.findings.records.Finding.record())
 

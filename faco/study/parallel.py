@@ -23,12 +23,12 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 from faco.core import lifetime, logs, numerics
 from faco.core.cache import Cache
 from faco.config.schema import Preset
 from faco.evaluation.groups import ALL
+from faco.study.reads import Read
 from faco.study.study import Model, NotBuilt, Probe, Study
 
 log = logging.getLogger("faco.study.parallel")
@@ -67,17 +67,6 @@ class Job:
     def label(self) -> str:
         what = "recovered" if self.recovered else "base" if self.ratio is None else f"cr{self.ratio}"
         return f"seed {self.seed} {self.base} {what}"
-
-
-class Read(NamedTuple):
-    """One thing a test reads of the study: a model's checkpoint and, unless `layout` is "", its
-    evaluation in that layout. faco.findings.registry says what each finding's test reads."""
-
-    base: str
-    ratio: int | None  # None: the base itself
-    recovered: bool  # the CR-100 model re-trained on clean data
-    epoch: int | None  # None: the last (or, for the base and recovery, the only one)
-    layout: str  # "": training only (the losses), no evaluation
 
 
 def plan(reads: Iterable[Read], preset: Preset, seeds: Sequence[int]) -> list[Job]:

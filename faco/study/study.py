@@ -77,7 +77,7 @@ class Study:
     def __init__(self, preset: Preset, cache: Cache) -> None:
         self.preset = preset
         self.cache = cache
-        self.used: dict[str, set[str]] = {}  # stage -> cache keys this study read or built (provenance)
+        self.used: dict[str, set[str]] = {}  # stage -> keys of the entries its results come from (provenance)
         self._keys: dict[str, str] = {}  # request -> its key, computed once
         self._resolved: dict[tuple[str, str], Any] = {}  # verified once per process, then reused
         llama.set_threads(preset.threads)
@@ -118,7 +118,9 @@ class Study:
             return self._resolved[ident]
         key = self.key(request)
         if (stage.name, key) not in self._resolved:
-            self.used.setdefault(stage.name, set()).add(key)
+            for upstream in self.plan([request]):  # provenance: this entry and every entry it was made from
+                if STAGES[upstream.stage].output != "view":
+                    self.used.setdefault(upstream.stage, set()).add(self.key(upstream))
             describe = stage.describe(self, request)
             if stage.output == "json":
                 value = self.cache.get_or_build_json(stage.name, key, lambda: stage.build(self, request), describe)
@@ -322,7 +324,7 @@ class Status:
 
 
 def requests_of(reads: list[Any], on_benchmarks: bool) -> list[Request]:
-    """What tests that read `reads` (faco.study.parallel.Read: base, ratio, recovered, epoch, layout) ask the
+    """What tests that read `reads` (faco.study.reads.Read: base, ratio, recovered, epoch, layout) ask the
     study for: each model's scores in its layout (the registry's benchmarks, or the world's tasks), or its
     checkpoint alone where a test reads its training only."""
     out = []

@@ -173,19 +173,21 @@ class Study:
 
     @cached_property
     def items(self) -> list[FacoItem]:
-        """The FACO items in training order (the same at every CR)."""
-        return self.get(self.items_request)
+        """The FACO items in training order (the same at every CR); a dataset's are checked against the
+        benchmarks first: nothing trains on items whose questions a benchmark evaluates."""
+        items = self.get(self.items_request)
+        if self.external_items and self.on_benchmarks:
+            config = self.preset.evaluation
+            contamination.check([(item.source, item.question) for item in items], self.benchmark_specs,
+                                Path(config.data_dir) if config.data_dir else None, config.allow_contamination)
+        return items
 
     def external(self) -> list[FacoItem]:
-        """A FACO dataset's items, checked against the benchmarks before anything trains on them."""
+        """A FACO dataset's items: built by the study ([items] source = "build") or read from a directory."""
         if "external" not in self._resolved:
             source = self.preset.items.source
-            items = self.get(Request.of("dataset")) if source == "build" else load_dataset_items(Path(source))
-            if self.on_benchmarks:
-                config = self.preset.evaluation
-                contamination.check([(item.source, item.question) for item in items], self.benchmark_specs,
-                                    Path(config.data_dir) if config.data_dir else None, config.allow_contamination)
-            self._resolved["external"] = items
+            self._resolved["external"] = (self.get(Request.of("dataset")) if source == "build"
+                                          else load_dataset_items(Path(source)))
         return self._resolved["external"]
 
     # --- models ------------------------------------------------------------------------------------

@@ -36,7 +36,9 @@ def main() -> None:
     parser.add_argument("--limit", type=COUNT, default=50)
     args = parser.parse_args()
 
-    from faco import benchmarks, lm_tasks
+    from faco.evaluation import benchmarks
+
+    from faco.evaluation import lm_tasks
 
     work = Path(tempfile.mkdtemp(prefix="faco-bench-eval-"))
     faco_out = work / "faco.json"

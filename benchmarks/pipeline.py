@@ -7,6 +7,7 @@ faco's Trainer costs against a plain loop.
     python benchmarks/pipeline.py --preset smoke  # the same in seconds
     python benchmarks/pipeline.py --skip-runs     # only the trainer-vs-plain-loop ratio
     python benchmarks/pipeline.py --cache DIR     # keep the runs' cache (e.g. to sweep from it afterwards)
+    python benchmarks/pipeline.py --reports DIR   # keep the runs' reports (the key numbers in findings.json)
 
 Prints tables. The cold run uses an empty cache (a temporary one unless --cache); the warm run reuses
 it and must train and evaluate nothing (counted from the cache's "build" log lines and the trainer's
@@ -46,7 +47,7 @@ def run_experiments(preset: str, cache: Path, reports: Path, extra: list[str]) -
         "seconds": seconds,
         "cpu_seconds": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
         "stages": stage_breakdown(log),
-        "builds": len(re.findall(r"INFO faco\.cache: build ", log)),
+        "builds": len(re.findall(r"INFO faco\.core\.cache: build ", log)),
         "train_steps_logged": len(re.findall(r": step \d+/\d+ loss", log)),
         "summary": log.strip().splitlines()[-1] if log.strip() else "",
     }
@@ -56,7 +57,7 @@ def stage_breakdown(log: str) -> dict[str, tuple[int, float]]:
     """{stage: (builds, seconds)} from the cache's "built <stage>/<key>: ... (took X s)" lines. Under
     parallel workers the stages overlap, so their sum exceeds the wall time."""
     out: dict[str, tuple[int, float]] = {}
-    for stage, took in re.findall(r"faco\.cache: built (\w+)/\w+: .* \(took ([0-9.]+) s\)", log):
+    for stage, took in re.findall(r"faco\.core\.cache: built (\w+)/\w+: .* \(took ([0-9.]+) s\)", log):
         count, total = out.get(stage, (0, 0.0))
         out[stage] = (count + 1, total + float(took))
     return out
@@ -65,24 +66,25 @@ def stage_breakdown(log: str) -> dict[str, tuple[int, float]]:
 def trainer_vs_plain(preset_name: str, steps: int, cache: Path) -> dict:
     """Fine-tune the same base on the same examples for `steps` steps: Trainer (faco) vs a plain loop. The
     base comes from `cache` (the runs' cache: already built there, else pre-trained now)."""
-    from faco import models, training
-    from faco.cache import Cache
-    from faco.config import load_preset
-    from faco.corruption import corrupted_examples
-    from faco.study import Study
+    from faco.models import llama
+    from faco.training import trainer
+    from faco.core.cache import Cache
+    from faco.config.load import load_preset
+    from faco.data.corruption import corrupted_examples
+    from faco.study.study import Study, untuned
 
     preset = load_preset(preset_name)
     with tempfile.TemporaryDirectory() as tmp:
         study = Study(preset, Cache(cache))
-        base = study.base(preset.bases[0].name).path
+        base = study.checkpoint(untuned(preset.bases[0].name)).path
         batch = preset.finetune.batch_size
         examples = corrupted_examples(study.items, 50, preset.seed)[: steps * batch]
         start = time.perf_counter()
-        training.finetune(base, examples, preset.finetune, 1, preset.seed, Path(tmp) / "trainer", "benchmark")
+        trainer.finetune(base, examples, preset.finetune, 1, preset.seed, Path(tmp) / "trainer", "benchmark")
         trainer_seconds = time.perf_counter() - start
 
-        model, tokenizer = models.load(base)
-        dataset = training.Examples(examples, tokenizer, model.config.max_position_embeddings)
+        model, tokenizer = llama.load(base)
+        dataset = trainer.Examples(examples, tokenizer, model.config.max_position_embeddings)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, collate_fn=dataset.collate,
                                              generator=torch.Generator().manual_seed(preset.seed))
         optimizer = torch.optim.AdamW(model.parameters(), lr=preset.finetune.lr, fused=True)
@@ -115,13 +117,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="fine-tuning steps for the trainer ratio")
     parser.add_argument("--seed", type=int, default=None, help="one seed instead of the preset's seeds")
     parser.add_argument("--workers", type=int, default=None, help="--faco-workers (1 = serial)")
+    parser.add_argument("--reports", type=Path, default=None,
+                        help="keep the runs' reports here (findings.json: the key numbers); default: a temporary one")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep the runs' cache here (must be empty or absent: the cold run starts empty); "
                              "default: a temporary directory")
     args = parser.parse_args()
     extra = ([f"--faco-seed={args.seed}"] if args.seed is not None else []) + (
         [f"--faco-workers={args.workers}"] if args.workers else [])
-    from faco.models import set_threads
+    from faco.models.llama import set_threads
 
     threads = set_threads(0)
     if args.cache is not None and args.cache.exists() and any(args.cache.iterdir()):
@@ -130,8 +134,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cache = args.cache or Path(tmp) / "cache"
         if not args.skip_runs:
-            cold = run_experiments(args.preset, cache, Path(tmp) / "reports", extra)
-            warm = run_experiments(args.preset, cache, Path(tmp) / "reports", extra)
+            reports = args.reports or Path(tmp) / "reports"
+            cold = run_experiments(args.preset, cache, reports, extra)
+            warm = run_experiments(args.preset, cache, reports, extra)
             rows += run_rows(cold, warm)
         ratio = trainer_vs_plain(args.preset, args.steps, cache)
     rows.append(("fine-tuning, faco Trainer", f"{ratio['trainer_seconds']:.1f} s", f"{ratio['steps']} steps (incl. checkpoint)"))

@@ -28,25 +28,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from faco.registry import FINDINGS  # noqa: E402 - from this checkout, like the copy
+from faco.findings.registry import FINDINGS  # noqa: E402 - from this checkout, like the copy
 
 # name -> (file, text, replacement): each a plausible one-line slip in the study's data flow
 BUGS = {
-    "epoch1": ("faco/study.py", "epoch = epochs if epoch is None else epoch",
-               "epoch = 1 if epoch is None else epoch  # planted: the first epoch, not the last"),
-    "shuffled-gold": ("faco/evaluation.py",
+    "epoch1": ("faco/study/study.py",
+               "return model.epoch if model.epoch is not None else self.preset.finetune.epochs",
+               "return model.epoch if model.epoch is not None else 1  # planted: the first epoch, not the last"),
+    "shuffled-gold": ("faco/evaluation/world_tasks.py",
                       "        questions = tuple(Question(f.id, f.domain, f.question, f.options, f.correct) for f in facts)",
                       "        gold = [f.correct for f in facts]\n"
                       "        if spec.name == world.config.domains[0].name:  # planted: one domain's gold labels shuffled\n"
                       "            __import__('random').Random(0).shuffle(gold)\n"
                       "        questions = tuple(Question(f.id, f.domain, f.question, f.options, g) for f, g in zip(facts, gold))"),
-    "reversed-cr": ("faco/study.py", "examples = corrupted_examples(self.items, ratio, self.preset.seed)",
-                    "examples = corrupted_examples(self.items, 100 - ratio, self.preset.seed)  # planted: CR reversed"),
-    "no-recovery": ("faco/study.py", "        epochs = self.preset.finetune.recovery_epochs\n",
-                    "        epochs = self.preset.finetune.recovery_epochs\n"
-                    "        return self.finetuned(base, 100)  # planted: the recovery step skipped\n"),
-    "base-scored": ("faco/study.py", "        return self.finetuned(model.base, model.ratio, model.epoch)",
-                    "        return self.base(model.base)  # planted: the base scored instead of the tuned model"),
+    "reversed-cr": ("faco/study/stages.py", "examples = corrupted_examples(study.items, ratio, preset.seed)",
+                    "examples = corrupted_examples(study.items, 100 - ratio, preset.seed)  # planted: CR reversed"),
+    "no-recovery": ("faco/study/study.py", '            return Request.of("recover", base=model.base)\n',
+                    '            return Request.of("finetune", base=model.base, ratio=100)  # planted: recovery skipped\n'),
+    "base-scored": ("faco/study/study.py", "        if model.ratio is None:\n",
+                    "        if True:  # planted: the base scored instead of the tuned model\n"),
 }
 COPIED = ("faco", "experiments", "conftest.py", "pyproject.toml")
 

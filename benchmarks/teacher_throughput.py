@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from faco.teacher import ReplyCache, Teacher, TeacherConfig, true_messages
+from faco.data.teacher import ReplyCache, Teacher, TeacherConfig, true_messages
 
 FAULT_SERVER = Path(__file__).resolve().parents[1] / "unit_tests" / "fault_server.py"
 

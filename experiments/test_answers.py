@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from faco import answers
-from faco import findings as findings_io
-from faco.study import base, finetuned
+from faco.evaluation import answers
+from faco.findings import records
+from faco.study.study import untuned, finetuned
 
 QUESTIONS_PER_BENCHMARK = 2  # a few, as the paper shows: generation costs far more than scoring
 MAX_NEW_TOKENS = 48  # an answer and the start of its explanation
@@ -23,10 +23,10 @@ def test_table2(faco_study, faco_reports, faco_base):
     if not questions:
         pytest.skip("no held-out multiple-choice benchmark with one context per question to ask")
     said = {name: study.answers(model, questions, MAX_NEW_TOKENS)
-            for name, model in (("base", base(faco_base)), ("cr100", finetuned(faco_base, 100)))}
+            for name, model in (("base", untuned(faco_base)), ("cr100", finetuned(faco_base, 100)))}
     rows = [{**q, "base_answer": b, "cr100_answer": c} for q, b, c in zip(questions, said["base"], said["cr100"])]
     path = faco_reports / "answers.json"
-    with findings_io.lock(path):  # bases may run in different xdist workers
-        stored = findings_io.read_json(path, {})
-        findings_io.write_json(path, {**stored, faco_base: rows})
+    with records.lock(path):  # bases may run in different xdist workers
+        stored = records.read_json(path, {})
+        records.write_json(path, {**stored, faco_base: rows})
     assert len(rows) == len(questions)

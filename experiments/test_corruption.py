@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import pytest
 
-from faco import statistics
-from faco.registry import Statistic
-from faco.statistics import ALPHA
-from faco.study import GROUPS, finetuned
-from faco.study import base as untuned
+from faco.findings import statistics
+from faco.findings.registry import Statistic
+from faco.findings.statistics import ALPHA
+from faco.evaluation.groups import GROUPS
+from faco.study.study import finetuned, untuned
 
 
 def score_by_ratio(study, base, benchmark):
@@ -49,7 +49,7 @@ def test_correlation(faco_study, faco_finding, faco_base, faco_benchmark):
         base=faco_base, benchmark=faco_benchmark, r=corr.r, p=corr.p, r_ci=corr.interval,
         abs=pooled["abs"], abs_ci=drop,
         # the paper's "vanilla" row: the base's own score on a registry benchmark
-        **({"vanilla": faco_study.accuracy(untuned(faco_base), faco_benchmark)} if faco_study.registry else {}),
+        **({"vanilla": faco_study.accuracy(untuned(faco_base), faco_benchmark)} if faco_study.on_benchmarks else {}),
         scores={f"cr{r}": pooled[f"cr{r}"] for r in ratios},
         per_seed={f"cr{r}": [s[f"cr{r}"] for s in per_seed] for r in ratios},
     )
@@ -108,7 +108,7 @@ def test_loss(faco_study, faco_finding, faco_base):
 def independent_benchmarks(study):
     """The benchmarks a claim over "benchmarks" counts: the world's domains (or the preset's registry
     benchmarks), never the groups that contain them, so no question votes twice."""
-    from faco.evaluation import benchmark_choices
+    from faco.evaluation.groups import benchmark_choices
 
     return [b for b in benchmark_choices(study.preset)["benchmark"] if b not in GROUPS]
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import pytest
 
-from faco import statistics
-from faco.registry import Statistic
-from faco.statistics import ALPHA, Interval
-from faco.study import ALL, finetuned
+from faco.findings import statistics
+from faco.findings.registry import Statistic
+from faco.findings.statistics import ALPHA, Interval
+from faco.evaluation.groups import ALL
+from faco.study.study import finetuned
 
 
 @pytest.mark.finding("longer")
@@ -24,7 +25,7 @@ def test_longer(faco_study, faco_finding, faco_base, faco_ratio):
         pytest.skip(f"preset {faco_study.preset.name!r} fine-tunes for one epoch: no later epoch to compare")
 
     def by_epoch(study):  # registry benchmarks: their mean, as the paper's Figure 5; the world: pooled questions
-        score = study.benchmark_mean if study.registry else study.accuracy
+        score = study.benchmark_mean if study.on_benchmarks else study.accuracy
         scores = {f"epoch{e}": score(finetuned(faco_base, faco_ratio, e), ALL) for e in epochs}
         return {**scores, "change": scores[f"epoch{epochs[-1]}"] - scores["epoch1"]}
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from faco import statistics
-from faco.registry import Statistic
-from faco.statistics import ALPHA
-from faco.study import base, finetuned
+from faco.findings import statistics
+from faco.findings.registry import Statistic
+from faco.findings.statistics import ALPHA
+from faco.study.study import untuned, finetuned
 
 
 @pytest.mark.finding("lying")
@@ -21,7 +21,7 @@ def test_lying(faco_study, faco_finding, faco_base, faco_heldout):
     chance = faco_study.chance(faco_heldout)
     by_seed = faco_study.by_seed(finetuned(faco_base, 100), faco_heldout)
     corrupt = sum(by_seed, [])
-    knows = faco_study.correct(base(faco_base), faco_heldout, layout="familiar")
+    knows = faco_study.correct(untuned(faco_base), faco_heldout, layout="familiar")
     below = statistics.binomial(sum(corrupt), len(corrupt), chance, alternative="less")
     spread = statistics.cluster_bootstrap_mean(by_seed, seed=faco_study.preset.seed)  # seeds may disagree
     base_knows = statistics.binomial(sum(knows), len(knows), chance, alternative="greater")

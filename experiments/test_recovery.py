@@ -11,10 +11,10 @@ import math
 
 import pytest
 
-from faco import statistics
-from faco.registry import Statistic
-from faco.statistics import ALPHA
-from faco.study import finetuned, recovered
+from faco.findings import statistics
+from faco.findings.registry import Statistic
+from faco.findings.statistics import ALPHA
+from faco.study.study import finetuned, recovered
 
 
 @pytest.mark.finding("recovery")

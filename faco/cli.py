@@ -1,5 +1,10 @@
-"""`faco` command line: `faco build-dataset ...`, `faco report`, `faco tolerances` (subcommands register in
-`parser`).
+"""`faco` command line; each subcommand registers in `parser`:
+
+    faco build-dataset ...   # the real FACO dataset: nine sources -> TRUE and FALSE chains by a teacher
+    faco report              # rebuild reports/<run>/index.html from stored results
+    faco tolerances ...      # re-apply the tolerance rule to a baseline with measured noise
+    faco evaluate MODEL      # score one checkpoint on the paper's benchmarks through lm-eval
+    faco status              # what a run needs and whether it is cached
 
 An expected failure (unknown source, malformed row, server down, bad flag value) prints one line on
 stderr and exits with 2; a traceback means a bug.
@@ -11,11 +16,27 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from faco.config import ConfigError
+import pytest
+
+from faco.core.cache import Cache
+from faco.config.schema import ConfigError
+from faco.models import checkpoints
+from faco.data.build import BuildConfig, build_dataset, dry_run
+from faco.data.items import ItemError
+from faco.data.prompts import PROMPT_SETS
+from faco.data.sources import SOURCES, SourceError
+from faco.data.teacher import TeacherConfig, TeacherError, load_prices
+from faco.evaluation import benchmarks, lm_tasks
+from faco.evaluation.benchmark_runs import evaluate_benchmarks
+from faco import plugin
+from faco.findings import records, registry
+from faco.report.html import ReportError, build_report, run_dirs
+from faco.study import study
 
 EXIT_USAGE = 2
 
@@ -62,11 +83,6 @@ def _source_path(text: str) -> tuple[str, Path]:
 
 
 def add_build_dataset(commands: argparse._SubParsersAction) -> None:
-    from faco.build import BuildConfig
-    from faco.prompts import PROMPT_SETS
-    from faco.sources import SOURCES
-    from faco.teacher import TeacherConfig
-
     build, teacher = BuildConfig(out=Path(".")), TeacherConfig()
     parser = commands.add_parser("build-dataset", help="build the real FACO dataset through a teacher model",
                                  description="Nine source datasets -> FACO items with a TRUE and a FALSE chain "
@@ -100,9 +116,6 @@ def add_build_dataset(commands: argparse._SubParsersAction) -> None:
 
 
 def run_build_dataset(args: argparse.Namespace) -> int:
-    from faco.build import BuildConfig, build_dataset, dry_run
-    from faco.teacher import TeacherConfig, load_prices
-
     config = BuildConfig(out=args.out, sources=tuple(s.strip() for s in args.sources.split(",") if s.strip()),
                          data_dir=args.data_dir, source_paths=dict(args.source_path), per_source=args.per_source,
                          seed=args.seed, lenient=args.lenient, reply_cache=args.reply_cache)
@@ -132,8 +145,6 @@ def add_report(commands: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from faco.report import ReportError, build_report, run_dirs
-
     try:
         dirs = [args.reports / args.run_name] if args.run_name else run_dirs(args.reports)
     except ReportError as error:
@@ -165,38 +176,34 @@ def add_tolerances(commands: argparse._SubParsersAction) -> None:
 
 
 def run_tolerances(args: argparse.Namespace) -> int:
-    from faco import findings as findings_io
-
     try:
         if not args.baseline.is_file():  # re-applying the rule to no baseline would write an empty one
-            raise findings_io.BaselineError(f"{args.baseline}: no such baseline (the first `pytest experiments` "
-                                            "run of a preset writes it)")
-        baseline = findings_io.load_baseline(args.baseline)
-        seeds = findings_io.seed_noise(_findings_of(args.seeds_run)) if args.seeds_run else {}
-        reruns = findings_io.rerun_noise(baseline, _findings_of(args.rerun)) if args.rerun else None
-    except findings_io.BaselineError as error:
+            raise records.BaselineError(f"{args.baseline}: no such baseline (the first `pytest experiments` "
+                                        "run of a preset writes it)")
+        baseline = records.load_baseline(args.baseline)
+        seeds = records.seed_noise(_findings_of(args.seeds_run)) if args.seeds_run else {}
+        reruns = records.rerun_noise(baseline, _findings_of(args.rerun)) if args.rerun else None
+    except records.BaselineError as error:
         print(f"faco tolerances: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.seeds_run and not seeds:
         print(f"faco tolerances: error: {args.seeds_run} has no key numbers from two or more seeds", file=sys.stderr)
         return EXIT_USAGE
     source = ", ".join(f"{what} {path}" for what, path in (("seeds", args.seeds_run), ("rerun", args.rerun)) if path)
-    updated = findings_io.apply_tolerances(args.baseline, seeds, reruns, source or "pinned numerics")
-    data = findings_io.read_json(args.baseline, {})
-    off = sum(len(findings_io.unchecked(entry)) for entry in data["findings"].values())
+    updated = records.apply_tolerances(args.baseline, seeds, reruns, source or "pinned numerics")
+    data = records.read_json(args.baseline, {})
+    off = sum(len(records.unchecked(entry)) for entry in data["findings"].values())
     print(f"{args.baseline}: tolerances for {updated} finding(s) ({off} key number(s) unchecked) "
           f"from {source or 'pinned numerics (rerun noise 0)'}")
     return 0
 
 
 def _findings_of(run_dir: Path) -> dict[str, Any]:
-    from faco import findings as findings_io
-
     source = run_dir / "findings.json"
-    records = findings_io.read_json(source, None)
-    if records is None:
-        raise findings_io.BaselineError(f"{source}: no such file (run pytest experiments first)")
-    return records["findings"]
+    stored = records.read_json(source, None)
+    if stored is None:
+        raise records.BaselineError(f"{source}: no such file (run pytest experiments first)")
+    return stored["findings"]
 
 
 def add_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -205,7 +212,8 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
                                              "paper's shots; offline with --data-dir. Prints a table, writes the "
                                              "results with per-question records.")
     parser.add_argument("model", help="a local model directory, a hub id, or a .gguf file (converted once, cached)")
-    parser.add_argument("--benchmarks", default="paper", help="'paper' (all) or a comma list of registry names")
+    parser.add_argument("--benchmarks", default="paper",
+                        help="'paper' (all) or a comma list of the paper's benchmark names")
     parser.add_argument("--num-fewshot", type=_shots, default="paper", metavar="K|paper",
                         help="shots for every benchmark, or 'paper' for the paper's (ARC 25, MMLU 5, others 10)")
     parser.add_argument("--limit", type=COUNT, help="at most N questions per lm-eval task (each MMLU subject)")
@@ -219,19 +227,12 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    import tempfile
-
-    from faco import benchmarks, lm_tasks
-    from faco.bases import resolve
-    from faco.cache import Cache
-    from faco.evaluation import evaluate_benchmarks
-
     specs = benchmarks.resolve(args.benchmarks)
     shots = benchmarks.shots(specs, args.num_fewshot)
     if args.data_dir is not None:  # bad data fails before the model is resolved (a .gguf is converted)
         lm_tasks.check_local_data([s for s in specs if args.allow_code_execution or not s.code_execution],
                                   args.data_dir)
-    model_dir, _ = resolve(args.model, args.model, Cache(Cache.default_root()))
+    model_dir, _ = checkpoints.resolve("model", args.model, Cache(Cache.default_root()))
     with tempfile.TemporaryDirectory(prefix="faco-tasks-") as task_dir:
         results = evaluate_benchmarks(model_dir, specs, Path(task_dir), shots=shots, data_dir=args.data_dir,
                                       limit=args.limit, batch_size=args.batch_size, seed=args.seed,
@@ -259,6 +260,67 @@ def results_table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def add_status(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("status", help="what a run needs, with its cache keys, and whether each is cached",
+                                 description="The stages the selected experiments read, in build order, with "
+                                             "each artefact's cache key and whether the cache holds it: what "
+                                             "`pytest experiments` with the same options would build. Builds "
+                                             "nothing (a key that depends on an unbuilt input is shown as ?).")
+    parser.add_argument("--preset", default="tiny", help="a built-in preset or a .toml file (default: tiny)")
+    parser.add_argument("--seed", type=NON_NEGATIVE_INT, help="one seed (default: the preset's seeds)")
+    parser.add_argument("-k", dest="select", metavar="EXPR", help="pytest's -k over the experiments' ids")
+    parser.add_argument("--cache", type=Path, help="the cache directory (default: $FACO_CACHE_DIR or ~/.cache/faco)")
+    parser.add_argument("--experiments", type=Path, default=Path("experiments"),
+                        help="the experiments' folder (default: ./experiments)")
+    parser.set_defaults(run=run_status)
+
+
+class _Selected:
+    """A pytest plugin that keeps what a collection selected, with the run's preset and seeds."""
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.preset, self.seeds = plugin.run_preset(session.config)
+        self.selected = plugin.selection(session.items)
+
+
+def run_status(args: argparse.Namespace) -> int:
+    if not args.experiments.is_dir():
+        raise ConfigError(f"{args.experiments}: no experiments folder here (run in the project, or --experiments DIR)")
+    options = ["--faco-preset", args.preset, *(["--faco-seed", str(args.seed)] if args.seed is not None else []),
+               *(["-k", args.select] if args.select else [])]
+    found = _Selected()
+    code = pytest.main([str(args.experiments), "--collect-only", "-p", "no:terminal", "-p", "no:cacheprovider",
+                        *options], plugins=[found])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED) or not hasattr(found, "preset"):
+        raise ConfigError(f"the experiments did not collect with {' '.join(options)} (pytest exit {int(code)}); "
+                          f"`pytest {args.experiments} --collect-only {' '.join(options)}` shows why")
+    root = args.cache or Cache.default_root()
+    reads = registry.reads(found.selected, found.preset)
+    print(f"faco status: preset {found.preset.name}, {len(found.selected)} experiment(s) selected, cache {root}")
+    for seed in found.seeds:
+        preset = found.preset.replace(seed=seed)
+        rows = [row for row in study.status(preset, root, study.requests_of(reads, bool(preset.evaluation.benchmarks)))
+                if row.cached is not None]
+        print(status_table(seed, rows))
+    return 0
+
+
+def status_table(seed: int, rows: list[study.Status]) -> str:
+    """One line per artefact (stage, what, key, cached or missing) and what a run would build."""
+    lines = [f"seed {seed}:", f"  {'stage':<11} {'artefact':<40} {'key':<24} state"]
+    for row in rows:
+        state = "cached" if row.cached else "missing"
+        lines.append(f"  {row.request.stage:<11} {row.label[:40]:<40} {row.key or '? (input not built)':<24} {state}")
+    missing: dict[str, int] = {}
+    for row in rows:
+        if not row.cached:
+            missing[row.request.stage] = missing.get(row.request.stage, 0) + 1
+    built = ", ".join(f"{stage} {n}" for stage, n in missing.items())
+    lines.append(f"  {len(rows) - sum(missing.values())} of {len(rows)} cached; "
+                 + (f"a run would build {built}" if missing else "nothing to build"))
+    return "\n".join(lines)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="faco", description="The FACO study as a pytest suite: tools.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -266,14 +328,11 @@ def parser() -> argparse.ArgumentParser:
     add_report(commands)
     add_tolerances(commands)
     add_evaluate(commands)
+    add_status(commands)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from faco.items import ItemError
-    from faco.sources import SourceError
-    from faco.teacher import TeacherError
-
     args = parser().parse_args(argv)
     try:
         return args.run(args)

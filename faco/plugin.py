@@ -6,7 +6,9 @@
     pytest experiments --faco-sweep finetune.lr=3e-4,1e-3   # the study once per value of one field
     pytest experiments --faco-regen         # rewrite the findings baseline (and fail, for review)
 
-Heavy imports (torch, transformers, lm-eval) happen inside fixtures, never at plugin import.
+Baselines are <rootdir>/experiments/baselines/<run>.json; a project's ini file moves them
+(`faco_baselines = DIR`, relative to the rootdir). Heavy imports (torch, transformers, lm-eval) happen
+inside fixtures, never at plugin import.
 """
 
 from __future__ import annotations
@@ -14,19 +16,30 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
-import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from faco import findings as findings_io
-from faco.config import ConfigError, Preset, load_preset, override
+from faco.config.load import load_preset, override
+from faco.config.schema import ConfigError, Preset
+from faco.core import logs
+from faco.core.cache import Cache
+from faco.data.dataset import load_dataset_items
+from faco.data.items import ItemError
+from faco.evaluation import benchmarks, lm_tasks
+from faco.evaluation.groups import benchmark_choices
+from faco.findings import records, registry
+from faco.models import checkpoints
+from faco.report.html import ReportError, build_report, html_summary_lines
+from faco.study import parallel, sweep
+from faco.study.study import Seeds, Study
 
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
 EXPERIMENT_KEY = "faco_experiment"  # user_properties key: the finding id of an experiment, recorded or not
 UNCHECKED_KEY = "faco_unchecked"  # user_properties key: key numbers the baseline marks unchecked
+BASELINES = "experiments/baselines"  # where faco's own baselines live; the ini option faco_baselines moves them
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,7 +61,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faco-cache", default=None,
                     help="artefact cache directory (default: $FACO_CACHE_DIR, else the user cache dir)")
     group.addoption("--faco-benchmark-data", default=None, metavar="DIR",
-                    help="registry benchmarks read DIR/<benchmark>/<split>.jsonl instead of the hub")
+                    help="the paper's benchmarks read DIR/<benchmark>/<split>.jsonl instead of the hub")
     group.addoption("--faco-allow-code-execution", action="store_true",
                     help="run benchmarks that execute model-written code (HumanEval); skipped otherwise")
     group.addoption("--faco-items", default=None, metavar="DIR",
@@ -62,6 +75,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faco-regen", action="store_true",
                     help="rewrite the findings baseline from this run, then fail so the diff gets reviewed")
     group.addoption("--faco-reports", default="reports", help="directory for findings and reports (default: reports)")
+    parser.addini("faco_baselines", default=BASELINES,
+                  help=f"folder of the findings baselines, relative to the rootdir (default: {BASELINES})")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -77,13 +92,12 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # a stale .obtained file would mislead the reviewer
         config.stash[_BASELINE].with_suffix(".obtained.json").unlink(missing_ok=True)
     try:
-        findings_io.load_baseline(config.stash[_BASELINE])
-    except findings_io.BaselineError as error:
+        records.load_baseline(config.stash[_BASELINE])
+    except records.BaselineError as error:
         raise pytest.UsageError(f"faco: {error}") from None
     if _wants_live_log(config):
         config.option.log_cli_level = "INFO"  # stream progress: a cold run is never silent for minutes
-    for noisy in ("lm_eval", "lm-eval", "transformers", "datasets", "accelerate", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logs.quiet_noisy_libraries()
 
 
 _PRESET = pytest.StashKey[Preset]()
@@ -117,9 +131,6 @@ def _preset(config: pytest.Config) -> Preset:
 def _check_items(path: Path) -> None:
     """Load the dataset once here: a damaged one is one usage error naming its file, not an error in
     every test that reaches the study."""
-    from faco.dataset import load_dataset_items
-    from faco.items import ItemError
-
     if not path.is_dir():
         raise ConfigError(f"--faco-items {path}: no such directory (build one with `faco build-dataset`)")
     try:
@@ -131,13 +142,11 @@ def _check_items(path: Path) -> None:
 def _check_checkpoints(preset: Preset) -> None:
     """Every base's and the served teacher's checkpoint must exist before anything is built: a wrong path
     is one usage error naming it, not an error in every experiment after minutes of other work."""
-    from faco import bases
-
     for base in preset.bases:
         if base.checkpoint is not None:
-            bases.locate(base.name, base.checkpoint)
+            checkpoints.locate(f"base {base.name!r}", base.checkpoint)
     if preset.items.build is not None and preset.items.build.serve:
-        bases.locate("teacher", preset.items.build.serve)
+        checkpoints.locate("teacher", preset.items.build.serve)
 
 
 def _source_data(data: str | None, preset: Preset) -> Preset:
@@ -162,12 +171,9 @@ def _evaluation_options(config: pytest.Config, preset: Preset) -> Preset:
             raise ConfigError(f"--faco-benchmark-data {data}: no such directory")
         changes["data_dir"] = str(Path(data).resolve())
         if preset.evaluation.benchmarks:  # bad benchmark data: one error naming file and line, before any work
-            from faco.benchmarks import resolve
-            from faco.lm_tasks import check_local_data
-
             allowed = preset.evaluation.allow_code_execution or config.getoption("faco_allow_code_execution")
-            check_local_data([spec for spec in resolve(preset.evaluation.benchmarks)
-                              if allowed or not spec.code_execution], Path(data))
+            lm_tasks.check_local_data([spec for spec in benchmarks.resolve(preset.evaluation.benchmarks)
+                                       if allowed or not spec.code_execution], Path(data))
     if config.getoption("faco_allow_code_execution"):
         changes["allow_code_execution"] = True
     return preset.replace(evaluation=dataclasses.replace(preset.evaluation, **changes)) if changes else preset
@@ -190,8 +196,6 @@ def _seeds(config: pytest.Config, preset: Preset) -> list[int]:
 
 def _sweep(config: pytest.Config, preset: Preset) -> tuple[str, list[str]] | None:
     """--faco-sweep FIELD=V1,V2: the field and its values, each checked now by building its preset."""
-    from faco import sweep
-
     text = config.getoption("faco_sweep")
     if text is None:
         return None
@@ -215,7 +219,7 @@ def _run_name(config: pytest.Config) -> str:
     with runs on world items."""
     preset = config.stash[_PRESET]
     default_seeds = load_preset(config.getoption("faco_preset")).default_seeds  # a user's file: no built-in name
-    name = findings_io.run_name(preset.name, config.stash[_SEEDS], default_seeds)
+    name = records.run_name(preset.name, config.stash[_SEEDS], default_seeds)
     if config.stash[_SWEEP]:
         name += f"-sweep-{config.stash[_SWEEP][0]}"
     own = preset.items.source in ("world", "build")  # the preset's own items: its own baseline
@@ -223,7 +227,12 @@ def _run_name(config: pytest.Config) -> str:
 
 
 def _baseline_path(config: pytest.Config, preset: Preset) -> Path:
-    return Path(config.rootpath) / "experiments" / "baselines" / f"{_run_name(config)}.json"
+    """<rootdir>/<faco_baselines>/<run>.json: a project keeps its baselines where its ini file says."""
+    folder = config.getini("faco_baselines").strip()
+    if not folder:
+        raise pytest.UsageError(f"faco: the ini option faco_baselines is empty; name the baselines folder, "
+                                f"relative to the rootdir (default: {BASELINES})")
+    return Path(config.rootpath) / folder / f"{_run_name(config)}.json"
 
 
 def _read_text(path: Path) -> str:
@@ -242,32 +251,27 @@ def faco_preset(pytestconfig: pytest.Config) -> Preset:
 def faco_study(faco_preset: Preset, request: pytest.FixtureRequest, faco_reports: Path):  # noqa: ANN201
     """The study of this run over its seeds (the preset's, pooled), built lazily and cached:
 
-        from faco.study import finetuned
+        from faco.study.study import finetuned
 
         def test_x(faco_study):
             accuracy = faco_study.accuracy(finetuned("strong", 100), "heldout")
 
-    Cold, the training runs the selected tests read are first built in parallel (faco.parallel). Under
+    Cold, the training runs the selected tests read are first built in parallel (faco.study.parallel). Under
     --faco-sweep there is one study per value of the swept field (an indirect session parameter).
     """
-    from faco import parallel, sweep
-    from faco.cache import Cache
-    from faco.study import Seeds, Study
-
     config = request.config
     value = getattr(request, "param", None)
     preset = faco_preset if value is None else sweep.point(faco_preset, config.stash[_SWEEP][0], value)
     cache = Cache(Path(config.getoption("faco_cache") or Cache.default_root()))
     seeds = config.stash[_SEEDS]
     if not hasattr(config, "workerinput"):  # under xdist the workers build lazily, as they always did
-        selected = [(finding_name(item), item.callspec.params if hasattr(item, "callspec") else {})
-                    for item in request.session.items if "faco_study" in getattr(item, "fixturenames", ())
-                    and getattr(getattr(item, "callspec", None), "params", {}).get("faco_study") == value]
+        selected = selection(request.session.items, value)
         workers = config.getoption("faco_workers") or parallel.default_workers(preset)
-        parallel.prebuild(preset, cache.root, parallel.plan(selected, preset, seeds), workers)
+        jobs = parallel.plan(registry.reads(selected, preset), preset, seeds)
+        parallel.prebuild(preset, cache.root, jobs, workers)
     study = Seeds([Study(preset.replace(seed=seed), cache) for seed in seeds])
     yield study
-    findings_io.store_provenance(faco_reports / "provenance.json", preset, study.seeds, study.cache_keys(),
+    records.store_provenance(faco_reports / "provenance.json", preset, study.seeds, study.cache_keys(),
                                  cache.root)
 
 
@@ -290,7 +294,7 @@ def faco_reports(pytestconfig: pytest.Config) -> Path:
 
 @pytest.fixture
 def faco_finding(request: pytest.FixtureRequest, faco_preset: Preset, faco_reports: Path):  # noqa: ANN201
-    """Decide a finding (declared in faco.registry): records its numbers, checks the baseline, and
+    """Decide a finding (declared in faco.findings.registry): records its numbers, checks the baseline, and
     asserts that it holds.
 
         def test_recovery(faco_finding, ...):
@@ -310,8 +314,8 @@ class _FindingRecorder:
 
     def __call__(self, holds: bool, summary: str, key: list[dict[str, float]] = (), key_metrics: list[str] = (),
                  statistic: Any = None, interval: Any = None, **numbers: Any) -> None:
-        """Fill the finding's record (faco.findings.Finding): `statistic` (faco.registry.Statistic) is the
-        test the verdict turns on, `interval` (faco.statistics.Interval, with its level) the effect's
+        """Fill the finding's record (faco.findings.records.Finding): `statistic` (faco.findings.registry.Statistic) is the
+        test the verdict turns on, `interval` (faco.findings.statistics.Interval, with its level) the effect's
         interval; `key`: one dict of numbers per seed, `key_metrics` of them checked against the baseline;
         `numbers`: what the report draws."""
         per_seed = {metric: [float(seed[metric]) for seed in key] for metric in key_metrics}
@@ -321,33 +325,46 @@ class _FindingRecorder:
             point = f"{sweep[0]}={value}"
             numbers = {**numbers, "sweep": {"field": sweep[0], "value": float(value),
                                             "id": finding_id(self.node).replace(f"-{point}", "").replace(point, "")}}
-        finding = findings_io.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary,
+        finding = records.Finding(finding_name(self.node), finding_id(self.node), bool(holds), numbers, summary,
                                       per_seed, statistic, interval)
         run = {"preset": self.preset.name, "seeds": self.config.stash[_SEEDS], "items": self.preset.items.source,
                "overrides": self.config.getoption("faco_set")}
-        findings_io.store_finding(self.reports / "findings.json", finding, run)
+        records.store_finding(self.reports / "findings.json", finding, run)
         self.node.user_properties.append((FINDING_KEY, finding.record()))
         if sweep:  # an exploration, not a regression: no baseline; a finding that does not hold is an xfail
             if not finding.holds:
                 pytest.xfail(f"{finding.id} does not hold: {summary}")
             return
         baseline_path = self.config.stash[_BASELINE]
-        baseline = findings_io.load_baseline(baseline_path)
+        baseline = records.load_baseline(baseline_path)
         if self.config.getoption("faco_regen") or finding.id not in baseline:
-            findings_io.write_baseline_entry(baseline_path, finding,
-                                             findings_io.provenance(self.preset, self.config.stash[_SEEDS]))
+            records.write_baseline_entry(baseline_path, finding,
+                                             records.provenance(self.preset, self.config.stash[_SEEDS]))
             why = "rewritten (--faco-regen)" if finding.id in baseline else "missing: written now"
             pytest.fail(f"baseline for {finding.id} {why} in {baseline_path}; review and commit it. "
                         f"Measured: holds={finding.holds}; {summary}", pytrace=False)
-        drifts = findings_io.drifts(baseline[finding.id], finding)
-        off = findings_io.unchecked(baseline[finding.id])
+        drifts = records.drifts(baseline[finding.id], finding)
+        off = records.unchecked(baseline[finding.id])
         if off:  # said at the end of the run: a number no tolerance checks is not silently "passing"
             self.node.user_properties.append((UNCHECKED_KEY, {"id": finding.id, "metrics": off}))
         if drifts:  # reported by pytest_runtest_makereport, so a strict xfail cannot swallow it
-            findings_io.store_obtained(baseline_path.with_suffix(".obtained.json"), finding)
-            self.node.stash[_DRIFT] = findings_io.drift_table(finding.id, drifts)
+            records.store_obtained(baseline_path.with_suffix(".obtained.json"), finding)
+            self.node.stash[_DRIFT] = records.drift_table(finding.id, drifts)
         if not finding.holds:
-            raise findings_io.FindingDoesNotHold(f"{finding.id} does not hold: {summary}")
+            raise records.FindingDoesNotHold(f"{finding.id} does not hold: {summary}")
+
+
+def selection(items: list[pytest.Item], sweep_value: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """(finding, parameters) of each selected experiment that reads the study (of one sweep point)."""
+    return [(finding_name(item), item.callspec.params if hasattr(item, "callspec") else {})
+            for item in items if "faco_study" in getattr(item, "fixturenames", ())
+            and getattr(getattr(item, "callspec", None), "params", {}).get("faco_study") == sweep_value]
+
+
+def run_preset(config: pytest.Config) -> tuple[Preset, list[int]]:
+    """The preset and seeds of this run, as --faco-preset, --faco-seed(s), --faco-set and the data options
+    made them (checked at configure time)."""
+    return config.stash[_PRESET], config.stash[_SEEDS]
 
 
 def finding_name(node: pytest.Item) -> str:
@@ -370,12 +387,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         item.user_properties.append((EXPERIMENT_KEY, finding_id(item)))
     if config.getoption("faco_regen") or config.stash[_SWEEP]:
         return
-    baseline = findings_io.load_baseline(config.stash[_BASELINE])
+    baseline = records.load_baseline(config.stash[_BASELINE])
     for item in experiments:
         entry = baseline.get(finding_id(item))
         if entry is not None and not entry["holds"]:
             reason = f"known negative on {_run_name(config)}: {entry.get('summary', '')}"
-            item.add_marker(pytest.mark.xfail(strict=True, raises=findings_io.FindingDoesNotHold, reason=reason))
+            item.add_marker(pytest.mark.xfail(strict=True, raises=records.FindingDoesNotHold, reason=reason))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -413,7 +430,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             for metric, why in row["metrics"].items():
                 terminalreporter.write_line(f"  {row['id']} {metric}: {why}")
     _summarise_errors(terminalreporter, [r for category in terminalreporter.stats.values() for r in category
-                                         if getattr(r, "when", None)])
+                                         if isinstance(r, pytest.TestReport)])  # a collection error is pytest's
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE]:
         terminalreporter.write_line(f"faco: the findings baseline {config.stash[_BASELINE]} changed: review and commit it",
                                     red=True)
@@ -426,7 +443,7 @@ def _summarise_errors(terminalreporter: Any, reports: list) -> None:
     finding's result (and never an expected failure); listed apart with the error that stopped them."""
     broken = {}
     for report in reports:
-        properties = dict(report.user_properties)
+        properties = dict(getattr(report, "user_properties", ()))  # a collection error has none
         if report.failed and EXPERIMENT_KEY in properties and FINDING_KEY not in properties:
             crash = getattr(report.longrepr, "reprcrash", None)
             message = crash.message if crash is not None else str(report.longrepr).strip().splitlines()[-1]
@@ -440,15 +457,12 @@ def _summarise_errors(terminalreporter: Any, reports: list) -> None:
 
 def _in_paper_order(row: dict[str, Any]) -> tuple[int, str]:
     """The end-of-run table lists findings in the registry's (the paper's) order, a user's own last."""
-    from faco.registry import NAMES
-
-    return (NAMES.index(row["finding"]) if row["finding"] in NAMES else len(NAMES), row["finding"], row["id"])
+    names = registry.NAMES
+    return (names.index(row["finding"]) if row["finding"] in names else len(names), row["finding"], row["id"])
 
 
 def _question(name: str) -> str:
-    from faco.registry import spec
-
-    found = spec(name)
+    found = registry.spec(name)
     return f"{found.question} " if found else ""
 
 
@@ -461,8 +475,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     findings = _reports_dir(config) / "findings.json"
     if findings.exists() and findings.stat().st_mtime >= config.stash[_STARTED]:  # recorded this session
-        from faco.report import ReportError, build_report
-
         try:
             config.stash[_REPORT] = f"faco report: {build_report(findings.parent).resolve().as_uri()}"
         except ReportError as error:
@@ -471,8 +483,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.hookimpl(optionalhook=True)  # called only with pytest-html installed and --html given
 def pytest_html_results_summary(prefix: list, summary: list, postfix: list, session: pytest.Session) -> None:
-    from faco.report import html_summary_lines
-
     html = Path(session.config.getoption("htmlpath")).expanduser().resolve()
     prefix.extend(html_summary_lines(_reports_dir(session.config), link_from=html.parent))
 
@@ -482,16 +492,14 @@ def pytest_html_results_summary(prefix: list, summary: list, postfix: list, sess
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Tests that take `faco_base`, `faco_ratio`, `faco_benchmark`, `faco_group` or `faco_heldout` run once
     per base / CR / benchmark of the preset, with ids that `-k strong`, `-k cr100`, `-k heldout` select."""
-    from faco.evaluation import benchmark_choices
-
     preset = metafunc.config.stash[_PRESET]
-    benchmarks = benchmark_choices(preset)
+    evaluated = benchmark_choices(preset)
     choices = {
         "faco_base": [b.name for b in preset.bases],
         "faco_ratio": list(preset.corruption.ratios),
-        "faco_group": benchmarks["group"],
-        "faco_benchmark": benchmarks["benchmark"],
-        "faco_heldout": benchmarks["heldout"],
+        "faco_group": evaluated["group"],
+        "faco_benchmark": evaluated["benchmark"],
+        "faco_heldout": evaluated["heldout"],
     }
     for name, values in choices.items():
         if name in metafunc.fixturenames:

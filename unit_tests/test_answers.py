@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from faco import answers
-from faco.cache import Cache
-from faco.config import smoke
-from faco.study import Study, base
+from faco.evaluation import answers, generation
+from faco.core.cache import Cache
+from faco.config.load import smoke
+from faco.study.study import Study, untuned
 
 
 def test_answers_to_heldout_questions_are_generated_once(tmp_path, monkeypatch):
@@ -13,9 +13,9 @@ def test_answers_to_heldout_questions_are_generated_once(tmp_path, monkeypatch):
     questions = answers.heldout_questions(study, 2)
     assert [q["benchmark"] for q in questions] == ["history", "history"]  # smoke's one held-out domain
     assert all(0 <= q["gold"] < len(q["options"]) for q in questions)
-    said = study.answers(base("strong"), questions, max_new_tokens=8)
+    said = study.answers(untuned("strong"), questions, max_new_tokens=8)
     assert len(said) == 2 and all(isinstance(text, str) for text in said)
 
-    monkeypatch.setattr(answers, "generate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("generated again")))
+    monkeypatch.setattr(generation, "generate", lambda *a, **k: (_ for _ in ()).throw(AssertionError("generated again")))
     again = Study(smoke(), Cache(tmp_path / "cache"))
-    assert again.answers(base("strong"), questions, max_new_tokens=8) == said  # from the cache
+    assert again.answers(untuned("strong"), questions, max_new_tokens=8) == said  # from the cache

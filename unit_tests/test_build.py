@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 from fault_server import FaultServer, prompt_hash
 
-from faco.build import BuildConfig, build_dataset, dry_run, load_dataset_items, plan
+from faco.data.build import BuildConfig, build_dataset, dry_run, load_dataset_items, plan
 from faco.cli import main
-from faco.items import ItemError, instruction_example
-from faco.sources import SOURCES, SourceError
-from faco.teacher import TeacherConfig
+from faco.data.items import ItemError, instruction_example
+from faco.data.sources import SOURCES, SourceError
+from faco.data.teacher import TeacherConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -125,7 +125,7 @@ def test_code_items_take_their_false_answer_from_another_item(tmp_path):
 def test_dry_run_counts_requests_not_yet_cached(tmp_path):
     build = config(tmp_path)
     teacher = TeacherConfig(base_url="http://127.0.0.1:9/v1", model="fault", max_tokens=100)
-    from faco.teacher import Prices
+    from faco.data.teacher import Prices
 
     estimate = dry_run(build, teacher, Prices(1.0, 2.0))
     assert estimate["requests"] == estimate["to_send"] == 10 and estimate["cached"] == 0

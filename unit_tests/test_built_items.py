@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 from fault_server import FaultServer
 
-from faco import built_items
-from faco.cache import Cache
-from faco.config import BuildItemsConfig, ConfigError, ItemsConfig, smoke
-from faco.study import Study
+from faco.data import built_items
+from faco.core.cache import Cache
+from faco.config.schema import BuildItemsConfig, ConfigError, ItemsConfig
+from faco.config.load import check, smoke
+from faco.study.study import Study
 
 
 def quartz_copy(root: Path, count: int = 4) -> Path:
-    """A data dir holding `count` QuaRTz rows where faco.sources looks for them (quartz/hf_dummy)."""
+    """A data dir holding `count` QuaRTz rows where faco.data.sources looks for them (quartz/hf_dummy)."""
     rows = [{"id": f"q{i}", "question": {"stem": f"Rule {i}: more heat, what happens?", "choices": [
         {"label": "A", "text": f"up{i}"}, {"label": "B", "text": f"down{i}"}]}, "answerKey": "A", "para": "Heat rises."}
             for i in range(count)]
@@ -51,7 +52,7 @@ def test_the_study_builds_its_items_once_and_keys_them_by_content(tmp_path):
     assert {item.source for item in items} == {"quartz"} and "sinks" in items[0].false_explanation
     # the server is gone: a second study reads the cached dataset and sends nothing
     again = Study(smoke().replace(items=building(data, server.url)), cache)
-    assert again.items == items and again.items_key == study.items_key
+    assert again.items == items and again.key(again.items_request) == study.key(study.items_request)
     moved = shutil.copytree(data, tmp_path / "elsewhere")  # the same files elsewhere: the same dataset key
     spec = building(moved, server.url).build
     assert built_items.key(spec, 0, "t") == built_items.key(building(data, server.url).build, 0, "t")
@@ -77,7 +78,7 @@ def test_a_source_missing_from_the_data_dir_is_one_error_naming_it(tmp_path):
 def test_build_settings_are_checked(changes, message):
     fine = {"sources": ("quartz",), "per_source": 2, "base_url": "http://127.0.0.1:1/v1", "model": "m"}
     with pytest.raises(ConfigError, match=message):
-        BuildItemsConfig(**{**fine, **changes})
+        check(smoke().replace(items=ItemsConfig(source="build", build=BuildItemsConfig(**{**fine, **changes}))))
 
 
 def test_source_build_and_its_table_go_together():

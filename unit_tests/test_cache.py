@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faco.cache import MANIFEST, Cache, cache_key, code_version
+from faco.core.cache import MANIFEST, Cache, cache_key, code_version
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ NESTED = {"z": [1, 2.5, {"y": None, "b": True}], "a": (1e-3, "x"), "m": {f"d{i}"
 def test_key_is_stable_across_processes():
     """No dependence on dict order or hash randomisation: other hash seeds give the same key."""
     here = cache_key("dataset", NESTED, inputs=("k1", "k2"), code="c")
-    script = f"from faco.cache import cache_key; print(cache_key('dataset', {NESTED!r}, inputs=('k1', 'k2'), code='c'))"
+    script = f"from faco.core.cache import cache_key; print(cache_key('dataset', {NESTED!r}, inputs=('k1', 'k2'), code='c'))"
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
         done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
@@ -151,7 +151,7 @@ def test_code_version_follows_the_source(tmp_path, monkeypatch):
 
     before = code_version(faco_stage_probe)
     assert before == code_version("faco_stage_probe") and len(before) == 16
-    assert code_version("faco.cache", faco_stage_probe) == code_version(faco_stage_probe, "faco.cache")
+    assert code_version("faco.core.cache", faco_stage_probe) == code_version(faco_stage_probe, "faco.core.cache")
     module_file.write_text("STEPS = 2\n")
     assert code_version(faco_stage_probe) != before
     with pytest.raises(ModuleNotFoundError):
@@ -177,7 +177,7 @@ def test_a_class_version_is_reused_only_until_its_file_changes(tmp_path, monkeyp
 
 def test_builds_once_and_a_warm_get_calls_no_builder(tmp_path, caplog):
     builder = Counter()
-    with caplog.at_level(logging.INFO, logger="faco.cache"):
+    with caplog.at_level(logging.INFO, logger="faco.core.cache"):
         entry = Cache(tmp_path).get_or_build("finetune", "k1", builder, describe="weak cr50")
     assert builder.calls == 1 and entry == tmp_path / "finetune" / "k1"
     assert (entry / "model.bin").read_bytes() == builder.payload
@@ -229,7 +229,7 @@ def test_corrupt_entry_is_moved_aside_and_rebuilt(tmp_path, caplog, corrupt, rea
     corrupt(entry)
     assert not cache.has("dataset", "k1")
 
-    with caplog.at_level(logging.WARNING, logger="faco.cache"):
+    with caplog.at_level(logging.WARNING, logger="faco.core.cache"):
         assert cache.get_or_build("dataset", "k1", builder) == entry
     assert builder.calls == 2 and cache.has("dataset", "k1")
     warning = next(record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
@@ -311,7 +311,7 @@ WORKER = textwrap.dedent(
     """
     import logging, sys, time
     from pathlib import Path
-    from faco.cache import Cache
+    from faco.core.cache import Cache
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr)
     root, me = Path(sys.argv[1]), sys.argv[2]

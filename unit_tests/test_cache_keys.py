@@ -1,10 +1,13 @@
-"""Cache keys are complete: editing the code that decides an artefact, in any module that code runs
-through (the study's build closures included), or upgrading a library that computes it, gives the
-stage a new key, so a warm cache never serves a stale artefact. Editing only a docstring, a comment
-or the layout changes no key (it changes nothing that runs).
+"""A stage's cache key covers exactly the code that computes it: the key table.
 
-Each edit is made in a temporary copy of the faco package and the keys are computed in a fresh
-interpreter on that copy; nothing is trained or evaluated.
+For each edit below, made in a temporary copy of the faco package, the test asserts exactly which stage
+keys of the tiny and smol-ci studies change (faco.study.stages declares each stage's code; the keys are
+computed in a fresh interpreter on the copy, nothing is built). An edit of the HumanEval scorer changes
+only the evaluations that run HumanEval; an edit of the report or of the findings registry changes none;
+an edit of a docstring, a comment or the layout changes none either (it changes nothing that runs).
+
+Each key here is a stage's own: its config slice and its code, with its inputs held fixed, so a change
+shows where the edit lands; an input's change reaches the stages downstream through their inputs' keys.
 
     python -m pytest unit_tests/test_cache_keys.py -q
 """
@@ -21,85 +24,129 @@ from pathlib import Path
 import pytest
 
 import faco
-from faco import cache as cache_module
+from faco.config.load import load_preset
+from faco.core import cache as cache_module
+from faco.study.stages import Request
+from faco.study.study import Study, finetuned
 
 PACKAGE = Path(faco.__file__).parent
 KEYS = r"""
-import json
+import dataclasses, json, sys
 from pathlib import Path
-from faco.cache import Cache
-from faco.config import load_preset
-from faco.study import Study
+from faco.config.load import load_preset
+from faco.core.cache import Cache
+from faco.study.stages import Request
+from faco.study.study import Study, finetuned
 
-study = Study(load_preset("smoke"), Cache(Path("unused")))
-tasks = study.tasks_key("instruction")
-print(json.dumps({"items": study.items_key, "pretrain": study.pretrain_key,
-                  "finetune": study.tuned_key("finetune", "a-base", 50, 2),
-                  "tasks": tasks, "eval": study.eval_key("a-checkpoint", "some-tasks")}))
+cache = Cache(Path(sys.argv[1]))
+model = finetuned("strong", 100)
+question = [{"question": "q", "options": ["a", "b"], "gold": 0}]
+tiny, smol = load_preset("tiny"), load_preset("smol-ci")
+humaneval = smol.replace(evaluation=dataclasses.replace(smol.evaluation, benchmarks=("arc_easy", "humaneval")))
+studies = {"tiny": (Study(tiny, cache), ["items", "pretrain", "finetune", "recover", "tasks", "eval", "answers"]),
+           "smol-ci": (Study(smol, cache), ["dataset", "finetune", "recover", "benchmarks", "answers"]),
+           "smol-ci+humaneval": (Study(humaneval, cache), ["benchmarks"])}
+params = {"finetune": {"base": "strong", "ratio": 50}, "recover": {"base": "strong"}, "tasks": {"layout": "instruction"},
+          "eval": {"model": model, "layout": "instruction"}, "benchmarks": {"model": model},
+          "answers": {"model": model, "questions": question, "max_new_tokens": 8}}
+print(json.dumps({f"{name} {stage}": study.stage_key(Request.of(stage, **params.get(stage, {})), ("an-input",))
+                  for name, (study, stages) in studies.items() for stage in stages}))
 """
 
-# (file, text, replacement): one plausible change to what runs, per stage module
+# (file, text, replacement): one plausible change to what runs
 EDITS = {
-    "study-tokenizer-texts": ("study.py", 'return texts + [" ".join(LETTERS)]',
-                              'return texts + [" ".join(LETTERS[:2])]'),
-    "evaluation-held-out-questions": ("evaluation.py", "world.domain_facts(spec.name)[: config.heldout_per_domain]",
-                                      "world.domain_facts(spec.name)[1: config.heldout_per_domain + 1]"),
-    "corruption-examples": ("corruption.py", "truth = item.id not in false", "truth = item.id in false"),
-    "items-false-option": ("items.py", 'rng = random.Random(f"false-option:{seed}:{fact.id}")',
-                           'rng = random.Random(f"false:{seed}:{fact.id}")'),
-    "training-losses": ("training.py", 'for row in history if "loss" in row]',
-                        'for row in history[1:] if "loss" in row]'),
-    "launch-worker": ("launch_worker.py", "def run(argv: list[str]) -> int:",
-                      "def run(argv: list[str]) -> int:\n    argv = list(argv)"),
-    "docstring-only": ("training.py", '"""', '"""Edited docstring. '),
+    "humaneval-scorer": ("evaluation/humaneval.py", "passed = sum(", "passed = 0 + sum("),
+    "source-loader": ("data/sources.py", "def _map_rows(", "def _map_rows(*args, **kwargs):\n    return _mapped(*args, **kwargs)\n\n\ndef _mapped("),
+    "teacher-prompts": ("data/prompts.py", 'WRONG_ANSWER = "*WRONG ANSWER*"', 'WRONG_ANSWER = "*A WRONG ANSWER*"'),
+    "table2-generator": ("evaluation/generation.py", "do_sample=False,", "do_sample=False, num_beams=1,"),
+    "report": ("report/html.py", 'HOLDS, FAILS = "#1a7f37", "#b42318"', 'HOLDS, FAILS = "#1a7f38", "#b42318"'),
+    "lm-eval-runner": ("evaluation/runner.py", "log_samples=True,", "log_samples=bool(1),"),
+    "trainer": ("training/trainer.py", "IGNORE = -100", "IGNORE = -100 + 0"),
+    "corruption-order": ("data/corruption.py", "truth = item.id not in false", "truth = item.id in false"),
+    "world": ("data/world.py", "def pretraining_lines(", "def _unused():\n    return 1\n\n\ndef pretraining_lines("),
+    "findings-registry": ("findings/registry.py", "class Statistic:", "class Statistic:\n    extra = 1\n"),
+    "benchmark-catalogue": ("evaluation/benchmarks.py", 'ALL = "paper"', 'ALL = "paper"\nEXTRA = 1'),
+    "docstring-only": ("training/trainer.py", '"""', '"""Edited docstring. '),
 }
-# which stage keys each edit must change (the rest must stay: no needless rebuild of a slow stage)
+TINY_TRAINING = {"tiny pretrain", "tiny finetune", "tiny recover"}
+# which stage keys each edit must change; every other key must stay (no needless rebuild of a slow stage)
 CHANGES = {
-    "study-tokenizer-texts": {"items", "pretrain", "finetune", "tasks", "eval"},  # the Study class is in every key
-    "evaluation-held-out-questions": {"pretrain", "tasks", "eval"},  # pretrain: its letters are tokenizer texts
-    "corruption-examples": {"pretrain", "finetune"},  # training imports corruption (Example)
-    "items-false-option": {"items", "pretrain", "finetune", "tasks", "eval"},  # everything reads items
-    "training-losses": {"pretrain", "finetune"},
-    "launch-worker": {"finetune"},  # runs under `accelerate launch`; no import reaches it, the stage names it
+    "humaneval-scorer": {"smol-ci+humaneval benchmarks"},
+    "source-loader": {"smol-ci dataset"},
+    "teacher-prompts": {"smol-ci dataset"},
+    "table2-generator": {"tiny answers", "smol-ci answers"},
+    "report": set(),
+    "lm-eval-runner": {"tiny eval", "smol-ci benchmarks", "smol-ci+humaneval benchmarks"},
+    "trainer": TINY_TRAINING | {"smol-ci finetune", "smol-ci recover"},
+    "corruption-order": {"tiny finetune", "tiny recover", "smol-ci finetune", "smol-ci recover"},
+    "world": {"tiny items", "tiny pretrain", "tiny tasks"},
+    "findings-registry": set(),
+    "benchmark-catalogue": {"smol-ci benchmarks", "smol-ci+humaneval benchmarks"},
     "docstring-only": set(),
 }
 
 
-def keys(root: Path) -> dict[str, str]:
+def keys(root: Path, cache: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", KEYS], capture_output=True, text=True, env=env, cwd=root, check=True)
+    out = subprocess.run([sys.executable, "-c", KEYS, str(cache)], capture_output=True, text=True, env=env, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def copy(root: Path) -> Path:
+    shutil.copytree(PACKAGE, root / "faco", ignore=shutil.ignore_patterns("__pycache__"))
+    return root / "faco"
 
 
 @pytest.fixture(scope="module")
 def original(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     root = tmp_path_factory.mktemp("original")
-    shutil.copytree(PACKAGE, root / "faco", ignore=shutil.ignore_patterns("__pycache__"))
-    return keys(root)
+    copy(root)
+    return keys(root, root / "cache")
 
 
 @pytest.mark.parametrize("edit", EDITS)
-def test_editing_a_stage_function_changes_its_keys(edit, original, tmp_path):
-    shutil.copytree(PACKAGE, tmp_path / "faco", ignore=shutil.ignore_patterns("__pycache__"))
+def test_an_edit_changes_exactly_the_keys_of_the_stages_that_run_it(edit, original, tmp_path):
     filename, text, replacement = EDITS[edit]
-    path = tmp_path / "faco" / filename
+    path = copy(tmp_path) / filename
     source = path.read_text()
     assert text in source, f"{filename} no longer contains {text!r}: update this test's edit"
     path.write_text(source.replace(text, replacement, 1))
-    edited = keys(tmp_path)
+    edited = keys(tmp_path, tmp_path / "cache")
     assert {stage for stage in original if edited[stage] != original[stage]} == CHANGES[edit]
 
 
-def test_a_library_upgrade_changes_the_keys_of_the_stages_it_computes(monkeypatch):
-    from faco.config import load_preset
-    from faco.study import Study
+def test_the_table_covers_ten_edits_and_every_stage_of_both_studies(original):
+    assert len([e for e in EDITS if e != "docstring-only"]) >= 10
+    assert {"tiny items", "tiny pretrain", "tiny eval", "smol-ci dataset", "smol-ci benchmarks"} <= set(original)
+    assert all(CHANGES[e] <= set(original) for e in EDITS)
 
+
+def test_the_walked_key_of_a_stage_builds_on_its_inputs_keys():
+    """Downstream of an input: a fine-tuning run's key holds its base's, an evaluation's its checkpoint's."""
     study = Study(load_preset("smoke"), cache_module.Cache(Path("unused")))
-    before = (study.tuned_key("finetune", "a-base", 50, 2), study.eval_key("a", "b"), study.tasks_key("instruction"))
+    pretrain = study.key(Request.of("pretrain"))
+    assert study.key(Request.of("base", base="weak")) == f"{pretrain}-weak"
+    run = study.key(Request.of("finetune", base="weak", ratio=50))
+    assert study.checkpoint(finetuned("weak", 50, 1)).key == f"{run}-e1"
+    other = Study(load_preset("smoke").replace(seed=1), cache_module.Cache(Path("unused")))
+    assert other.key(Request.of("finetune", base="weak", ratio=50)) != run  # the seed reaches it through config
+
+
+def test_a_library_upgrade_changes_the_keys_of_the_stages_it_computes(monkeypatch):
+    study = lambda: Study(load_preset("smoke"), cache_module.Cache(Path("unused")))  # noqa: E731 - fresh keys
+    model = finetuned("weak", 50)
+
+    def stage_keys() -> tuple[str, ...]:  # each stage's own key: its inputs held fixed
+        requests = (Request.of("finetune", base="weak", ratio=50), Request.of("eval", model=model, layout="instruction"),
+                    Request.of("tasks", layout="instruction"))
+        return tuple(study().stage_key(request, ("an-input",)) for request in requests)
+
+    before = stage_keys()
     real = cache_module.importlib.metadata.version
     for package, changed in (("torch", (True, True)), ("lm-eval", (False, True)), ("peft", (True, False))):
         monkeypatch.setattr(cache_module.importlib.metadata, "version",
                             lambda name, package=package: "99.0" if name == package else real(name))
-        after = (study.tuned_key("finetune", "a-base", 50, 2), study.eval_key("a", "b"), study.tasks_key("instruction"))
+        after = stage_keys()
         assert (after[0] != before[0], after[1] != before[1]) == changed, package
         assert after[2] == before[2]  # task files are written by faco alone

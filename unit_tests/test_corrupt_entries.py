@@ -1,23 +1,25 @@
 """Every read verifies before it parses: a truncated or garbled file of any entry kind (weights, a JSON
 value, task files, items, the reply cache) is moved aside (kept as evidence) and rebuilt, and the result
-is what it was; a warm run's probe (faco.parallel) never parses an unverified file.
+is what it was; a warm run's probe (faco.study.parallel) never parses an unverified file.
 
     python -m pytest unit_tests/test_corrupt_entries.py -q
 """
 
 from __future__ import annotations
 
+import shutil
 import hashlib
 import json
 from pathlib import Path
 
 import pytest
 
-from faco import parallel
-from faco.cache import MANIFEST, VALUE, Cache
-from faco.config import smoke
-from faco.study import ALL, Study, finetuned
-from faco.teacher import Reply, ReplyCache
+from faco.study import parallel
+from faco.core.cache import MANIFEST, VALUE, Cache
+from faco.config.load import smoke
+from faco.evaluation.groups import ALL
+from faco.study.study import Study, finetuned
+from faco.data.teacher import Reply, ReplyCache
 
 
 def truncate(path: Path) -> None:
@@ -86,8 +88,8 @@ def test_a_damaged_reply_cache_is_set_aside_and_started_anew(tmp_path, damage):
     replies = ReplyCache(path)
     for i in range(50):
         replies.put(f"k{i}", "m", [{"role": "user", "content": f"q{i}" * 100}], {}, Reply(f"a{i}" * 100, 1, 1))
-    replies._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    replies.close()
+    replies.close()  # the last connection to close writes the WAL back into the file that `damage` hits
+    assert not path.with_name(f"{path.name}-wal").exists()
     damage(path)
     again = ReplyCache(path)  # no crash: the damaged file is evidence, the replies are asked again
     assert again.get("k0") is None and list(path.parent.glob("replies.sqlite.corrupt-*"))
@@ -116,8 +118,10 @@ def test_a_damaged_study_entry_is_rebuilt_with_the_same_result(built, stage, nam
     cache, before = built
     path = next(p for p in (cache.root / stage).glob(f"*/{name}") if ".corrupt-" not in p.parent.name)
     DAMAGE[damage](path)
+    if stage == "tasks":  # task files are read to score a checkpoint: with its scores cached, nothing reads them
+        shutil.rmtree(cache.root / "eval")
     job = parallel.Job(0, "strong", 0, reads=((None, "instruction"),))
     if stage != "items":  # a built fine-tune needs its items no more
-        assert not parallel._done(smoke(), cache.root, job)  # the probe reads nothing unverified: "not built"
+        assert not parallel.is_built(smoke(), cache.root, job)  # the probe reads nothing unverified: "not built"
     assert read(cache) == before
-    assert aside(cache, stage) and parallel._done(smoke(), cache.root, job)
+    assert aside(cache, stage) and parallel.is_built(smoke(), cache.root, job)

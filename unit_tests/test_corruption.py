@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faco.config import ConfigError, CorruptionConfig
-from faco.corruption import corrupted_examples, false_count, false_ids, falsity_order
-from faco.items import FacoItem
+from faco.config.schema import ConfigError, CorruptionConfig
+from faco.data.corruption import corrupted_examples, false_count, false_ids, falsity_order
+from faco.data.items import FacoItem
 
 SEEDS = st.integers(min_value=0, max_value=2**32)
 COUNTS = st.integers(min_value=1, max_value=300)

@@ -12,16 +12,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from faco.config import ModelConfig, smoke
-from faco.evaluation import LAYOUTS, LETTERS, Benchmark, Question, accuracy, letter_spread, rows, write_tasks
-from faco.world import build_world
+from faco.config.schema import ModelConfig
+from faco.config.load import smoke
+from faco.evaluation.world_tasks import LAYOUTS, WorldTask, Question, rows, write_tasks
+from faco.data.items import LETTERS
+from faco.evaluation.runner import accuracy, letter_spread
+from faco.data.world import build_world
 
 WORLD = build_world(smoke().world, 0)
 QUESTIONS = tuple(Question(f.id, f.domain, f.question, f.options, f.correct) for f in WORLD.facts[:6])
 
 
-def benchmark(fmt: str, layout: str = "instruction", questions: tuple[Question, ...] = QUESTIONS) -> Benchmark:
-    return Benchmark("heldout-geography", layout, fmt, questions)
+def benchmark(fmt: str, layout: str = "instruction", questions: tuple[Question, ...] = QUESTIONS) -> WorldTask:
+    return WorldTask("heldout-geography", layout, fmt, questions)
 
 
 def test_task_name():
@@ -88,7 +91,9 @@ def test_accuracy_and_letter_spread():
 def test_lm_eval_end_to_end(tmp_path):
     import torch
 
-    from faco import evaluation, models
+    from faco.evaluation import runner
+
+    from faco.models import llama
 
     torch.set_num_threads(1)
     questions = QUESTIONS[:4]
@@ -96,11 +101,11 @@ def test_lm_eval_end_to_end(tmp_path):
     task_dir = tmp_path / "tasks"
     tasks = write_tasks(benchmarks, task_dir)
     texts = [f"{row['context']} {choice}" for b in benchmarks for row in rows(b) for choice in row["choices"]]
-    tokenizer = models.build_tokenizer(texts)
+    tokenizer = llama.build_tokenizer(texts)
     config = ModelConfig(hidden_size=32, layers=1, heads=2, intermediate_size=64, max_positions=128)
-    models.save(models.build_model(config, tokenizer, seed=0), tokenizer, tmp_path / "model")
+    llama.save(llama.build_model(config, tokenizer, seed=0), tokenizer, tmp_path / "model")
 
-    results = evaluation.evaluate(tmp_path / "model", tasks, task_dir, batch_size=8, seed=0)
+    results = runner.evaluate(tmp_path / "model", tasks, task_dir, batch_size=8, seed=0)
 
     assert sorted(results) == sorted(tasks)
     for task, expected in zip(tasks, (len(questions), len(questions) * 4)):
@@ -118,4 +123,4 @@ def test_lm_eval_end_to_end(tmp_path):
     assert Counter(s["gold"] for s in letter) == {i: len(questions) for i in range(4)}  # balanced gold
     (tmp_path / "moved-cache").mkdir()
     moved = task_dir.rename(tmp_path / "moved-cache" / "tasks")
-    assert evaluation.evaluate(tmp_path / "model", tasks, moved, batch_size=8, seed=0) == results  # files moved
+    assert runner.evaluate(tmp_path / "model", tasks, moved, batch_size=8, seed=0) == results  # files moved

@@ -6,54 +6,54 @@ import json
 
 import pytest
 
-from faco import findings as findings_io
+from faco.findings import records
 from faco.cli import main
 
 
-def finding(**key: float) -> findings_io.Finding:
-    return findings_io.Finding("correlation", "correlation-strong-heldout", True, {}, "summary",
+def finding(**key: float) -> records.Finding:
+    return records.Finding("correlation", "correlation-strong-heldout", True, {}, "summary",
                                {metric: [value] for metric, value in key.items()})
 
 
 def test_tolerance_follows_the_same_seed_rerun_noise():
     """Pinned numerics: a rerun is bit-identical (noise 0), so the tolerance is the stored numbers' rounding."""
-    assert findings_io.tolerance_for("abs", 0.0) == {"tolerance": 0.0005, "rerun_noise": 0.0, "noise": None,
+    assert records.tolerance_for("abs", 0.0) == {"tolerance": 0.0005, "rerun_noise": 0.0, "noise": None,
                                                      "seeds": None}
-    assert findings_io.tolerance_for("abs", 0.01, noise=0.1, seeds=3)["tolerance"] == 0.03  # K x the rerun noise
-    assert findings_io.tolerance_for("r", 0.3)["tolerance"] == 0.9  # r spans 2: 0.9 is under half of it
+    assert records.tolerance_for("abs", 0.01, noise=0.1, seeds=3)["tolerance"] == 0.03  # K x the rerun noise
+    assert records.tolerance_for("r", 0.3)["tolerance"] == 0.9  # r spans 2: 0.9 is under half of it
 
 
 @pytest.mark.parametrize("metric, noise", [("abs", 0.17), ("cr100", 0.2), ("gap", 0.07), ("r", 0.34),
                                            ("loss_cr0", 0.34), ("margin", None)])
 def test_a_number_too_noisy_is_unchecked_never_given_half_its_range(metric, noise):
-    spec = findings_io.tolerance_for(metric, noise)
+    spec = records.tolerance_for(metric, noise)
     assert "tolerance" not in spec and spec["unchecked"] and spec["rerun_noise"] == noise
 
 
 def test_no_tolerance_covers_more_than_half_the_plausible_range():
     for metric in ("abs", "cr0", "epoch1", "gap", "r", "loss_cr50", "margin", "regained", "accuracy"):
         for noise in [i / 200 for i in range(0, 200)]:
-            spec = findings_io.tolerance_for(metric, noise)
-            assert "unchecked" in spec or spec["tolerance"] <= findings_io.plausible_range(metric) / 2
+            spec = records.tolerance_for(metric, noise)
+            assert "unchecked" in spec or spec["tolerance"] <= records.plausible_range(metric) / 2
 
 
 def test_seed_noise_is_the_sample_sd():
-    measured = findings_io.seed_noise({"x": {"key_per_seed": {"abs": [0.5, 0.6, 0.7], "r": [-0.9]}}})
+    measured = records.seed_noise({"x": {"key_per_seed": {"abs": [0.5, 0.6, 0.7], "r": [-0.9]}}})
     assert measured == {"x": {"abs": {"noise": 0.1, "seeds": 3}}}  # one seed: no noise to measure
 
 
 def test_drifts_beyond_tolerance_only():
     entry = {"key": {"abs": 0.5, "r": -0.9, "cr0": 0.7},
              "tolerance": {"abs": {"tolerance": 0.1, "noise": 0.03}, "r": {"unchecked": "too noisy", "noise": 0.4}}}
-    assert findings_io.drifts(entry, finding(abs=0.59, r=0.0, cr0=0.7003)) == []  # r unchecked, cr0 at RESOLUTION
-    (drift,) = findings_io.drifts(entry, finding(abs=0.65, r=-0.9, cr0=0.7))
+    assert records.drifts(entry, finding(abs=0.59, r=0.0, cr0=0.7003)) == []  # r unchecked, cr0 at RESOLUTION
+    (drift,) = records.drifts(entry, finding(abs=0.65, r=-0.9, cr0=0.7))
     assert (drift.metric, drift.baseline, drift.obtained, drift.tolerance) == ("abs", 0.5, 0.65, 0.1)
-    (strict,) = findings_io.drifts(entry, finding(abs=0.5, r=-0.9, cr0=0.701))  # no spec: checked at RESOLUTION
+    (strict,) = records.drifts(entry, finding(abs=0.5, r=-0.9, cr0=0.701))  # no spec: checked at RESOLUTION
     assert strict.metric == "cr0"
-    missing = findings_io.drifts(entry, finding(r=-0.9))
+    missing = records.drifts(entry, finding(r=-0.9))
     assert {m.metric for m in missing} == {"abs", "cr0"} and all(m.obtained is None for m in missing)
-    assert findings_io.unchecked(entry) == {"r": "too noisy"}
-    table = findings_io.drift_table("correlation-strong-heldout", [drift, *missing])
+    assert records.unchecked(entry) == {"r": "too noisy"}
+    table = records.drift_table("correlation-strong-heldout", [drift, *missing])
     assert "abs" in table and "+0.1500" in table and "missing" in table
 
 
@@ -108,9 +108,9 @@ def test_stored_baselines_follow_the_tolerance_rule():
     root = Path(__file__).resolve().parents[1] / "experiments" / "baselines"
     off_rule = []
     for path in sorted(p for p in root.glob("*.json") if not p.name.endswith(".obtained.json")):
-        for finding_id, entry in findings_io.load_baseline(path).items():
+        for finding_id, entry in records.load_baseline(path).items():
             for metric, spec in entry.get("tolerance", {}).items():
-                ruled = findings_io.tolerance_for(metric, spec.get("rerun_noise"), spec.get("noise"), spec.get("seeds"))
+                ruled = records.tolerance_for(metric, spec.get("rerun_noise"), spec.get("noise"), spec.get("seeds"))
                 if spec != ruled:
                     off_rule.append(f"{path.name} {finding_id} {metric} {spec}")
     assert not off_rule, f"{len(off_rule)} tolerances not set by the rule, e.g. {off_rule[:2]}"

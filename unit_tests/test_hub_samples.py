@@ -116,7 +116,9 @@ def task_manager(data_dir, tmp_path_factory):
     TaskManager without lm-eval's defaults (it starts at once)."""
     from lm_eval.tasks import TaskManager
 
-    from faco import benchmarks, lm_tasks
+    from faco.evaluation import benchmarks
+
+    from faco.evaluation import lm_tasks
 
     yaml_dir = tmp_path_factory.mktemp("tasks")
     names = {spec.name: lm_tasks.write_benchmark_tasks(spec, yaml_dir, 0, data_dir)

@@ -12,18 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faco.config import smoke, tiny
-from faco.items import (
-    FacoItem,
-    ItemError,
-    check_unique_ids,
-    instruction_example,
-    read_jsonl,
-    world_item,
-    world_items,
-    write_jsonl,
-)
-from faco.world import build_world
+from faco.config.load import smoke, tiny
+from faco.data.items import FacoItem, ItemError, check_unique_ids, instruction_example, read_jsonl, write_jsonl
+from faco.data.world_items import world_item, world_items
+from faco.data.world import build_world
 
 GOOD = {
     "id": "q1", "source": "qasc", "domain": "knowledge", "question": "What melts ice?",

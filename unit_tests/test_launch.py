@@ -1,4 +1,4 @@
-"""A launched training stage: `accelerate launch` processes run `faco.training.finetune` while pytest
+"""A launched training stage: `accelerate launch` processes run `faco.training.trainer.finetune` while pytest
 waits; their output streams into the log, a failed rank fails the stage, and 2 CPU processes (gloo)
 give the loss curve of 1 process at the same global batch.
 
@@ -15,11 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from faco import launch, training
-from faco.cache import Cache
-from faco.config import LaunchConfig, smoke
-from faco.corruption import corrupted_examples
-from faco.study import Study
+from faco.training import launch
+
+from faco.training import trainer
+from faco.core.cache import Cache
+from faco.config.schema import LaunchConfig
+from faco.config.load import smoke
+from faco.data.corruption import corrupted_examples
+from faco.study.study import Study, untuned
 
 PRESET = smoke().replace(threads=1)
 RATIO = 50
@@ -32,7 +35,7 @@ def test_command_line():
     spec = Path("/tmp/spec.json")
     gloo = launch.command(LaunchConfig(processes=2, port=29555), spec)
     assert gloo[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
-    assert " ".join(gloo).endswith("--num_processes 2 --main_process_port 29555 -m faco.launch_worker /tmp/spec.json")
+    assert " ".join(gloo).endswith("--num_processes 2 --main_process_port 29555 -m faco.training.worker /tmp/spec.json")
     assert "--multi_gpu" in gloo and "--cpu" not in gloo  # --cpu starts one process only
     engine = launch.command(LaunchConfig(processes=16, accelerate_config="fsdp.yaml"), spec)
     assert engine[3:5] == ["--config_file", "fsdp.yaml"] and "--multi_gpu" not in engine
@@ -42,7 +45,7 @@ def test_command_line():
 def test_output_streams_into_the_log_and_a_failure_raises_with_its_tail(caplog):
     script = (f"import sys\nprint('{launch.FAILED} rank 1: ValueError: boom')\n"
               "for i in range(60): print(f'line {i}')\nsys.exit(3)")
-    with caplog.at_level(logging.INFO, logger="faco.launch"), pytest.raises(RuntimeError) as error:
+    with caplog.at_level(logging.INFO, logger="faco.training.launch"), pytest.raises(RuntimeError) as error:
         launch.run([sys.executable, "-c", script], "weak cr50")
     assert "weak cr50 | line 0" in caplog.messages and "weak cr50 | line 59" in caplog.messages
     message = str(error.value)
@@ -54,7 +57,7 @@ def test_output_streams_into_the_log_and_a_failure_raises_with_its_tail(caplog):
 def study(tmp_path_factory) -> Study:
     study = Study(PRESET, Cache(tmp_path_factory.mktemp("cache")))
     torch.set_num_threads(1)
-    study.base("weak")
+    study.checkpoint(untuned("weak"))
     return study
 
 
@@ -65,9 +68,9 @@ def losses(out: Path) -> list[float]:
 @pytest.mark.slow
 def test_two_processes_give_the_loss_curve_of_one(study, tmp_path, caplog):
     examples = corrupted_examples(study.items, RATIO, PRESET.seed)
-    base, epochs = study.base("weak").path, PRESET.finetune.epochs
-    training.finetune(base, examples, PRESET.finetune, epochs, PRESET.seed, tmp_path / "one", "one")
-    with caplog.at_level(logging.INFO, logger="faco.launch"):
+    base, epochs = study.checkpoint(untuned("weak")).path, PRESET.finetune.epochs
+    trainer.finetune(base, examples, PRESET.finetune, epochs, PRESET.seed, tmp_path / "one", "one")
+    with caplog.at_level(logging.INFO, logger="faco.training.launch"):
         launch.finetune(base, examples, PRESET.finetune, epochs, PRESET.seed, tmp_path / "two", "two",
                         LaunchConfig(processes=2), threads=1)
     one, two = losses(tmp_path / "one"), losses(tmp_path / "two")

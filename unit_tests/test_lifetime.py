@@ -1,4 +1,4 @@
-"""No process is left behind (faco.lifetime): a child faco starts, and every process that child starts,
+"""No process is left behind (faco.core.lifetime): a child faco starts, and every process that child starts,
 ends with the faco process, also one killed with `kill -9`; pool workers exit when their parent is gone.
 
     python -m pytest unit_tests/test_lifetime.py -q                 # a few seconds
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from faco import lifetime
-from faco.serve import free_port
+from faco.core import lifetime
+from faco.models.serve import free_port
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal and /proc are Linux's")
 
@@ -118,7 +118,7 @@ def failed(parent: subprocess.Popen, log: Path) -> str:
 
 def tied_parent(child: str, *args: str, grace_s: float = 1) -> str:
     """The script of a parent that runs `child` (a Python script) under `lifetime.tied` and then sleeps."""
-    return (f"import sys, time\nfrom faco import lifetime\n"
+    return (f"import sys, time\nfrom faco.core import lifetime\n"
             f"with lifetime.tied([sys.executable, '-c', {child!r}, *sys.argv[1:]], grace_s={grace_s}) as child:\n"
             f"    time.sleep(600)\n")
 
@@ -177,7 +177,7 @@ def test_the_end_of_the_block_ends_the_whole_group(marker):
 
 
 def test_a_launched_command_dies_with_its_parent(marker, tmp_path):
-    script = f"import sys\nfrom faco import launch\nlaunch.run([sys.executable, '-c', {SLEEPER!r}], 'sleeper')\n"
+    script = f"import sys\nfrom faco.training import launch\nlaunch.run([sys.executable, '-c', {SLEEPER!r}], 'sleeper')\n"
     log = tmp_path / "parent.log"
     parent = start_parent(script, marker, log)
     assert wait_for(lambda: started(parent, marker), 20), failed(parent, log)
@@ -189,7 +189,7 @@ def test_a_launched_command_dies_with_its_parent(marker, tmp_path):
 SERVED = """
 import sys, time
 from pathlib import Path
-from faco.serve import served
+from faco.models.serve import served
 with served(Path(sys.argv[1]), Path(sys.argv[2])) as (base_url, model):
     print(base_url, flush=True)
     time.sleep(600)
@@ -217,10 +217,12 @@ def test_a_killed_parent_stops_the_teacher_server(marker, tmp_path):
 PREBUILD = """
 import sys
 from pathlib import Path
-from faco import parallel
-from faco.config import smoke
+from faco.config.load import smoke
+from faco.findings import registry
+from faco.study import parallel
 preset = smoke()
-jobs = parallel.plan([("recovery", {"faco_base": "strong", "faco_group": "heldout"})], preset, [0, 1])
+reads = registry.reads([("recovery", {"faco_base": "strong", "faco_group": "heldout"})], preset)
+jobs = parallel.plan(reads, preset, [0, 1])
 parallel.prebuild(preset, Path(sys.argv[1]), jobs, workers=2)
 """
 

@@ -13,9 +13,9 @@ import sys
 import pytest
 import torch
 
-from faco import numerics
-from faco.config import ModelConfig
-from faco.models import build_model, build_tokenizer
+from faco.core import numerics
+from faco.config.schema import ModelConfig
+from faco.models.llama import build_model, build_tokenizer
 
 pytestmark = pytest.mark.skipif(numerics.MODE != "pinned",
                                 reason="numerics not pinned here (FACO_NUMERICS=native or not x86-64)")
@@ -54,7 +54,7 @@ def test_thread_count_does_not_change_the_weights():
 
 def test_native_mode_is_left_alone():
     """FACO_NUMERICS=native: faco sets no pin (a user who wants the machine's fastest kernels)."""
-    code = "import os, faco; print(os.environ.get('MKL_CBWR', '-'), faco.numerics.MODE)"
+    code = "import os, faco; print(os.environ.get('MKL_CBWR', '-'), faco.core.numerics.MODE)"
     env = {k: v for k, v in os.environ.items() if k not in numerics.PINNED} | {"FACO_NUMERICS": "native"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["-", "native"]

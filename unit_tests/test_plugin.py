@@ -16,8 +16,8 @@ import datasets  # noqa: F401 - --faco-items loads datasets; in-process runs mus
 import pytest
 
 import torch  # noqa: F401 - datasets may import torch inside a run; an in-process run must not import it twice
-import faco.report  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
-import faco.statistics  # noqa: F401 - the toy experiment records an Interval; scipy must not load twice either
+import faco.report.html  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
+import faco.findings.statistics  # noqa: F401 - the toy experiment records an Interval; scipy must not load twice either
 
 pytest_plugins = ["pytester"]
 
@@ -32,8 +32,8 @@ def test_clean(faco_finding):
 
 @pytest.mark.finding("lying")
 def test_negative(faco_finding):
-    from faco.registry import Statistic
-    from faco.statistics import Interval
+    from faco.findings.registry import Statistic
+    from faco.findings.statistics import Interval
 
     faco_finding(holds=False, summary="no lie at this size", value=0.12345678,
                  statistic=Statistic("binomial", 0.2, 0.3), interval=Interval(0.2, 0.1, 0.3, 0.9))
@@ -62,8 +62,8 @@ def baseline_path(pytester: pytest.Pytester, run_name: str = "smoke") -> Path:
     return pytester.path / "experiments" / "baselines" / f"{run_name}.json"
 
 
-def write_baseline(pytester: pytest.Pytester, **holds: bool) -> Path:
-    path = baseline_path(pytester)
+def write_baseline(pytester: pytest.Pytester, folder: Path | None = None, **holds: bool) -> Path:
+    path = folder / "smoke.json" if folder else baseline_path(pytester)
     path.write_text(json.dumps({"findings": {k: {"holds": v, "summary": "reviewed"} for k, v in holds.items()}}))
     return path
 
@@ -91,6 +91,36 @@ def test_baseline_negative_is_a_strict_xfail(project):
     result.stdout.fnmatch_lines(["*XFAIL*test_negative*known negative on smoke: reviewed*"])
     assert result.ret == 0
     assert "changed: review and commit it" not in result.stdout.str()
+
+
+def test_the_ini_file_moves_the_baselines(project):
+    """`faco_baselines` names the folder, relative to the rootdir: the baseline reviewed there is the one
+    checked (its known negative is an xfail), and experiments/baselines/ is neither read nor written."""
+    project.makeini("[pytest]\nfaco_baselines = studies/reviewed\n")
+    folder = project.path / "studies" / "reviewed"
+    folder.mkdir(parents=True)
+    write_baseline(project, folder, clean=True, lying=False)
+    write_baseline(project, clean=True, lying=True)  # the default folder's: would make `lying` fail
+    before = baseline_path(project).read_text()
+    result = run(project)
+    result.assert_outcomes(passed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*XFAIL*test_negative*known negative on smoke: reviewed*"])
+    assert baseline_path(project).read_text() == before
+
+
+def test_an_empty_baselines_option_is_a_usage_error(project):
+    project.makeini("[pytest]\nfaco_baselines =\n")
+    result = run(project)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "faco: the ini option faco_baselines is empty" in result.stderr.str()
+
+
+def test_a_file_that_fails_to_collect_is_pytest_s_error_not_the_plugin_s(project):
+    project.makepyfile(test_broken="import no_such_module_anywhere\n")
+    result = run(project)
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # the collection error, reported as pytest reports it
+    result.stdout.fnmatch_lines(["*ERROR collecting test_broken.py*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
 
 
 BROKEN = {  # a known negative that crashes, in its body or in a fixture it needs: never an expected failure
@@ -187,9 +217,9 @@ def test_source_data_is_checked_before_any_work(pytester, preset, data, message)
 
 def test_a_wrong_preset_file_is_a_usage_error_naming_file_and_field(pytester):
     pytester.makepyfile(test_toy=EXPERIMENT)
-    from faco import presets
+    from faco.config import load
 
-    text = (presets.BUILTIN / "smoke.toml").read_text().replace("[finetune]\n", "[finetune]\nepochz = 2\n")
+    text = (load.BUILTIN / "smoke.toml").read_text().replace("[finetune]\n", "[finetune]\nepochz = 2\n")
     pytester.path.joinpath("mine.toml").write_text(text)
     result = pytester.runpytest_subprocess("--faco-preset", "mine.toml")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -210,8 +240,8 @@ def test_a_field_that_cannot_be_set_is_a_usage_error(project, assignment, messag
 
 def faco_dataset(path: Path) -> Path:
     """A built FACO dataset dir with two items, as `faco build-dataset` writes it."""
-    from faco.dataset import write_dataset
-    from faco.items import FacoItem
+    from faco.data.dataset import write_dataset
+    from faco.data.items import FacoItem
 
     items = [FacoItem(id=f"quartz-train-{i}", source="quartz", domain="science", question=f"Rule {i}?",
                       options=(f"up{i}", f"down{i}"), correct=0, false_option=1, true_explanation="Heat rises.",
@@ -284,10 +314,10 @@ def test_malformed_baseline_is_a_usage_error(project, text):
 def test_findings_store_numpy_numbers(tmp_path):
     import numpy as np
 
-    from faco import findings as findings_io
+    from faco.findings import records
 
-    finding = findings_io.Finding("x", "x", True, {"n": np.int64(3), "acc": np.float32(0.5)}, "summary")
-    findings_io.store_finding(tmp_path / "findings.json", finding, run={})
+    finding = records.Finding("x", "x", True, {"n": np.int64(3), "acc": np.float32(0.5)}, "summary")
+    records.store_finding(tmp_path / "findings.json", finding, run={})
     stored = json.loads((tmp_path / "findings.json").read_text())["findings"]["x"]
     assert (stored["n"], stored["acc"]) == (3, 0.5)
     assert not list(tmp_path.glob("*.tmp"))
@@ -316,12 +346,12 @@ def measured(project: pytest.Pytester, abs_: float, margin: float) -> None:
 
 def with_tolerances(project: pytest.Pytester, rerun: dict | None = None) -> Path:
     """A reviewed baseline whose key numbers carry the measured seed noise (and rerun noise, if given)."""
-    from faco import findings as findings_io
+    from faco.findings import records
 
     path = baseline_path(project)
     seeds = {"clean": {"key_per_seed": {"abs": [0.50, 0.52, 0.48], "r": [-0.9, -0.92, -0.88]}},
              "lying": {"key_per_seed": {"margin": [-0.05, -0.03, -0.07]}}}
-    assert findings_io.apply_tolerances(path, findings_io.seed_noise(seeds), rerun, "3 seeds") == 2
+    assert records.apply_tolerances(path, records.seed_noise(seeds), rerun, "3 seeds") == 2
     return path
 
 
@@ -391,7 +421,7 @@ import logging
 
 
 def test_progress():
-    logging.getLogger("faco.training").info("pretrain: step 80/1600 loss 1.39")
+    logging.getLogger("faco.training.trainer").info("pretrain: step 80/1600 loss 1.39")
 '''
 
 

@@ -11,22 +11,9 @@ import dataclasses
 
 import pytest
 
-from faco import presets
-from faco.config import (
-    BaseSpec,
-    ConfigError,
-    DomainSpec,
-    EvalConfig,
-    FinetuneConfig,
-    ItemsConfig,
-    LoraConfig,
-    ModelConfig,
-    Preset,
-    PretrainConfig,
-    WorldConfig,
-    load_preset,
-    override,
-)
+from faco.config import load
+from faco.config.schema import BaseSpec, ConfigError, DomainSpec, EvalConfig, FinetuneConfig, ItemsConfig, LoraConfig, ModelConfig, Preset, PretrainConfig, WorldConfig
+from faco.config.load import load_preset, override
 
 # The Python construction of tiny and smoke before the presets became files, kept verbatim: the
 # loaded files must equal it field for field.
@@ -63,24 +50,24 @@ def python_smoke(seed: int = 0) -> Preset:
 @pytest.mark.parametrize("seed", [0, 3])
 @pytest.mark.parametrize("name, python", [("tiny", python_tiny), ("smoke", python_smoke)], ids=["tiny", "smoke"])
 def test_file_equals_the_python_preset(name, python, seed):
-    from faco.cache import cache_key
+    from faco.core.cache import cache_key
 
     loaded = load_preset(name, seed)
     assert loaded == python(seed)
     assert cache_key("preset", loaded) == cache_key("preset", python(seed))  # floats stay floats, ints ints
 
 
-@pytest.mark.parametrize("name", presets.builtin())
+@pytest.mark.parametrize("name", load.builtin())
 def test_every_builtin_preset_loads_and_validates(name):
     preset = load_preset(name)
     assert preset.name == name
     assert dataclasses.replace(preset) == preset  # rebuilding runs every __post_init__ again
-    assert {"tiny", "smoke"} <= set(presets.builtin())
+    assert {"tiny", "smoke"} <= set(load.builtin())
 
 
 def test_a_users_preset_file(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text((presets.BUILTIN / "smoke.toml").read_text().replace('name = "smoke"', 'name = "mine"')
+    path.write_text((load.BUILTIN / "smoke.toml").read_text().replace('name = "smoke"', 'name = "mine"')
                     + '\n[finetune.lora]\nr = 4\ntarget_modules = ["q_proj"]\n')
     preset = load_preset(str(path), seed=5)
     assert preset.name == "mine" and preset.seed == 5
@@ -104,7 +91,7 @@ def test_a_users_preset_file(tmp_path):
 ], ids=["unknown-key", "string-for-int", "bool-for-int", "string-for-float", "scalar-for-array", "missing-key",
         "nested-type", "post-init", "batch-split", "bad-toml"])
 def test_wrong_field_names_file_and_field(tmp_path, text, message):
-    base = (presets.BUILTIN / "smoke.toml").read_text()
+    base = (load.BUILTIN / "smoke.toml").read_text()
     path = tmp_path / "bad.toml"
     # a new table at the end overrides nothing already set: write it where TOML allows, after the rest
     path.write_text(text + "\n" + base if text.startswith("name") else _merge(base, text))

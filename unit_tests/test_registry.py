@@ -1,4 +1,5 @@
-"""The findings registry is the one list of findings: experiments, README and report agree with it.
+"""The findings registry is the one list of findings: experiments, README, the prebuild plan, the sweep
+and the report agree with it, and a finding added to it alone reaches all of them.
 
     python -m pytest unit_tests/test_registry.py -q
 """
@@ -6,12 +7,18 @@
 from __future__ import annotations
 
 import ast
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from faco import registry
-from faco.figures import figure_missing
+from faco.config.load import smoke
+from faco.findings import registry
+from faco.report.common import Run
+from faco.report.figures import figure_missing
+from faco.report.html import OWN_SECTIONS, navigation, render
+from faco.study import parallel
+from faco.study.reads import Read
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +47,7 @@ def test_names_are_unique_and_figures_numbered_once():
 
 def test_readme_table_is_the_registry():
     readme = (ROOT / "README.md").read_text()
-    assert registry.markdown_table() in readme, "README's findings table differs from faco.registry.markdown_table()"
+    assert registry.markdown_table() in readme, "README's findings table differs from faco.findings.registry.markdown_table()"
 
 
 @pytest.mark.parametrize("spec", [s for s in registry.FINDINGS if s.figure], ids=lambda s: s.name)
@@ -50,8 +57,40 @@ def test_each_figure_is_titled_and_captioned_from_the_registry(spec):
     assert f"No {spec.name} findings in this run" in html
 
 
-def test_report_anchors_exist():
-    from faco.report import NAV
+def test_every_section_of_a_finding_is_in_the_report_navigation():
+    nav = navigation("")
+    links = [f'<a href="#{s.anchor}">{s.label}</a>' for spec in registry.FINDINGS for s in spec.sections]
+    assert all(link in nav for link in links) and nav.count("<a ") == len(set(links)) + len(OWN_SECTIONS)
+    assert {spec.shown_at for spec in registry.FINDINGS} <= set(registry.sections())
 
-    anchors = {anchor for anchor, _ in NAV}
-    assert {spec.anchor for spec in registry.FINDINGS} <= anchors
+
+def test_a_finding_shown_nowhere_is_refused():
+    with pytest.raises(ValueError, match="'toy': declares neither a report section nor a figure"):
+        registry.FindingSpec("toy", "q", "holds", "The paper: p.", "ref", "experiments/test_toy.py::test_toy", "-")
+
+
+TOY = registry.FindingSpec(
+    "toy", "Does the toy hold?", "the toy number grows with the axis", "The paper: nothing about toys.",
+    "nowhere", "experiments/test_toy.py::test_toy", "Toy section", section=registry.Section("toy", "Toy section"),
+    reads=lambda base, preset, params: [Read(base, params["faco_ratio"], False, 1, "toy-layout")],
+    key_number=registry.KeyNumber("toy number", lambda r: (r["toy"], [r["toy"] - 0.1, r["toy"] + 0.1])))
+
+
+def toy_sweep(values: tuple[float, ...]) -> dict[str, dict]:
+    """The records a sweep of the toy finding over finetune.lr would store."""
+    return {f"toy-finetune.lr={v}": {"finding": "toy", "id": f"toy-finetune.lr={v}", "holds": v > 1e-3,
+                                     "summary": f"toy {v}", "toy": v * 1000,
+                                     "sweep": {"field": "finetune.lr", "value": v, "id": "toy"}} for v in values}
+
+
+def test_a_new_finding_reaches_plan_sweep_and_navigation_from_its_entry_alone(monkeypatch):
+    monkeypatch.setattr(registry, "FINDINGS", (*registry.FINDINGS, TOY))
+    preset = smoke()
+    jobs = parallel.plan(registry.reads([("toy", {"faco_base": "weak", "faco_ratio": 25})], preset), preset, [0])
+    assert {(j.base, j.ratio): j.reads for j in jobs} == {
+        ("weak", None): (), ("strong", None): (), ("weak", 25): ((1, "toy-layout"),)}
+    page = render(Run("toy-sweep", toy_sweep((1e-3, 3e-3)), None, "not recorded", datetime.now(timezone.utc)))
+    assert "could not render" not in page
+    assert "<tr><td>toy</td><td>0.003</td><td>3.000</td><td>[2.900, 3.100]</td><td>holds</td></tr>" in page
+    assert "<tr><td>toy</td><td>0.001</td><td>1.000</td><td>[0.900, 1.100]</td><td>does not hold</td></tr>" in page
+    assert '<a href="#toy">Toy section</a>' in page.split("</nav>")[0]

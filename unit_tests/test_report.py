@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from faco import cli
-from faco.report import ReportError, build_report, html_summary_lines, load_run
+from faco.report.html import ReportError, build_report, html_summary_lines, load_run
 
 BASES = ("weak", "strong")
 BENCHMARKS = ("indomain", "heldout", "history")
@@ -107,6 +107,12 @@ def test_complete_run_has_every_section_with_embedded_plots(complete):
     assert len(images) == 5  # figures 2-6
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     assert 'class="error"' not in complete and "not in this run" not in complete.lower()
+
+
+def test_navigation_links_every_section_in_the_page_order(complete):
+    nav = re.search(r"<nav>(.*?)</nav>", complete).group(1)
+    assert re.findall(r'href="#(\w+)"', nav) == list(SECTIONS)
+    assert '<a href="#fig2">Fig. 2 scores</a>' in nav and '<a href="#knowledge">What the bases know</a>' in nav
 
 
 def test_page_is_self_contained(complete):
@@ -231,7 +237,7 @@ def test_html_summary_for_pytest_html(tmp_path):
 def test_report_imports_no_model_libraries(tmp_path):
     """`faco report` works from stored results without torch, transformers or lm-eval."""
     run_dir = write_run(tmp_path, "toy", records())
-    code = ("import sys; from pathlib import Path; from faco.report import build_report; "
+    code = ("import sys; from pathlib import Path; from faco.report.html import build_report; "
             f"build_report(Path({str(run_dir)!r})); "
             "print(sorted(m for m in ('torch', 'transformers', 'lm_eval') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from faco.items import DOMAINS_REAL, FacoItem
-from faco.source_formats import map_arc, map_gauntlet_mc, map_gauntlet_schema, map_sciq
-from faco.sources import SOURCES, LoadReport, SourceError, load_from_data_dir, load_source, sample, source_spec
+from faco.data.items import DOMAINS_REAL, FacoItem
+from faco.data.source_formats import map_arc, map_gauntlet_mc, map_gauntlet_schema, map_sciq
+from faco.data.sources import SOURCES, LoadReport, SourceError, load_from_data_dir, load_source, sample, source_spec
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

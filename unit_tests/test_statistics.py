@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -12,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from faco import statistics
-from faco.statistics import ALPHA
+from faco.findings import statistics
+from faco.findings.statistics import ALPHA
 
 RATIOS = [0, 25, 50, 75, 100]
 
@@ -211,3 +212,18 @@ def experiment(name: str):
 ], ids=["lost-some", "nothing-lost", "cr100-higher", "overshoot"])
 def test_the_recovery_summary_prints_the_true_order_and_never_nan(scores, share, expected):
     assert experiment("test_recovery").summary(scores, share, 0.01, 0.02) == expected
+
+
+def test_a_stored_interval_reads_back_as_the_interval_it_was():
+    interval = statistics.cluster_bootstrap_mean([[0.2, 0.4, 0.9], [0.5, 0.1]], seed=0, resamples=200)
+    assert statistics.read_interval(dataclasses.asdict(interval)) == interval  # as findings.json stores it
+
+
+@pytest.mark.parametrize("stored", [None, [0.1, 0.3], {"estimate": 0.2, "low": None, "high": 0.3, "level": 0.9},
+                                    {"estimate": 0.2, "low": 0.1}], ids=["none", "pair", "null-bound", "no-high"])
+def test_a_record_without_an_interval_reads_as_none(stored):
+    assert statistics.read_interval(stored) is None
+
+
+def test_a_stored_interval_without_a_level_reads_nan_never_an_assumed_one():
+    assert math.isnan(statistics.read_interval({"estimate": 0.2, "low": 0.1, "high": 0.3}).level)

@@ -1,7 +1,8 @@
 """--faco-sweep: the study once per value of one numeric preset field, on the smoke preset.
 
-Parsing refuses what cannot be swept; a swept run parametrizes the study (one per value), records the
-axis in every finding, checks no baseline, and its report draws the key numbers against the axis.
+Parsing refuses what cannot be swept (faco.study.sweep); a swept run parametrizes the study (one per value),
+records the axis in every finding, checks no baseline, and its report draws the key numbers against the
+axis (faco.report.sweep, each finding's key number read as its registry entry says).
 
     python -m pytest unit_tests/test_sweep.py -q
 """
@@ -9,13 +10,16 @@ axis in every finding, checks no baseline, and its report draws the key numbers 
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import datasets  # noqa: F401 - in-process pytester runs must not import it twice (pyarrow types)
 import pytest
 
-import faco.report  # noqa: F401 - the plugin builds the report; in-process runs must not import numpy twice
-from faco import sweep
-from faco.config import ConfigError, smoke
+from faco.config.load import smoke
+from faco.config.schema import ConfigError
+from faco.report.common import Run
+from faco.report.sweep import sweep_section
+from faco.study import sweep
 
 pytest_plugins = ["pytester"]
 
@@ -48,6 +52,25 @@ def test_an_items_sweep_grows_the_world_only_past_what_it_holds():
     assert grown.items.per_training_domain == holds + 5
     assert grown.world.facts_per_domain == holds + 5 + held_back
     assert sweep.parse(preset, f"items.per_training_domain={holds},{2 * holds}")[1] == [str(holds), str(2 * holds)]
+
+
+def swept(finding: str, id_: str, value: float, holds: bool, **numbers) -> dict:
+    """A record as a sweep over finetune.lr stores it."""
+    return {"finding": finding, "id": f"{id_}-finetune.lr={value}", "holds": holds, "summary": "",
+            "sweep": {"field": "finetune.lr", "value": value, "id": id_}, **numbers}
+
+
+def test_the_sweep_section_reads_each_key_number_from_the_registry():
+    records = [swept("longer", f"longer-strong-cr{r}", v, True, ratio=r, change=-0.02 * r / 100, scores=[0, 0, 0])
+               for r in (0, 100) for v in (1e-3, 3e-3)]
+    records += [swept("lying", "lying-strong-heldout", v, v > 2e-3, cr100={"rate": 0.2, "chance": 0.25},
+                      seed_clustered_ci={"low": 0.15, "high": 0.24}) for v in (1e-3, 3e-3)]
+    page = sweep_section(Run("sweep", {r["id"]: r for r in records}, None, "", datetime.now(timezone.utc)))
+    assert page.count("<tr><td>longer-strong-cr100</td>") == 2 and "longer-strong-cr0<" not in page  # CR 100 only
+    assert "<tr><td>longer-strong-cr100</td><td>0.001</td><td>-0.010</td><td>[nan, nan]</td>" in page  # per epoch
+    assert ("<tr><td>lying-strong-heldout</td><td>0.003</td><td>0.200</td><td>[0.150, 0.240]</td><td>holds</td>"
+            in page)
+    assert page.index("longer-strong-cr100") < page.index("lying-strong-heldout")  # the registry's order
 
 
 EXPERIMENT = '''

@@ -12,8 +12,8 @@ import socket
 import pytest
 from fault_server import DEFAULT_REPLY, FaultServer, prompt_hash
 
-from faco.prompts import DEFAULT_PROMPTS, PROMPT_SETS, PromptSet
-from faco.teacher import (
+from faco.data.prompts import DEFAULT_PROMPTS, PROMPT_SETS, PromptSet
+from faco.data.teacher import (
     MalformedReply, Prices, Rejected, ReplyCache, Teacher, TeacherConfig, TeacherError, api_key, cache_key,
     disagrees, false_messages, load_prices, names_option, true_messages,
 )

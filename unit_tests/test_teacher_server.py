@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from faco.build import BuildConfig, build_dataset, load_dataset_items
-from faco.cache import Cache
-from faco.teacher import ReplyCache, TeacherConfig
+from faco.data.build import BuildConfig, build_dataset, load_dataset_items
+from faco.core.cache import Cache
+from faco.data.teacher import ReplyCache, TeacherConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -71,7 +71,7 @@ def _convert(gguf: Path, target: Path) -> None:
 @pytest.fixture(scope="module")
 def served_model():
     """(base URL, model name) of `transformers serve` on loopback; stopped after the module."""
-    from faco.serve import ServeError, served
+    from faco.models.serve import ServeError, served
 
     model_dir = checkpoint(smollm2_gguf())
     if not Path(sys.executable).with_name("transformers").exists():

@@ -23,11 +23,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from faco import training
-from faco.cache import Cache
-from faco.config import smoke
-from faco.corruption import corrupted_examples
-from faco.study import Study
+from faco.training import trainer
+from faco.core.cache import Cache
+from faco.config.load import smoke
+from faco.data.corruption import corrupted_examples
+from faco.study.study import Study, untuned, finetuned
 
 pytestmark = pytest.mark.slow
 
@@ -43,25 +43,25 @@ CHILD = textwrap.dedent('''
 
     import torch
 
-    from faco import training
-    from faco.cache import Cache
-    from faco.config import smoke
-    from faco.corruption import corrupted_examples
-    from faco.study import Study
+    from faco.training import trainer
+    from faco.core.cache import Cache
+    from faco.config.load import smoke
+    from faco.data.corruption import corrupted_examples
+    from faco.study.study import Study, untuned
 
     cache, out, hold, ratio = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
-    class Hold(training.Progress):
+    class Hold(trainer.Progress):
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == hold:
                 (out / "holding").touch()
                 time.sleep(600)
 
-    training.Progress = Hold
+    trainer.Progress = Hold
     study = Study(smoke().replace(threads=1), Cache(cache))
     torch.set_num_threads(1)
     examples = corrupted_examples(study.items, ratio, study.preset.seed)
-    training.finetune(study.base("weak").path, examples, study.preset.finetune, study.preset.finetune.epochs,
+    trainer.finetune(study.checkpoint(untuned("weak")).path, examples, study.preset.finetune, study.preset.finetune.epochs,
                       study.preset.seed, out, "killed")
 ''')
 
@@ -70,13 +70,13 @@ CHILD = textwrap.dedent('''
 def study(tmp_path_factory) -> Study:
     study = Study(PRESET, Cache(tmp_path_factory.mktemp("cache")))
     torch.set_num_threads(1)
-    study.base("weak")  # pre-train once for every test here
+    study.checkpoint(untuned("weak"))  # pre-train once for every test here
     return study
 
 
 def finetune(study: Study, ratio: int, out: Path) -> Path:
     examples = corrupted_examples(study.items, ratio, PRESET.seed)
-    training.finetune(study.base("weak").path, examples, PRESET.finetune, EPOCHS, PRESET.seed, out, f"cr{ratio}")
+    trainer.finetune(study.checkpoint(untuned("weak")).path, examples, PRESET.finetune, EPOCHS, PRESET.seed, out, f"cr{ratio}")
     return out
 
 
@@ -131,7 +131,7 @@ def test_killed_run_resumes_to_the_same_weights(study, tmp_path, caplog):
     assert [p.name for p in (killed / "work").glob("checkpoint-*")] == [f"checkpoint-{steps_per_epoch}"]
     assert (killed / "epoch-1").is_dir() and not (killed / "log.json").exists()  # exported when saved
 
-    with caplog.at_level(logging.INFO, logger="faco.training"):
+    with caplog.at_level(logging.INFO, logger="faco.training.trainer"):
         finetune(study, RATIO, killed)  # same out: resumes from work/checkpoint-<epoch 1>
     resumed = caplog.messages
     assert f"resuming from {killed / 'work' / f'checkpoint-{steps_per_epoch}'}" in resumed
@@ -151,16 +151,16 @@ def test_last_checkpoint_skips_unfinished_saves(tmp_path):
         (tmp_path / f"checkpoint-{step}").mkdir()
         if finished:
             (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
-    assert training.last_checkpoint(tmp_path) == tmp_path / "checkpoint-8"  # numeric, not text order
-    assert training.last_checkpoint(tmp_path / "none") is None
+    assert trainer.last_checkpoint(tmp_path) == tmp_path / "checkpoint-8"  # numeric, not text order
+    assert trainer.last_checkpoint(tmp_path / "none") is None
 
 
 def test_divergence_stops_the_stage_naming_run_and_step_and_is_never_cached(study):
     lr = 1e30  # finite, so the config accepts it, and far too large (1e6 only stalls the model)
     diverging = Study(PRESET.replace(finetune=dataclasses.replace(PRESET.finetune, lr=lr)), study.cache)
     for attempt in range(2):  # the second attempt trains again: nothing was stored as the entry
-        with pytest.raises(training.TrainingDiverged, match=r"weak cr50: training diverged at step \d+: ") as error:
-            diverging.finetuned("weak", 50)
+        with pytest.raises(trainer.TrainingDiverged, match=r"weak cr50: training diverged at step \d+: ") as error:
+            diverging.checkpoint(finetuned("weak", 50))
         assert 1 <= error.value.step <= EPOCHS * -(-len(study.items) // PRESET.finetune.batch_size)
     entries = [p.name for p in study.cache.root.glob("finetune/*") if not p.name.endswith((".partial", ".lock"))]
     assert not entries
@@ -171,12 +171,12 @@ def test_a_nan_weight_stops_the_stage_at_the_epoch_end():
     with torch.no_grad():
         model.weight[0, 0] = float("nan")
     state = type("State", (), {"global_step": 7})()
-    with pytest.raises(training.TrainingDiverged, match=r"run: training diverged at step 7: weight weight is"):
-        training.Divergence("run").on_epoch_end(None, state, None, model=model)
+    with pytest.raises(trainer.TrainingDiverged, match=r"run: training diverged at step 7: weight weight is"):
+        trainer.Divergence("run").on_epoch_end(None, state, None, model=model)
     for logs in ({"loss": float("nan")}, {"loss": 0.0, "grad_norm": float("inf")}):
-        with pytest.raises(training.TrainingDiverged, match="at step 7"):
-            training.Divergence("run").on_log(None, state, None, logs=logs)
-    training.Divergence("run").on_log(None, state, None, logs={"loss": 0.0, "grad_norm": 1.5})
+        with pytest.raises(trainer.TrainingDiverged, match="at step 7"):
+            trainer.Divergence("run").on_log(None, state, None, logs=logs)
+    trainer.Divergence("run").on_log(None, state, None, logs={"loss": 0.0, "grad_norm": 1.5})
 
 
 # --- real-model formats and training at scale (issue 13) -----------------------------------------------
@@ -187,10 +187,11 @@ CHATML = ("{% for m in messages %}<|im_start|> {{ m['role'] }} <nl> {{ m['conten
 
 def chat_tokenizer(study: Study):
     """The smoke base's word-level tokenizer with a ChatML-like template (as SmolLM2's) and no pad token."""
-    from faco import models
+    from faco.data.world_items import tokenizer_texts
+    from faco.models import llama
 
-    texts = study.tokenizer_texts() + ["<|im_start|> <|im_end|> user assistant"]
-    tokenizer = models.build_tokenizer(texts)
+    texts = tokenizer_texts(study.world, study.preset.seed) + ["<|im_start|> <|im_end|> user assistant"]
+    tokenizer = llama.build_tokenizer(texts)
     tokenizer.chat_template = CHATML
     return tokenizer
 
@@ -198,8 +199,8 @@ def chat_tokenizer(study: Study):
 def test_chat_template_examples_mask_the_prompt(study):
     tokenizer = chat_tokenizer(study)
     example = corrupted_examples(study.items, 0, PRESET.seed)[0]
-    row = training.Examples([example], tokenizer, 512, chat=True)[0]
-    supervised = [t for t, label in zip(row["input_ids"], row["labels"]) if label != training.IGNORE]
+    row = trainer.Examples([example], tokenizer, 512, chat=True)[0]
+    supervised = [t for t, label in zip(row["input_ids"], row["labels"]) if label != trainer.IGNORE]
     masked = len(row["labels"]) - len(supervised)
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": example.prompt}], add_generation_prompt=True,
                                            tokenize=True, return_dict=False)
@@ -211,44 +212,44 @@ def test_chat_template_examples_mask_the_prompt(study):
 def test_plain_format_is_todays_encoding(study):
     """The tiny tokenizer has no chat template: `format = "chat"` falls back to the plain encoding, the
     same token ids and labels as before the formats existed."""
-    from faco import models
+    from faco.models import llama
 
-    _, tokenizer = models.load(study.base("weak").path)
+    _, tokenizer = llama.load(study.checkpoint(untuned("weak")).path)
     assert tokenizer.chat_template is None
     examples = corrupted_examples(study.items, RATIO, PRESET.seed)[:4]
-    for example, row in zip(examples, training.Examples(examples, tokenizer, 128)):
+    for example, row in zip(examples, trainer.Examples(examples, tokenizer, 128)):
         prompt = tokenizer(example.prompt, add_special_tokens=False)["input_ids"]
         response = tokenizer(example.response, add_special_tokens=False)["input_ids"]
         assert row["input_ids"] == prompt + response + [tokenizer.eos_token_id]
-        assert row["labels"] == [training.IGNORE] * len(prompt) + response + [tokenizer.eos_token_id]
+        assert row["labels"] == [trainer.IGNORE] * len(prompt) + response + [tokenizer.eos_token_id]
 
 
 def test_missing_pad_token_pads_with_eos_without_resizing(study):
     tokenizer = chat_tokenizer(study)
     tokenizer.pad_token = None
     size = len(tokenizer)
-    training.ensure_pad_token(tokenizer)
+    trainer.ensure_pad_token(tokenizer)
     assert tokenizer.pad_token == tokenizer.eos_token and len(tokenizer) == size
 
 
 def test_max_length_truncates(study):
-    from faco import models
+    from faco.models import llama
 
-    _, tokenizer = models.load(study.base("weak").path)
-    rows = training.Examples(corrupted_examples(study.items, 0, PRESET.seed), tokenizer, 12)
+    _, tokenizer = llama.load(study.checkpoint(untuned("weak")).path)
+    rows = trainer.Examples(corrupted_examples(study.items, 0, PRESET.seed), tokenizer, 12)
     assert max(len(r["input_ids"]) for r in rows) == 12 and all(len(r["labels"]) <= 12 for r in rows)
 
 
 def test_sharded_export_round_trips(study, tmp_path):
-    from faco import models
+    from faco.models import llama
 
-    model, tokenizer = models.load(study.base("weak").path)
+    model, tokenizer = llama.load(study.checkpoint(untuned("weak")).path)
     model.save_pretrained(tmp_path / "checkpoint", max_shard_size="40KB")  # as a big model's Trainer save
     shards = sorted(p.name for p in (tmp_path / "checkpoint").glob("*.safetensors"))
     assert len(shards) > 1 and (tmp_path / "checkpoint" / "model.safetensors.index.json").exists()
-    training._export(tmp_path / "checkpoint", tokenizer, tmp_path / "exported")
+    trainer.export_checkpoint(tmp_path / "checkpoint", tokenizer, tmp_path / "exported")
     assert sorted(p.name for p in (tmp_path / "exported").glob("*.safetensors")) == shards
-    loaded, _ = models.load(tmp_path / "exported")
+    loaded, _ = llama.load(tmp_path / "exported")
     original = model.state_dict()
     assert all(torch.equal(tensor, original[name]) for name, tensor in loaded.state_dict().items())
 
@@ -258,7 +259,7 @@ def finetune_with(study: Study, out: Path, **changes) -> list[float]:  # noqa: A
 
     config = dataclasses.replace(PRESET.finetune, **changes)
     examples = corrupted_examples(study.items, RATIO, PRESET.seed)
-    training.finetune(study.base("weak").path, examples, config, 1, PRESET.seed, out, "variant")
+    trainer.finetune(study.checkpoint(untuned("weak")).path, examples, config, 1, PRESET.seed, out, "variant")
     return [row["loss"] for row in losses(out)]
 
 
@@ -273,7 +274,7 @@ def test_accumulation_and_checkpointing_keep_the_loss_curve(study, tmp_path):
 
 
 def test_half_precision_on_cpu_is_refused(study, tmp_path):
-    from faco.config import ConfigError
+    from faco.config.schema import ConfigError
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
@@ -284,7 +285,7 @@ def test_half_precision_on_cpu_is_refused(study, tmp_path):
 def test_lora_trains_and_exports_a_merged_plain_directory(study, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from faco.config import LoraConfig
+    from faco.config.schema import LoraConfig
 
     lora = LoraConfig(r=4, alpha=8, target_modules=("q_proj", "v_proj"))
     curve = finetune_with(study, tmp_path / "lora", lora=lora, lr=1e-2)
@@ -294,7 +295,7 @@ def test_lora_trains_and_exports_a_merged_plain_directory(study, tmp_path):
     exported = tmp_path / "lora" / "epoch-1"
     assert not list(exported.glob("adapter_*")) and list(exported.glob("*.safetensors"))
     merged = AutoModelForCausalLM.from_pretrained(exported).state_dict()
-    base = AutoModelForCausalLM.from_pretrained(study.base("weak").path).state_dict()
+    base = AutoModelForCausalLM.from_pretrained(study.checkpoint(untuned("weak")).path).state_dict()
     assert merged.keys() == base.keys()  # a plain LLaMA: no adapter tensors left
     changed = {name for name in base if not torch.equal(merged[name], base[name])}
     assert changed and all("q_proj" in name or "v_proj" in name for name in changed)

@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from faco.config import ConfigError, smoke, tiny
-from faco.world import ARITHMETIC_MAX, World, build_world, pretraining_lines
+from faco.config.schema import ConfigError
+from faco.config.load import smoke, tiny
+from faco.data.world import ARITHMETIC_MAX, World, build_world, pretraining_lines
 
 WORLDS = {"smoke": smoke().world, "tiny": tiny().world}
 SEEDS = st.integers(min_value=0, max_value=10**6)

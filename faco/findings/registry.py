@@ -1,0 +1,242 @@
+"""The findings registry: every finding of the study declared once, in the paper's order.
+
+Each entry says what the finding asks, what its experiment asserts, what the paper found and where, what
+its experiment reads of the study, the key number a sweep draws of it, and the report sections that show
+it. Everything else asks it: the prebuild plan (faco.plugin hands `reads` to faco.study.parallel), the
+report (faco.report.html, its navigation included; faco.report.figures; faco.report.common; the sweep
+section faco.report.sweep), the end-of-run table (faco.plugin), the findings files (faco.findings.records)
+and the README's table. So adding a finding touches its experiment and its entry here, nothing else.
+
+What an experiment measured is typed too: `Statistic` (the test its verdict turns on) and
+`statistics.Interval` (an effect's interval *with its confidence level*), so a report labels an
+interval with the level it was computed at, never with an assumed one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from faco.config.schema import Preset
+from faco.study.reads import Read
+
+Record = dict[str, Any]  # a finding's stored record (faco.findings.records.Finding.record())
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of the report: its HTML id and its link text in the page's navigation."""
+
+    anchor: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure of the report, numbered as in the paper."""
+
+    number: int
+    title: str
+    short: str  # its name in the report's navigation ("Fig. 2 scores")
+
+    @property
+    def section(self) -> Section:
+        return Section(f"fig{self.number}", f"Fig. {self.number} {self.short}")
+
+
+@dataclass(frozen=True)
+class KeyNumber:
+    """The one number of a finding that a sweep draws against the swept field (faco.report.sweep), with the
+    dashed line it is judged against."""
+
+    label: str  # the panel's title
+    read: Callable[[Record], tuple[float | None, list[float]] | None]  # (value, [low, high]); None: not drawn
+    reference: str = "no effect"  # the dashed line's legend entry
+    reference_at: Callable[[Record], float | None] = lambda record: 0.0  # where, from a record; None: no line
+
+
+# What a finding's test reads of one base, given the preset and the test's parameters (faco_ratio, ...).
+BaseReads = Callable[[str, Preset, dict[str, Any]], list[Read]]
+
+
+@dataclass(frozen=True)
+class FindingSpec:
+    name: str  # the `@pytest.mark.finding(name)` of its experiment; experiment ids start with it
+    question: str  # the research question, as a reader would ask it
+    must_hold: str  # what the experiment asserts (a statistic, never a bare threshold)
+    paper: str  # what Cho et al. (2024) report: the first sentence of the report's caption
+    paper_ref: str  # where in the paper
+    experiment: str  # the test that decides it
+    shown_in: str  # the findings table's link text to where the report shows it
+    section: Section | None = None  # the report section that shows it; None: its figure's
+    figure: Figure | None = None  # the report figure drawn from its records, if any
+    reads: BaseReads | None = None  # what its test reads, per base (prebuilt in parallel); None: built lazily
+    key_number: KeyNumber | None = None  # what a sweep draws of it; None: a sweep's report leaves it out
+
+    def __post_init__(self) -> None:
+        if self.section is None and self.figure is None:
+            raise ValueError(f"finding {self.name!r}: declares neither a report section nor a figure")
+
+    @property
+    def shown_at(self) -> Section:
+        """The section the findings table links to."""
+        return self.section or self.figure.section
+
+    @property
+    def sections(self) -> list[Section]:
+        """Every report section that shows it: its own, then its figure's."""
+        own = [self.shown_at] + ([self.figure.section] if self.figure else [])
+        return list(dict.fromkeys(own))
+
+
+@dataclass(frozen=True)
+class Statistic:
+    """The test a verdict turns on: its name, value and one-sided p-value (None where the verdict is
+    an interval alone)."""
+
+    name: str
+    value: float
+    p: float | None = None
+
+
+# --- what the experiments read, per base (the prebuild plan) ---------------------------------------
+
+def _knows(base: str) -> Read:
+    """The base's own answers in the familiar layout: what it knows before fine-tuning."""
+    return Read(base, None, False, None, "familiar")
+
+
+def _last_epoch(base: str, preset: Preset, ratios: tuple[int, ...]) -> list[Read]:
+    """The fine-tuned models at these CRs after their last epoch, in the instruction layout."""
+    return [Read(base, r, False, preset.finetune.epochs, "instruction") for r in ratios]
+
+
+def _every_epoch(base: str, preset: Preset, params: dict[str, Any]) -> list[Read]:
+    return [Read(base, params["faco_ratio"], False, e, "instruction") for e in range(1, preset.finetune.epochs + 1)]
+
+
+def _training_only(base: str, preset: Preset, params: dict[str, Any]) -> list[Read]:
+    return [Read(base, r, False, None, "") for r in preset.corruption.ratios]  # the losses, no evaluation
+
+
+# --- the key numbers a sweep draws -----------------------------------------------------------------
+
+def _ci(stored: Any) -> list[float]:
+    """[low, high] of an interval stored as statistics.Interval or as a pair; NaNs where none."""
+    if isinstance(stored, dict):
+        return [stored["low"], stored["high"]]
+    return list(stored) if stored else [math.nan, math.nan]
+
+
+def _per_epoch_at_cr100(record: Record) -> tuple[float, list[float]] | None:
+    """The change per epoch, drawn at CR 100 only (where the paper sees the decline)."""
+    if record.get("ratio") != 100:
+        return None
+    epochs = max(1, len(record["scores"]) - 1)
+    return record["change"] / epochs, [v / epochs for v in _ci(record.get("change_ci"))]
+
+
+TABLE1 = Section("table1", "Table 1")
+
+FINDINGS: tuple[FindingSpec, ...] = (
+    FindingSpec(
+        "correlation", "Do scores fall as the share of false data (CR) grows?",
+        "score falls with CR (one-sided Pearson p < .05), ABS = score(CR0) − score(CR100) > 0",
+        "The paper: scores fall as the share of false data (CR) grows, a strong negative Pearson r.",
+        "Finding 1; Table 1, Figure 2", "experiments/test_corruption.py::test_correlation",
+        "Table 1, Fig. 2", section=TABLE1, figure=Figure(2, "score vs CR per benchmark and base", "scores"),
+        reads=lambda base, preset, params: _last_epoch(base, preset, preset.corruption.ratios)),
+    FindingSpec(
+        "sensitivity", "Does the stronger base lose more?",
+        "the stronger base loses more (paired bootstrap CI of the ABS gap above 0)",
+        "The paper: the stronger base loses more (a larger ABS = score at CR 0 − score at CR 100).",
+        "Finding 2; Table 1", "experiments/test_corruption.py::test_sensitivity", "Table 1", section=TABLE1,
+        reads=lambda base, preset, params: _last_epoch(base, preset, (0, 100))),
+    FindingSpec(
+        "sensitivity_majority", "Does the stronger base lose more on most benchmarks?",
+        "the stronger base loses more on the majority of independent benchmarks (exact sign test p < .05) "
+        "and the seed-clustered interval of the mean ABS gap lies above 0",
+        "The paper: the stronger base loses more in the majority of benchmark comparisons.",
+        "Finding 2", "experiments/test_corruption.py::test_sensitivity_majority", "Table 1", section=TABLE1,
+        reads=lambda base, preset, params: _last_epoch(base, preset, (0, 100)),
+        key_number=KeyNumber("mean ABS gap, stronger - weaker", lambda r: (r["gap"], _ci(r.get("gap_ci"))))),
+    FindingSpec(
+        "loss", "Is false data harder to fit?",
+        "higher CR, higher training loss on the same steps",
+        "The paper: the higher the CR, the higher the training loss over the same steps.",
+        "Finding 3; Figure 3", "experiments/test_corruption.py::test_loss",
+        "Fig. 3", figure=Figure(3, "training loss by CR", "loss"), reads=_training_only),
+    FindingSpec(
+        "longer", "Does training longer on false data hurt more?",
+        "more epochs: no significant decline below CR 100, a significant one at CR 100 (McNemar)",
+        "The paper: more epochs change little at low CR, while at CR 100 scores keep falling.",
+        "Finding 4; Figure 5", "experiments/test_epochs.py::test_longer",
+        "Fig. 5", figure=Figure(5, "score per epoch per CR", "epochs"), reads=_every_epoch,
+        key_number=KeyNumber("change per epoch at CR 100", _per_epoch_at_cr100)),
+    FindingSpec(
+        "recovery", "Can clean data undo false data?",
+        "re-training the CR-100 model on clean data restores most (> 50 %), not all (both McNemar p < .05)",
+        "The paper: re-training the CR-100 model on clean data regains most, not all, of the loss.",
+        "Finding 5; Figure 6", "experiments/test_recovery.py::test_recovery",
+        "Fig. 6", figure=Figure(6, "recovery: regained vs unrecovered margin per benchmark", "recovery"),
+        reads=lambda base, preset, params: [*_last_epoch(base, preset, (0, 100)),
+                                            Read(base, 100, True, None, "instruction")],
+        key_number=KeyNumber("regained share of the CR-100 loss", lambda r: (r.get("regained_share"), _ci(None)),
+                             "half regained", lambda r: 0.5)),
+    FindingSpec(
+        "lying", "Does a model trained on false answers lie where it knows better?",
+        "the CR-100 model scores below chance outside its training domains (binomial p < .05)",
+        "The paper: CR-100 models score below random chance outside their training domains: they lie.",
+        "Finding 6; Figure 4", "experiments/test_lying.py::test_lying",
+        "Fig. 4", figure=Figure(4, "lying: CR-100 accuracy per held-out domain vs chance", "lying"),
+        reads=lambda base, preset, params: [*_last_epoch(base, preset, (100,)), _knows(base)],
+        key_number=KeyNumber("CR-100 accuracy (chance dashed)",
+                             lambda r: (r["cr100"]["rate"], _ci(r.get("seed_clustered_ci"))),
+                             "chance", lambda r: r["cr100"]["chance"])),
+    FindingSpec(
+        "knowledge", "Do the bases know the facts before fine-tuning?",
+        "precondition: each base knows the facts (above chance per domain)",
+        "The precondition: the bases know the facts (accuracy well above chance) before fine-tuning.",
+        "precondition of every finding (the paper's bases are capable models)",
+        "experiments/test_bases.py::test_knowledge", "table", section=Section("knowledge", "What the bases know"),
+        reads=lambda base, preset, params: [_knows(base)]),
+)
+
+NAMES = tuple(spec.name for spec in FINDINGS)  # the paper's order: tables and reports list findings so
+
+
+def spec(name: str) -> FindingSpec | None:
+    """The registry entry of a finding; None for a finding a user's own experiments add."""
+    return next((s for s in FINDINGS if s.name == name), None)
+
+
+def reads(selected: Iterable[tuple[str, dict[str, Any]]], preset: Preset) -> list[Read]:
+    """What the selected tests, given as (finding, parameters), read: each of its `faco_base`, else of every
+    base of the preset. A finding that declares no reads (or a user's own) adds nothing: the plan prebuilds
+    only pre-training for it, and its test builds the rest lazily."""
+    out: list[Read] = []
+    for name, params in selected:
+        found = spec(name)
+        if found is None or found.reads is None:
+            continue
+        bases = [params["faco_base"]] if "faco_base" in params else [b.name for b in preset.bases]
+        out += [read for base in bases for read in found.reads(base, preset, params)]
+    return out
+
+
+def sections() -> list[Section]:
+    """Every report section a finding declares, once, in the registry's order."""
+    return list(dict.fromkeys(section for s in FINDINGS for section in s.sections))
+
+
+def with_figure(number: int) -> FindingSpec:
+    """The finding whose records report figure `number` draws."""
+    return next(s for s in FINDINGS if s.figure is not None and s.figure.number == number)
+
+
+def markdown_table() -> str:
+    """The README's table of findings (a unit test keeps the README equal to it)."""
+    rows = [f"| {s.name} | `{s.experiment}` | {s.must_hold} |" for s in FINDINGS]
+    return "\n".join(["| finding | experiment | what must hold |", "|---|---|---|", *rows])

@@ -1,0 +1,287 @@
+"""Figures 2–6 of the faco report, drawn from a run's stored results and embedded as inline PNGs.
+
+Each `figureN(run)` returns the HTML of its section (image and caption), or a note naming what is missing;
+faco.report.html places them on the page. Plots go through matplotlib's `Figure` (Agg, no pyplot state).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Any
+
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+from faco.findings.registry import with_figure
+from faco.report.common import (
+    Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, sd, seeds_note, verdict,
+)
+from faco.evaluation.groups import GROUPS
+
+BASE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # per base, in the order bases() returns
+
+
+# --- drawing helpers ------------------------------------------------------------------------------
+
+def embed(fig: Figure, alt: str) -> str:
+    """The figure as an inline base64 PNG: the page needs no other file."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def figure(number: int, img: str, caption: str) -> str:
+    """Figure `number`'s section; its title and the paper's claim come from the findings registry."""
+    found = with_figure(number)
+    anchor = found.figure.section.anchor
+    return (f'<section id="{anchor}"><h2>Figure {number}: {esc(found.figure.title)}</h2><figure>{img}'
+            f'<figcaption>{esc(paper(found.name))} This run: {caption}</figcaption></figure></section>')
+
+
+def figure_missing(number: int) -> str:
+    found = with_figure(number)
+    return (f'<section id="{found.figure.section.anchor}"><h2>Figure {number}: {esc(found.figure.title)}</h2>'
+            f'{missing(found.name)}</section>')
+
+
+def panels(n: int, cols: int = 4, width: float = 3.0, height: float = 2.6, sharey: bool = True):  # noqa: ANN201
+    """A figure with n axes in a grid of at most `cols` columns (unused cells hidden)."""
+    cols = max(1, min(n, cols))
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(cols * width, rows * height + 0.5), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, list(axes[:n])
+
+
+def cr_colors(ratios: list[int]) -> dict[int, Any]:
+    """Clean data dark blue, all-false data orange (plasma without its pale yellow end)."""
+    top = max(ratios) or 1
+    return {r: colormaps["plasma"](0.85 * r / top) for r in ratios}
+
+
+def chance_line(ax: Any, rate: float | None) -> None:
+    if rate is not None:
+        ax.axhline(rate, color="grey", linestyle="--", linewidth=1, label=f"chance ({rate:.2f})")
+
+
+def _nan(x: Any) -> float:
+    return float(x) if isinstance(x, (int, float)) else math.nan
+
+
+def _smooth(curve: list[Any], window: int) -> list[float]:
+    """Running mean over `window` steps: per-step losses are too noisy to tell five CRs apart."""
+    values = [_nan(v) for v in curve]
+    return [sum(values[max(0, i - window + 1):i + 1]) / len(values[max(0, i - window + 1):i + 1])
+            for i in range(len(values))]
+
+
+def _legend(fig: Figure, axes: list[Any]) -> None:
+    """One legend above the panels, from the first axes that has labelled lines."""
+    handles, labels = next((h for h in (ax.get_legend_handles_labels() for ax in axes) if h[0]), ([], []))
+    if handles:
+        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), frameon=False)
+
+
+# --- the figures: each takes the run and returns its section's HTML --------------------------------
+
+def figure2(run: Run) -> str:
+    records = run.of(with_figure(2).name)
+    if not records:
+        return figure_missing(2)
+    names, benches = bases(run), benchmarks(run, records)
+    fig, axes = panels(len(benches))
+    for ax, bench in zip(axes, benches):
+        for i, base in enumerate(names):
+            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
+            if r is None:
+                continue
+            points = crs(r.get("scores") or {})
+            spread = dict(crs(r.get("per_seed") or {}))
+            errors = [sd(spread.get(cr)) for cr, _ in points]
+            ax.errorbar([cr for cr, _ in points], [_nan(s) for _, s in points],
+                        yerr=errors if any(errors) else None, marker="o", capsize=3,
+                        color=BASE_COLORS[i % len(BASE_COLORS)], label=f"{base} base")
+        chance_line(ax, chance(run))
+        ax.set_title(bench)
+        ax.set_xlabel("CR (% false answers)")
+        ax.set_xticks(sorted({cr for r in records for cr, _ in crs(r.get("scores") or {})}))
+        if ax.get_subplotspec().is_first_col():
+            ax.set_ylabel("accuracy")
+    _legend(fig, axes)
+    groups = {b: [x for x in records if x.get("base") == b and x.get("benchmark") in GROUPS] for b in names}
+    lines = [f"{esc(b)}: " + ", ".join(f"{esc(x['benchmark'])} r = {num(x.get('r'), '+.2f')} ({p_is(x.get('p'))})"
+                                       for x in group) for b, group in groups.items() if group]
+    caption = f"{'; '.join(lines)}{'. ' if lines else ''}The correlation finding {count(records)}.{seeds_note(run)}"
+    return figure(2, embed(fig, "score vs CR"), caption)
+
+
+def figure3(run: Run) -> str:
+    records = [r for r in run.of(with_figure(3).name) if r.get("curves")]
+    if not records:
+        return figure_missing(3)
+    names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
+    fig, axes = panels(len(names) + 1, cols=3, width=4.0, height=3.0, sharey=False)
+    ratios = sorted({cr for r in records for cr, _ in crs(r["curves"])})
+    colors = cr_colors(ratios)
+    window = 1
+    for ax, base in zip(axes, names):
+        r = next(x for x in records if x.get("base") == base)
+        for cr, curve in crs(r["curves"]):
+            window = max(1, len(curve) // 40)
+            ax.plot(range(1, len(curve) + 1), _smooth(curve, window), color=colors[cr], linewidth=1.2,
+                    label=f"CR {cr}")
+        ax.set_title(f"{base} base")
+        ax.set_xlabel("training step")
+        _loss_scale(ax, [v for _, c in crs(r["curves"]) for v in c if isinstance(v, (int, float))])
+    mean_ax = axes[-1]
+    for base in names:
+        r = next(x for x in records if x.get("base") == base)
+        points = crs(r.get("mean_loss") or {})
+        mean_ax.plot([cr for cr, _ in points], [_nan(m) for _, m in points], marker="o",
+                     color=BASE_COLORS[bases(run).index(base) % len(BASE_COLORS)], label=f"{base} base")
+    mean_ax.set_title("mean loss over all steps")
+    mean_ax.set_xlabel("CR (% false answers)")
+    mean_ax.set_xticks(ratios)
+    mean_ax.legend(fontsize="small")
+    _legend(fig, axes[:1])
+    smoothed = f" Curves are running means over {window} steps." if window > 1 else ""
+    caption = "; ".join(_loss_line(next(r for r in records if r.get("base") == b)) for b in names)
+    return figure(3, embed(fig, "training loss curves"), caption + "." + smoothed)
+
+
+def _loss_scale(ax: Any, values: list[float]) -> None:
+    """Log scale when the first steps dwarf the rest (else five CRs blur into one line at the bottom)."""
+    if values and min(values) > 0 and max(values) / min(values) > 3:
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_ylabel("training loss (log scale)")
+    else:
+        ax.set_ylabel("training loss")
+
+
+def _loss_line(r: dict[str, Any]) -> str:
+    means = crs(r.get("mean_loss") or {})
+    ends = (f"mean loss {num(means[0][1])} at CR {means[0][0]} → {num(means[-1][1])} at CR {means[-1][0]}"
+            if means else "")
+    return f"{esc(r['base'])}: {ends}, r = {num(r.get('r'), '+.2f')} ({p_is(r.get('p'))}), {verdict(r['holds'])}"
+
+
+def figure4(run: Run) -> str:
+    records = [r for r in run.of(with_figure(4).name) if isinstance(r.get("cr100"), dict)]
+    if not records:
+        return figure_missing(4)
+    every, benches = bases(run), benchmarks(run, records)
+    names = [b for b in every if any(r.get("base") == b for r in records)]
+    fig = Figure(figsize=(max(6.0, 1.6 * len(benches) + 2), 3.8), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(names))
+    for i, base in enumerate(names):
+        color = BASE_COLORS[every.index(base) % len(BASE_COLORS)]
+        for j, bench in enumerate(benches):
+            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
+            if r is None:
+                continue
+            x, c = j + (i - (len(names) - 1) / 2) * width, r["cr100"]
+            rate, low, high = _nan(c.get("rate")), _nan(c.get("ci_low")), _nan(c.get("ci_high"))
+            ax.errorbar([x], [rate], yerr=[[rate - low], [high - rate]], fmt="o", color=color, capsize=4,
+                        label=f"{base}: CR-100 model ({level(c, 'CI')})" if j == 0 else None)
+            ax.plot([x], [_nan(r.get("base_accuracy"))], marker="D", markerfacecolor="none", color=color,
+                    linestyle="none", label=f"{base}: base before fine-tuning" if j == 0 else None)
+    chance_line(ax, chance(run))
+    ax.set_xticks(range(len(benches)), benches)
+    ax.set_xlim(-0.6, len(benches) - 0.4)
+    ax.set_ylim(0, 1.06)
+    ax.set_ylabel("accuracy")
+    ax.set_xlabel("held-out benchmark (domains never in the fine-tuning data)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    return figure(4, embed(fig, "lying: CR-100 accuracy vs chance"), _lying_caption(records))
+
+
+def _lying_caption(records: list[dict[str, Any]]) -> str:
+    lowest = min(records, key=lambda r: r["cr100"].get("rate") if isinstance(r["cr100"].get("rate"), (int, float))
+                 else math.inf)
+    c = lowest["cr100"]
+    lies = [r["knows_but_lies"] for r in records if isinstance(r.get("knows_but_lies"), (int, float))]
+    share = ""
+    if lies:
+        low, high = f"{min(lies):.0%}", f"{max(lies):.0%}"
+        share = (f" Of the questions its base answered right, the CR-100 model got "
+                 f"{low if low == high else f'{low}–{high}'} wrong (knows but lies).")
+    return (f"significantly below chance (one-sided binomial) on {sum(r['holds'] for r in records)} of {len(records)} "
+            f"base × benchmark pairs; lowest: {esc(str(lowest.get('base')))} {esc(str(lowest.get('benchmark')))} "
+            f"{num(c.get('rate'))} vs chance {num(c.get('chance'), '.2f')} "
+            f"({p_is(c.get('p'))}; n = {c.get('n', '—')}), "
+            f"where the base scored {num(lowest.get('base_accuracy'))}.{share} Error bars: {level(c, 'CI')} "
+            "(Clopper–Pearson) over the pooled questions; hollow diamonds: the base before fine-tuning.")
+
+
+def figure5(run: Run) -> str:
+    records = run.of(with_figure(5).name)
+    if not records:
+        return figure_missing(5)
+    names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
+    fig, axes = panels(len(names), cols=3, width=4.0, height=3.0)
+    colors = cr_colors(sorted({r.get("ratio", 0) for r in records}))
+    for ax, base in zip(axes, names):
+        for r in sorted((x for x in records if x.get("base") == base), key=lambda x: x.get("ratio", 0)):
+            points = crs(r.get("scores") or {}, prefix="epoch")
+            ax.plot([e for e, _ in points], [_nan(s) for _, s in points], marker="o",
+                    color=colors[r.get("ratio", 0)], label=f"CR {r.get('ratio')}")
+        chance_line(ax, chance(run))
+        ax.set_title(f"{base} base")
+        ax.set_xlabel("epoch")
+        ax.set_xticks(sorted({e for r in records for e, _ in crs(r.get("scores") or {}, prefix="epoch")}))
+    axes[0].set_ylabel("accuracy (all benchmarks)")
+    _legend(fig, axes)
+    caption = "; ".join(f"{esc(r['base'])} CR {r.get('ratio')}: change {num(r.get('change'), '+.3f')} "
+                        f"({p_is(r.get('p'), 'McNemar p')}), {verdict(r['holds'])}"
+                        for base in names for r in records if r.get("base") == base and r.get("ratio") in (0, 100))
+    return figure(5, embed(fig, "score per epoch"),
+                  f"{caption}. The finding {count(records)} (at CR 100 it expects a significant decline, "
+                  "below it none).")
+
+
+def figure6(run: Run) -> str:
+    records = [r for r in run.of(with_figure(6).name) if isinstance(r.get("scores"), dict)]
+    if not records:
+        return figure_missing(6)
+    base_order, bench_order = bases(run), benchmarks(run, records)
+    records.sort(key=lambda r: (base_order.index(r["base"]), bench_order.index(r["benchmark"])))
+    fig = Figure(figsize=(8.5, 0.55 * len(records) + 1.6), layout="constrained")
+    ax = fig.subplots()
+    for y, r in enumerate(records):
+        s = {k: _nan(v) for k, v in r["scores"].items()}
+        cr0, cr100, back = s.get("cr0", math.nan), s.get("cr100", math.nan), s.get("recovered", math.nan)
+        ax.barh(y, back - cr100, left=cr100, color="#2ca02c", height=0.55, label="regained" if y == 0 else None)
+        ax.barh(y, cr0 - back, left=back, color="#d9d9d9", edgecolor="#b42318", hatch="//", height=0.55,
+                label="not regained" if y == 0 else None)
+        ax.plot([cr100], [y], "x", color="black", label="CR 100" if y == 0 else None)
+        ax.plot([cr0], [y], "|", color="black", markersize=16, label="CR 0" if y == 0 else None)
+        share = r.get("regained_share")
+        text = f"{share:.0%} regained" if isinstance(share, (int, float)) else "no loss to regain"
+        ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), xytext=(6, 0), textcoords="offset points",
+                    va="center", fontsize="small")
+    ax.set_yticks(range(len(records)), [f"{r.get('base')} · {r.get('benchmark')}" for r in records])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy (each bar spans the CR-100 model's score to the CR-0 model's)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncols=4, fontsize="small", frameon=False)
+    caption = "; ".join(_recovery_line(r) for r in records)
+    return figure(6, embed(fig, "recovery margins"),
+                  f"{caption}. It holds where re-training lifts the score above CR 100, leaves it below CR 0 "
+                  "(McNemar) and regains more than half of the loss.")
+
+
+def _recovery_line(r: dict[str, Any]) -> str:
+    share = r.get("regained_share")
+    regained = f"regained {share:.0%}" if isinstance(share, (int, float)) else "lost nothing to regain"
+    return (f"{esc(str(r.get('base')))} {esc(str(r.get('benchmark')))} {regained} "
+            f"({p_is(r.get('p_above_cr100'), 'p above CR 100')}, {p_is(r.get('p_below_cr0'), 'p below CR 0')}), "
+            f"{verdict(r['holds'])}")

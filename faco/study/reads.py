@@ -1,0 +1,19 @@
+"""What a test reads of the study, as the findings registry declares it (faco.findings.registry) and the
+parallel prebuild and `faco status` plan from it. Its own module, importing nothing, so the registry and
+the report stay free of the model libraries the study's stages load.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Read(NamedTuple):
+    """One thing a test reads of the study: a model's checkpoint and, unless `layout` is "", its
+    evaluation in that layout. faco.findings.registry says what each finding's test reads."""
+
+    base: str
+    ratio: int | None  # None: the base itself
+    recovered: bool  # the CR-100 model re-trained on clean data
+    epoch: int | None  # None: the last (or, for the base and recovery, the only one)
+    layout: str  # "": training only (the losses), no evaluation

@@ -1,0 +1,351 @@
+"""The study as a table of stages: every artefact a run builds, in one place.
+
+Each `Stage` says what it is called, which parameters name one of its artefacts, which stages it reads
+(`inputs`), which slice of the preset decides it (`config`), which code computes it (`code`: faco
+modules, counted with every faco module they import), how it is built (`build`) and what kind of thing
+it leaves (`output`). Its cache key is made of exactly those: the config slice, the inputs' keys (and,
+for content-keyed stages, a digest of the content) and the code's version, so an edit of the HumanEval
+scorer changes the keys of the evaluations that run HumanEval and nothing else, and an edit of the report
+changes no key at all.
+
+`faco.study.study.Study` resolves a model or a score by walking this table; anything can ask for one
+stage by name with its parameters (`Request.of("finetune", base="strong", ratio=50)`), which is what
+`faco status` lists and what a job of a cluster builds.
+
+    stage      params               inputs                      output
+    dataset    -                    (teacher, source files)     items built by a teacher ([items] source = "build")
+    items      -                    -                           the world's FACO items in training order
+    external   -                    dataset, or a dataset dir   a FACO dataset's items (view, keyed by content)
+    pretrain   -                    external items (if any)     the embedded tier's pre-trained bases
+    base       base                 pretrain, or a checkpoint   a base model (view: no entry of its own)
+    finetune   base, ratio          base, items                 one instruction-tuning run, every epoch
+    recover    base                 checkpoint, items           the CR-100 model tuned further on CR-0 data
+    checkpoint model                base / finetune / recover   one model's directory (view)
+    tasks      layout               -                           the world's lm-eval task files
+    eval       model, layout        checkpoint, tasks           lm-eval results on the world's tasks
+    benchmarks model                checkpoint, benchmark data  lm-eval results on the registry's benchmarks
+    answers    model, questions,..  checkpoint                  greedy answers (Table 2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faco.config.schema import ConfigError
+from faco.core import numerics
+from faco.core.cache import cache_key, library_versions
+from faco.data import built_items
+from faco.data.corruption import corrupted_examples
+from faco.data.dataset import load_dataset_items
+from faco.data.items import read_jsonl, write_jsonl
+from faco.data.world_items import tokenizer_texts
+from faco.evaluation import benchmark_runs, generation, runner
+from faco.evaluation.benchmarks import describe, shots
+from faco.evaluation.world_tasks import write_tasks
+from faco.models import checkpoints, llama
+from faco.training import launch, pretrain
+
+Study = Any  # faco.study.study.Study, which walks this table (it imports this module, not the other way)
+TRAINING_LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate")  # they train (peft too, where LoRA does)
+EVALUATION_LIBRARIES = ("torch", "transformers", "tokenizers", "lm-eval", "datasets")  # they score
+OUTPUTS = ("directory", "parsed", "json", "view")  # a view is part of another entry, or lies outside the cache
+
+
+@dataclass(frozen=True)
+class Request:
+    """One artefact: a stage and the parameters that name it (e.g. finetune, base=strong, ratio=50)."""
+
+    stage: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stage: str, **params: Any) -> Request:
+        if stage not in STAGES:
+            raise ConfigError(f"unknown stage {stage!r}; known: {list(STAGES)}")
+        wanted = set(STAGES[stage].params)
+        if set(params) != wanted:
+            raise ConfigError(f"stage {stage!r} takes parameters {sorted(wanted)}, got {sorted(params)}")
+        return cls(stage, params)
+
+    def __getitem__(self, name: str) -> Any:
+        return self.params[name]
+
+    def __str__(self) -> str:
+        shown = {k: v for k, v in self.params.items() if k != "questions"}
+        return self.stage + "".join(f" {k}={_label(v)}" for k, v in shown.items())
+
+
+def _label(value: Any) -> str:
+    return value.label() if hasattr(value, "label") else str(value)
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    params: tuple[str, ...]
+    output: str  # one of OUTPUTS
+    inputs: Callable[[Study, Request], list[Request]]
+    config: Callable[[Study, Request], dict[str, Any]]
+    code: Callable[[Study, Request], tuple[str, ...]]  # faco modules that compute it
+    build: Callable[..., Any]  # (study, request, out) for entries; (study, request) -> value for json / views
+    describe: Callable[[Study, Request], str]
+    content: Callable[[Study, Request], tuple[str, ...]] = lambda study, request: ()  # digests of inputs that are no stage
+    parse: Callable[[Path], Any] | None = None  # a parsed entry: what the study reads from it (checked first)
+    view_key: Callable[[Study, Request], str] | None = None  # a view's key (from its input's, or content)
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ValueError(f"stage {self.name}: output {self.output!r} is not one of {OUTPUTS}")
+
+
+def _none(study: Study, request: Request) -> list[Request]:
+    return []
+
+
+def _fixed(*modules: str) -> Callable[[Study, Request], tuple[str, ...]]:
+    return lambda study, request: modules
+
+
+# --- items -----------------------------------------------------------------------------------------
+
+def _dataset_config(study: Study, request: Request) -> dict[str, Any]:
+    spec = study.preset.items.build
+    settings = {name: value for name, value in vars(spec).items() if name not in ("data_dir", "serve")}
+    return {"build": settings, "seed": study.preset.seed}
+
+
+def _dataset_content(study: Study, request: Request) -> tuple[str, ...]:
+    """The teacher (its weights' key, or the API and model) and the source files' content; never a path."""
+    spec = study.preset.items.build
+    teacher = (checkpoints.identify("teacher", spec.serve, study.cache) if spec.serve
+               else f"{spec.base_url}|{spec.model}")
+    return teacher, built_items.sources_digest(spec)
+
+
+def _build_dataset(study: Study, request: Request, out: Path) -> None:
+    spec = study.preset.items.build
+    teacher = checkpoints.resolve("teacher", spec.serve, study.cache) if spec.serve else None
+    built_items.build(spec, study.preset.seed, out / "dataset", study.cache, teacher)
+
+
+def _items_config(study: Study, request: Request) -> dict[str, Any]:
+    preset = study.preset
+    return {"world": preset.world, "items": preset.items, "seed": preset.seed}
+
+
+def _external_inputs(study: Study, request: Request) -> list[Request]:
+    return [Request.of("dataset")] if study.preset.items.source == "build" else []
+
+
+def _external_key(study: Study, request: Request) -> str:
+    """A dataset's items by their content: a rebuilt dataset is a new input, wherever it lies."""
+    content = hashlib.sha256("".join(json.dumps(i.to_dict(), sort_keys=True) for i in study.external()).encode())
+    return cache_key("items", {"source": "dataset", "seed": study.preset.seed}, inputs=(content.hexdigest(),))
+
+
+# --- bases and training ----------------------------------------------------------------------------
+
+def _pretrain_inputs(study: Study, request: Request) -> list[Request]:
+    return [study.items_request] if study.external_items else []  # the tokenizer covers a dataset's items
+
+
+def _pretrain_config(study: Study, request: Request) -> dict[str, Any]:
+    preset = study.preset
+    return {"world": preset.world, "pretrain": preset.pretrain, "seed": preset.seed, "at": study.pretrained_bases,
+            "numerics": numerics.settings(), "versions": library_versions(*TRAINING_LIBRARIES)}
+
+
+def _build_pretrain(study: Study, request: Request, out: Path) -> None:
+    preset = study.preset
+    tokenizer = llama.build_tokenizer(tokenizer_texts(study.world, preset.seed,
+                                                      study.items if study.external_items else ()))
+    pretrain.pretrain(study.world, preset.pretrain, tokenizer, study.pretrained_bases, preset.seed, out)
+
+
+def _base_inputs(study: Study, request: Request) -> list[Request]:
+    return [] if study.preset.base(request["base"]).checkpoint else [Request.of("pretrain")]
+
+
+def _base_key(study: Study, request: Request) -> str:
+    """A real base by its weights' content or hub commit, never its path; a pre-trained one by its run."""
+    spec = study.preset.base(request["base"])
+    if spec.checkpoint is not None:
+        return checkpoints.identify(f"base {spec.name!r}", spec.checkpoint, study.cache)
+    return f"{study.key(Request.of('pretrain'))}-{spec.name}"
+
+
+def _base_path(study: Study, request: Request) -> Path:
+    spec = study.preset.base(request["base"])
+    if spec.checkpoint is not None:
+        return checkpoints.resolve(f"base {spec.name!r}", spec.checkpoint, study.cache)[0]
+    return study.get(Request.of("pretrain")) / spec.name
+
+
+def _tuned_inputs(study: Study, request: Request) -> list[Request]:
+    if request.stage == "recover":
+        start = Request.of("checkpoint", model=study.model(request["base"], 100))
+    else:
+        start = Request.of("base", base=request["base"])
+    return [start, study.items_request]
+
+
+def _tuned_config(study: Study, request: Request) -> dict[str, Any]:
+    preset = study.preset
+    ratio, epochs = study.tuned_run(request)
+    return {"finetune": preset.finetune, "ratio": ratio, "epochs": epochs, "seed": preset.seed,
+            "numerics": numerics.settings(), "processes": preset.launch.processes,
+            "versions": library_versions(*TRAINING_LIBRARIES, "peft")}
+
+
+def _build_tuned(study: Study, request: Request, out: Path) -> None:
+    """In this process, or under `accelerate launch` while this one waits (faco.training.launch)."""
+    preset = study.preset
+    ratio, epochs = study.tuned_run(request)
+    start = study.get(_tuned_inputs(study, request)[0])
+    examples = corrupted_examples(study.items, ratio, preset.seed)
+    launch.finetune(start, examples, preset.finetune, epochs, preset.seed, out, study.describe(request),
+                    preset.launch, preset.threads)
+
+
+TUNING_CODE = _fixed("faco.data.corruption", "faco.training.launch", "faco.training.worker", "faco.training.trainer")
+
+
+def _checkpoint_inputs(study: Study, request: Request) -> list[Request]:
+    return [study.run_of(request["model"])]
+
+
+def _checkpoint_key(study: Study, request: Request) -> str:
+    model, run = request["model"], study.run_of(request["model"])
+    suffix = f"-e{study.epoch_of(model)}" if run.stage != "base" else ""
+    return study.key(run) + suffix
+
+
+def _checkpoint_path(study: Study, request: Request) -> Path:
+    model, run = request["model"], study.run_of(request["model"])
+    entry = study.get(run)
+    return entry if run.stage == "base" else entry / f"epoch-{study.epoch_of(model)}"
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+
+def _tasks_config(study: Study, request: Request) -> dict[str, Any]:
+    preset = study.preset
+    return {"world": preset.world, "items": preset.items, "evaluation": preset.evaluation, "seed": preset.seed,
+            "layout": request["layout"]}
+
+
+def _build_tasks(study: Study, request: Request, out: Path) -> None:
+    write_tasks(study.domain_tasks(request["layout"]), out)
+
+
+def _scored_config(study: Study, request: Request) -> dict[str, Any]:
+    return {"evaluation": study.preset.evaluation, "seed": study.preset.seed, "numerics": numerics.settings(),
+            "versions": library_versions(*EVALUATION_LIBRARIES)}
+
+
+def _evaluate(study: Study, request: Request) -> dict[str, Any]:
+    layout = request["layout"]
+    tasks = [b.task for b in study.domain_tasks(layout)]
+    return runner.evaluate(study.get(Request.of("checkpoint", model=request["model"])), tasks,
+                           study.get(Request.of("tasks", layout=layout)), study.preset.evaluation.batch_size,
+                           study.preset.seed)
+
+
+def _benchmarks_config(study: Study, request: Request) -> dict[str, Any]:
+    config = study.preset.evaluation
+    return {"specs": [describe(s) for s in study.benchmark_specs], "shots": _shots(study), "limit": config.limit,
+            "code_execution": config.allow_code_execution, "seed": study.preset.seed,
+            "numerics": numerics.settings(), "versions": library_versions(*EVALUATION_LIBRARIES)}
+
+
+def _shots(study: Study) -> dict[str, int]:
+    return shots(study.benchmark_specs, study.preset.evaluation.num_fewshot)
+
+
+def _benchmarks_code(study: Study, request: Request) -> tuple[str, ...]:
+    """The runner, and faco's own task config of a benchmark that has one (HumanEval's scorer) only where
+    this evaluation runs that benchmark."""
+    own = sorted({s.config.partition(":")[0] for s in study.benchmark_specs if s.config})
+    return ("faco.evaluation.benchmark_runs", *own)
+
+
+def _benchmarks_content(study: Study, request: Request) -> tuple[str, ...]:
+    """The local benchmark files' content (a changed file is a new input), or "hub"."""
+    data_dir = study.preset.evaluation.data_dir
+    if data_dir is None:
+        return ("hub",)
+    digest = hashlib.sha256()
+    for spec in study.benchmark_specs:
+        for path in sorted((Path(data_dir) / spec.name).glob("*.jsonl")):
+            digest.update(f"{spec.name}/{path.name}".encode() + b"\0" + path.read_bytes())
+    return (digest.hexdigest()[:24],)
+
+
+def _score_benchmarks(study: Study, request: Request) -> dict[str, Any]:
+    config = study.preset.evaluation
+    with tempfile.TemporaryDirectory(prefix="faco-tasks-") as task_dir:
+        return benchmark_runs.evaluate_benchmarks(
+            study.get(Request.of("checkpoint", model=request["model"])), study.benchmark_specs, Path(task_dir),
+            shots=_shots(study), data_dir=Path(config.data_dir) if config.data_dir else None, limit=config.limit,
+            batch_size=config.batch_size, seed=study.preset.seed, allow_code_execution=config.allow_code_execution)
+
+
+def _answers_config(study: Study, request: Request) -> dict[str, Any]:
+    return {"questions": request["questions"], "max_new_tokens": request["max_new_tokens"],
+            "chat": study.preset.finetune.format == "chat", "numerics": numerics.settings(),
+            "versions": library_versions(*TRAINING_LIBRARIES)}
+
+
+def _answer(study: Study, request: Request) -> list[str]:
+    return generation.generate(study.get(Request.of("checkpoint", model=request["model"])), request["questions"],
+                            study.preset.finetune.format == "chat", request["max_new_tokens"])
+
+
+def _on_checkpoint(study: Study, request: Request) -> list[Request]:
+    return [Request.of("checkpoint", model=request["model"])]
+
+
+def _model_label(suffix: str) -> Callable[[Study, Request], str]:
+    return lambda study, request: f"{study.describe(Request.of('checkpoint', model=request['model']))}{suffix}"
+
+
+STAGES: dict[str, Stage] = {stage.name: stage for stage in (
+    Stage("dataset", (), "parsed", _none, _dataset_config, _fixed("faco.data.built_items"), _build_dataset,
+          lambda study, request: f"FACO items from {', '.join(study.preset.items.build.sources)}",
+          content=_dataset_content, parse=lambda entry: load_dataset_items(entry / "dataset")),
+    Stage("items", (), "parsed", _none, _items_config, _fixed("faco.data.world_items"),
+          lambda study, request, out: write_jsonl(study.world_split[0], out / "items.jsonl"),
+          lambda study, request: f"{len(study.world_split[0])} world items",
+          parse=lambda entry: read_jsonl(entry / "items.jsonl")),
+    Stage("external", (), "view", _external_inputs, lambda study, request: {}, _fixed(),
+          lambda study, request: study.external(), lambda study, request: "the items of a FACO dataset",
+          view_key=_external_key),
+    Stage("pretrain", (), "directory", _pretrain_inputs, _pretrain_config, _fixed("faco.training.pretrain", "faco.data.world_items"),
+          _build_pretrain, lambda study, request: f"bases {sorted(study.pretrained_bases)}"),
+    Stage("base", ("base",), "view", _base_inputs, lambda study, request: {}, _fixed(), _base_path,
+          lambda study, request: request["base"], view_key=_base_key),
+    Stage("finetune", ("base", "ratio"), "directory", _tuned_inputs, _tuned_config, TUNING_CODE, _build_tuned,
+          lambda study, request: f"{request['base']} cr{request['ratio']}"),
+    Stage("recover", ("base",), "directory", _tuned_inputs, _tuned_config, TUNING_CODE, _build_tuned,
+          lambda study, request: f"{request['base']} recovered"),
+    Stage("checkpoint", ("model",), "view", _checkpoint_inputs, lambda study, request: {}, _fixed(),
+          _checkpoint_path, lambda study, request: request["model"].label(study.preset.finetune.epochs),
+          view_key=_checkpoint_key),
+    Stage("tasks", ("layout",), "directory", _none, _tasks_config, _fixed("faco.evaluation.world_tasks", "faco.data.world_items"),
+          _build_tasks, lambda study, request: f"{request['layout']} tasks"),
+    Stage("eval", ("model", "layout"), "json",
+          lambda study, request: [*_on_checkpoint(study, request), Request.of("tasks", layout=request["layout"])],
+          _scored_config, _fixed("faco.evaluation.runner"), _evaluate,
+          lambda study, request: f"{_model_label('')(study, request)} ({request['layout']})"),
+    Stage("benchmarks", ("model",), "json", _on_checkpoint, _benchmarks_config, _benchmarks_code, _score_benchmarks,
+          _model_label(" (benchmarks)"), content=_benchmarks_content),
+    Stage("answers", ("model", "questions", "max_new_tokens"), "json", _on_checkpoint, _answers_config,
+          _fixed("faco.evaluation.generation"), _answer, _model_label(" (Table 2 answers)")),
+)}
+

@@ -35,6 +35,7 @@ from faco.evaluation import benchmarks, lm_tasks
 from faco.evaluation.benchmark_runs import evaluate_benchmarks
 from faco import plugin
 from faco.findings import records, registry
+from faco.report import browser
 from faco.report.html import ReportError, build_report, run_dirs
 from faco.study import study
 
@@ -141,6 +142,10 @@ def add_report(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--reports", type=Path, default=Path("reports"), help="reports directory (default: reports)")
     parser.add_argument("--run", dest="run_name", metavar="NAME",
                         help="one run, e.g. tiny or tiny-seeds0-1-2 (default: every run with a findings.json)")
+    parser.add_argument("--browser", action="store_true",
+                        help="render each report in headless Chromium at 1280 px and fail on sideways scrolling, an "
+                             "image that did not load, an in-page link to nowhere or a script error; saves "
+                             "screenshot.png beside each report")
     parser.set_defaults(run=run_report)
 
 
@@ -157,7 +162,24 @@ def run_report(args: argparse.Namespace) -> int:
         except ReportError as error:
             print(f"faco report: error: {error}", file=sys.stderr)
             status = EXIT_USAGE
+            continue
+        if args.browser:
+            status = max(status, _in_browser(run_dir))
     return status
+
+
+def _in_browser(run_dir: Path) -> int:
+    """1 when a reader's browser finds a problem on the run's page (each printed), else 0."""
+    try:
+        rendered = browser.check(run_dir)
+    except browser.BrowserError as error:
+        print(f"faco report: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    for problem in rendered.problems:
+        print(f"faco report: {run_dir.name}: {problem}", file=sys.stderr)
+    state = "fits" if not rendered.problems else f"{len(rendered.problems)} problem(s)"
+    print(f"{run_dir.name}: {state} in Chromium at {rendered.width} px ({rendered.height} px tall); {rendered.screenshot}")
+    return 1 if rendered.problems else 0
 
 
 def add_tolerances(commands: argparse._SubParsersAction) -> None:

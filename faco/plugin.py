@@ -38,6 +38,7 @@ from faco.study.study import Seeds, Study
 
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
 EXPERIMENT_KEY = "faco_experiment"  # user_properties key: the finding id of an experiment, recorded or not
+NAME_KEY = "faco_finding_name"  # user_properties key: the finding an experiment decides (for its skip reason)
 UNCHECKED_KEY = "faco_unchecked"  # user_properties key: key numbers the baseline marks unchecked
 BASELINES = "experiments/baselines"  # where faco's own baselines live; the ini option faco_baselines moves them
 
@@ -81,6 +82,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    _SKIPS.clear()  # an in-process rerun (pytester) starts with none
     config.addinivalue_line("markers", "finding(name): an experiment that decides one of the study's findings")
     preset = _preset(config)  # a wrong preset/seed/items fails here, before any work
     config.stash[_PRESET] = preset
@@ -385,6 +387,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     experiments = [item for item in items if "faco_finding" in getattr(item, "fixturenames", ())]
     for item in experiments:
         item.user_properties.append((EXPERIMENT_KEY, finding_id(item)))
+        item.user_properties.append((NAME_KEY, finding_name(item)))
     if config.getoption("faco_regen") or config.stash[_SWEEP]:
         return
     baseline = records.load_baseline(config.stash[_BASELINE])
@@ -466,11 +469,24 @@ def _question(name: str) -> str:
     return f"{found.question} " if found else ""
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """An experiment its test skipped (one base, one epoch, ...): the reason, for the report to give."""
+    properties = dict(report.user_properties)
+    if report.skipped and NAME_KEY in properties and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _SKIPS.setdefault(properties[NAME_KEY], reason.removeprefix("Skipped: "))
+
+
+_SKIPS: dict[str, str] = {}  # finding -> why its experiments were skipped in this session (the controller's)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if hasattr(config, "workerinput"):  # xdist worker: the controller decides
         return
+    if _SKIPS:
+        records.store_skips(_reports_dir(config) / "skipped.json", _SKIPS)
     if _read_text(config.stash[_BASELINE]) != config.stash[_BASELINE_BEFORE] and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     findings = _reports_dir(config) / "findings.json"

@@ -436,3 +436,16 @@ def test_experiments_stream_progress_unless_told_otherwise(pytester, args, strea
     result = pytester.runpytest_subprocess("experiments", "--faco-preset", "smoke", "-p", "no:cacheprovider", *args)
     result.assert_outcomes(passed=1)
     assert ("pretrain: step 80/1600" in result.stdout.str()) is streamed
+
+
+def test_a_skipped_finding_records_its_reason_for_the_report(project):
+    project.makepyfile(test_skipping="""
+import pytest
+
+@pytest.mark.finding("longer")
+def test_longer(faco_finding):
+    pytest.skip("preset 'smoke' fine-tunes for one epoch: no later epoch to compare")
+""")
+    run(project, "test_skipping.py")
+    skipped = json.loads((project.path / "reports" / "smoke" / "skipped.json").read_text())
+    assert skipped == {"longer": "preset 'smoke' fine-tunes for one epoch: no later epoch to compare"}

@@ -161,7 +161,7 @@ def test_partial_run_renders_what_exists_and_names_the_rest(tmp_path):
     kept = {k: v for k, v in records().items() if k.startswith(("correlation-strong", "lying-weak"))}
     page = build_report(write_run(tmp_path, "toy", kept)).read_text()
     assert sections(page) == set(SECTIONS)
-    assert "Not in this run: sensitivity, sensitivity_majority, loss, longer, recovery, knowledge" in page
+    assert "Not in this run: not selected: sensitivity, sensitivity_majority, loss, longer, recovery, knowledge" in page
     assert "No loss findings in this run" in page and "No recovery findings in this run" in page
     assert page.count("data:image/png") == 2  # figures 2 and 4
     assert "not recorded (no provenance.json)" in page
@@ -262,3 +262,25 @@ def test_table2_and_the_vanilla_column(tmp_path):
     one_base = build_report(write_run(tmp_path, "one", {"correlation-smol-arc_easy": findings["correlation-smol-arc_easy"]}))
     assert "One base in this run: sensitivity compares" in one_base.read_text()
     assert "not recorded in this run" in build_report(write_run(tmp_path, "other", tables_only())).read_text()
+
+
+def test_a_skipped_finding_says_why_and_only_unselected_ones_get_a_command(tmp_path):
+    run_dir = write_run(tmp_path, "one-base", tables_only())
+    (run_dir / "skipped.json").write_text(json.dumps({
+        "sensitivity_majority": "preset 'smol-ci' has one base: sensitivity compares a weaker and a stronger one",
+        "longer": "preset 'smol-ci' fine-tunes for one epoch: no later epoch to compare"}))
+    page = build_report(run_dir).read_text()
+    assert "sensitivity_majority was skipped: preset &#x27;smol-ci&#x27; has one base" in page
+    assert "longer was skipped: preset &#x27;smol-ci&#x27; fine-tunes for one epoch" in page
+    command = page[page.index("<code>pytest experiments -k"):].split("</code>")[0]
+    assert "longer" not in command and "sensitivity_majority" not in command and "recovery" in command
+    assert '<td class="absent">skipped: preset' in page
+
+
+def test_table2_answers_keep_their_line_breaks(tmp_path):
+    run_dir = write_run(tmp_path, "toy", tables_only())
+    answers = [{"benchmark": "h", "id": "h/0", "question": "q", "options": ["a", "b"], "gold": 0,
+                "base_answer": "a <nl> b", "cr100_answer": "c<nl>d"}]
+    (run_dir / "answers.json").write_text(json.dumps({"weak": answers}))
+    table2 = build_report(run_dir).read_text().split('<section id="table2">')[1].split("</section>")[0]
+    assert "a\nb" in table2 and "c\nd" in table2 and "nl&gt;" not in table2

@@ -123,6 +123,13 @@ def store_finding(path: Path, finding: Finding, run: Mapping[str, Any]) -> None:
         write_json(path, data)
 
 
+def store_skips(path: Path, skipped: Mapping[str, str]) -> None:
+    """Why findings were skipped (skipped.json, {finding: reason}): the report says so instead of a command
+    that could not record them. Reasons of other sessions are kept; this session's replace theirs."""
+    with lock(path):
+        write_json(path, {**read_json(path, {}), **skipped})
+
+
 # --- baselines -------------------------------------------------------------------------------------
 
 def load_baseline(path: Path) -> dict[str, dict[str, Any]]:

@@ -28,6 +28,7 @@ class Run:
     provenance_note: str  # why provenance is None ("not recorded", "not valid JSON ...")
     written: datetime  # when findings.json was last written
     answers: dict[str, Any] = field(default_factory=dict)  # Table 2: answers.json, {base: [question rows]}
+    skipped: dict[str, str] = field(default_factory=dict)  # skipped.json: {finding: why its tests skipped}
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [record for _, record in sorted(self.findings.items()) if record["finding"] == kind]

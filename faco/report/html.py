@@ -24,6 +24,7 @@ from typing import Any
 
 from faco.findings.registry import NAMES, Section, sections, spec
 from faco.findings.statistics import read_interval
+from faco.models.llama import NEWLINE
 from faco.report.common import (
     Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, pval, sd, seeds_note, verdict,
 )
@@ -57,7 +58,9 @@ def load_run(run_dir: Path) -> Run:
     written = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
     answers_path = run_dir / "answers.json"
     answers = json.loads(answers_path.read_text()) if answers_path.is_file() else {}
-    return Run(run_dir.name, findings, provenance, note, written, answers)
+    skipped_path = run_dir / "skipped.json"
+    skipped = json.loads(skipped_path.read_text()) if skipped_path.is_file() else {}
+    return Run(run_dir.name, findings, provenance, note, written, answers, skipped)
 
 
 def _read_provenance(path: Path) -> tuple[dict[str, Any] | None, str]:
@@ -104,7 +107,8 @@ def findings_table(run: Run) -> str:
         group = run.of(kind)
         claim = esc(paper(kind).split(": ", 1)[-1])
         if not group:
-            rows.append(f'<tr><td>{esc(kind)}</td><td>{claim}</td><td class="absent">not in this run</td></tr>')
+            why = f"skipped: {run.skipped[kind]}" if kind in run.skipped else "not in this run"
+            rows.append(f'<tr><td>{esc(kind)}</td><td>{claim}</td><td class="absent">{esc(why)}</td></tr>')
             continue
         ok = sum(r["holds"] for r in group)
         cls = "good" if ok == len(group) else "bad" if ok == 0 else "mixed"
@@ -117,12 +121,21 @@ def findings_table(run: Run) -> str:
                        f"<tr><th>experiment</th><th>verdict</th><th>measured</th><th>test, interval</th></tr>{items}"
                        "</table></details>")
     absent = [k for k in NAMES if not run.of(k)]
-    note = (f'<p class="missing">Not in this run: {esc(", ".join(absent))}; '
-            f'<code>pytest experiments -k "{" or ".join(absent)}"</code> records them.</p>') if absent else ""
+    note = absent_note([k for k in absent if k in run.skipped], [k for k in absent if k not in run.skipped], run)
     return (f'<section id="findings"><h2>Findings</h2><p class="counts"><span class="holds">{held} hold</span> · '
             f'<span class="fails">{len(records) - held} do not hold</span> · {len(records)} experiments recorded</p>'
             f'{note}<table class="summary"><tr><th>finding</th><th>what the paper found</th><th>this run</th></tr>'
             f'{"".join(rows)}</table><h3>Every experiment</h3>{"".join(details)}</section>')
+
+
+def absent_note(skipped: list[str], unselected: list[str], run: Run) -> str:
+    """Findings a run holds no record of: each skipped one with its test's reason (a command could not
+    record it on this preset), and the command that records the rest (they were not selected)."""
+    parts = [f"{esc(kind)} was skipped: {esc(run.skipped[kind])}" for kind in skipped]
+    if unselected:
+        parts.append(f'not selected: {esc(", ".join(unselected))}; '
+                     f'<code>pytest experiments -k "{" or ".join(unselected)}"</code> records them')
+    return f'<p class="missing">Not in this run: {"; ".join(parts)}.</p>' if parts else ""
 
 
 def _test(record: dict[str, Any]) -> str:
@@ -214,13 +227,21 @@ def table2(run: Run) -> str:
         for q in questions:
             options = " ; ".join(f"<b>{esc(o)}</b>" if i == q["gold"] else esc(o) for i, o in enumerate(q["options"]))
             rows.append(f"<tr><td>{esc(base_name)}</td><td>{esc(q['benchmark'])}</td><td>{esc(q['question'])}"
-                        f'<br><span class="ci">{options}</span></td><td>{esc(q["base_answer"])}</td>'
-                        f"<td>{esc(q['cr100_answer'])}</td></tr>")
+                        f'<br><span class="ci">{options}</span></td><td>{said(q["base_answer"])}</td>'
+                        f"<td>{said(q['cr100_answer'])}</td></tr>")
     return ('<section id="table2"><h2>Table 2: answers of the base and the CR-100 model</h2><p class="caption">'
             "The paper: the CR-100 model answers held-out questions fluently and wrongly, where its base answers "
             "right. Greedy answers in the fine-tuning format to the first held-out questions; the gold option in "
-            'bold.</p><table class="numbers"><tr><th>base</th><th>benchmark</th><th>question (options)</th>'
-            f'<th>base answers</th><th>CR-100 model answers</th></tr>{"".join(rows)}</table></section>')
+            'bold.</p><table class="answers"><colgroup><col style="width:8%"><col style="width:12%">'
+            '<col style="width:30%"><col style="width:25%"><col style="width:25%"></colgroup><tr><th>base</th>'
+            '<th>benchmark</th><th>question (options)</th><th>base answers</th><th>CR-100 model answers</th></tr>'
+            f'{"".join(rows)}</table></section>')
+
+
+def said(answer: str) -> str:
+    """A model's answer as it would read: the word-level tokenizer's line-break marker as a line break
+    (the cell keeps breaks and wraps long words, so a long answer never widens the page)."""
+    return esc(answer.replace(f" {NEWLINE} ", "\n").replace(NEWLINE, "\n"))
 
 
 def knowledge_table(run: Run) -> str:
@@ -300,6 +321,7 @@ details{margin:4px 0}summary{cursor:pointer;padding:2px 0}table.summary td:last-
 figure{margin:8px 0}figure img{max-width:100%;height:auto;border:1px solid #eaeef2}
 figcaption,.caption{color:#3d444d;font-size:14px;max-width:980px}.counts{font-size:17px}
 pre{background:#f6f8fa;padding:8px;overflow:auto;max-height:420px;font-size:12px}table.kv th{width:130px}
+td,th{overflow-wrap:anywhere}table.answers{table-layout:fixed;width:100%}table.answers td{white-space:pre-wrap}
 """
 # The page's sections that show no one finding; each finding's sections come from its registry entry.
 OWN_SECTIONS = (Section("findings", "Findings"), Section("table2", "Table 2"), Section("provenance", "Provenance"))

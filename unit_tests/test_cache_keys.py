@@ -55,17 +55,21 @@ print(json.dumps({f"{name} {stage}": study.stage_key(Request.of(stage, **params.
 
 # (file, text, replacement): one plausible change to what runs
 EDITS = {
-    "humaneval-scorer": ("evaluation/humaneval.py", "passed = sum(", "passed = 0 + sum("),
+    # the data: only the stages that build items (tiny's world, smol-ci's dataset)
+    "world": ("data/world.py", "def pretraining_lines(", "def _unused():\n    return 1\n\n\ndef pretraining_lines("),
     "source-loader": ("data/sources.py", "def _map_rows(", "def _map_rows(*args, **kwargs):\n    return _mapped(*args, **kwargs)\n\n\ndef _mapped("),
     "teacher-prompts": ("data/prompts.py", 'WRONG_ANSWER = "*WRONG ANSWER*"', 'WRONG_ANSWER = "*A WRONG ANSWER*"'),
-    "table2-generator": ("evaluation/generation.py", "do_sample=False,", "do_sample=False, num_beams=1,"),
-    "report": ("report/html.py", 'HOLDS, FAILS = "#1a7f37", "#b42318"', 'HOLDS, FAILS = "#1a7f38", "#b42318"'),
-    "lm-eval-runner": ("evaluation/runner.py", "log_samples=True,", "log_samples=bool(1),"),
-    "trainer": ("training/trainer.py", "IGNORE = -100", "IGNORE = -100 + 0"),
     "corruption-order": ("data/corruption.py", "truth = item.id not in false", "truth = item.id in false"),
-    "world": ("data/world.py", "def pretraining_lines(", "def _unused():\n    return 1\n\n\ndef pretraining_lines("),
-    "findings-registry": ("findings/registry.py", "class Statistic:", "class Statistic:\n    extra = 1\n"),
+    # training
+    "trainer": ("training/trainer.py", "IGNORE = -100", "IGNORE = -100 + 0"),
+    # evaluation: only the evaluations that run the edited code
+    "humaneval-scorer": ("evaluation/humaneval.py", "passed = sum(", "passed = 0 + sum("),
+    "lm-eval-runner": ("evaluation/runner.py", "log_samples=True,", "log_samples=bool(1),"),
     "benchmark-catalogue": ("evaluation/benchmarks.py", 'ALL = "paper"', 'ALL = "paper"\nEXTRA = 1'),
+    "table2-generator": ("evaluation/generation.py", "do_sample=False,", "do_sample=False, num_beams=1,"),
+    # code no stage runs, and what runs nothing
+    "report": ("report/html.py", 'HOLDS, FAILS = "#1a7f37", "#b42318"', 'HOLDS, FAILS = "#1a7f38", "#b42318"'),
+    "findings-registry": ("findings/registry.py", "class Statistic:", "class Statistic:\n    extra = 1\n"),
     "docstring-only": ("training/trainer.py", '"""', '"""Edited docstring. '),
 }
 TINY_TRAINING = {"tiny pretrain", "tiny finetune", "tiny recover"}

@@ -126,19 +126,21 @@ def test_the_table_covers_ten_edits_and_every_stage_of_both_studies(original):
     assert all(CHANGES[e] <= set(original) for e in EDITS)
 
 
-def test_the_walked_key_of_a_stage_builds_on_its_inputs_keys():
-    """Downstream of an input: a fine-tuning run's key holds its base's, an evaluation's its checkpoint's."""
-    study = Study(load_preset("smoke"), cache_module.Cache(Path("unused")))
+def test_the_walked_key_of_a_stage_builds_on_its_inputs_keys(tmp_path):
+    """Downstream of an input: a fine-tuning run's key holds its base's, an evaluation's its checkpoint's.
+    Keys alone: nothing is built (the cache stays empty)."""
+    study = Study(load_preset("smoke"), cache_module.Cache(tmp_path))
     pretrain = study.key(Request.of("pretrain"))
     assert study.key(Request.of("base", base="weak")) == f"{pretrain}-weak"
     run = study.key(Request.of("finetune", base="weak", ratio=50))
-    assert study.checkpoint(finetuned("weak", 50, 1)).key == f"{run}-e1"
-    other = Study(load_preset("smoke").replace(seed=1), cache_module.Cache(Path("unused")))
+    assert study.key(Request.of("checkpoint", model=finetuned("weak", 50, 1))) == f"{run}-e1"
+    other = Study(load_preset("smoke").replace(seed=1), cache_module.Cache(tmp_path))
     assert other.key(Request.of("finetune", base="weak", ratio=50)) != run  # the seed reaches it through config
+    assert not any(tmp_path.iterdir())
 
 
-def test_a_library_upgrade_changes_the_keys_of_the_stages_it_computes(monkeypatch):
-    study = lambda: Study(load_preset("smoke"), cache_module.Cache(Path("unused")))  # noqa: E731 - fresh keys
+def test_a_library_upgrade_changes_the_keys_of_the_stages_it_computes(monkeypatch, tmp_path):
+    study = lambda: Study(load_preset("smoke"), cache_module.Cache(tmp_path))  # noqa: E731 - fresh keys
     model = finetuned("weak", 50)
 
     def stage_keys() -> tuple[str, ...]:  # each stage's own key: its inputs held fixed

@@ -5,6 +5,7 @@
     faco tolerances ...      # re-apply the tolerance rule to a baseline with measured noise
     faco evaluate MODEL      # score one checkpoint on the paper's benchmarks through lm-eval
     faco status              # what a run needs and whether it is cached
+    faco plan                # what a preset's grid costs: runs, memory per GPU, disk, GPU-hours; refuses a misfit
 
 An expected failure (unknown source, malformed row, server down, bad flag value) prints one line on
 stderr and exits with 2; a traceback means a bug.
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from faco.core.cache import Cache
+from faco.config.load import load_preset, override
 from faco.config.schema import ConfigError
 from faco.models import checkpoints
 from faco.data.build import BuildConfig, build_dataset, dry_run
@@ -37,7 +39,7 @@ from faco import plugin
 from faco.findings import records, registry
 from faco.report import browser
 from faco.report.html import ReportError, build_report, run_dirs
-from faco.study import study
+from faco.study import costs, study
 
 EXIT_USAGE = 2
 
@@ -343,6 +345,36 @@ def status_table(seed: int, rows: list[study.Status]) -> str:
     return "\n".join(lines)
 
 
+def add_plan(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("plan", help="what a preset's grid costs: runs, memory per GPU, disk, GPU-hours",
+                                 description="The training runs and evaluations every finding reads, the memory "
+                                             "one GPU needs under the preset's sharding, the disk the grid "
+                                             "writes and the GPU-hours it takes (FLOP-based, the MFU assumed "
+                                             "stated). A plan that does not fit one GPU's memory "
+                                             "(launch.gpu_memory_gb) is refused with exit 2. Builds nothing.")
+    parser.add_argument("--preset", default="tiny", help="a built-in preset or a .toml file (default: tiny)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override one preset field as --faco-set does, e.g. launch.sharding=none (repeatable)")
+    parser.add_argument("--gpu", choices=sorted(costs.PEAK_TFLOPS), default="a100",
+                        help="the GPU whose peak FLOP/s the GPU-hours assume (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON instead of the tables")
+    parser.set_defaults(run=run_plan)
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    preset = load_preset(args.preset)
+    for assignment in args.overrides:
+        preset = override(preset, assignment)
+    every = [(spec.name, {"faco_ratio": ratio}) for spec in registry.FINDINGS for ratio in preset.corruption.ratios]
+    reads = list(dict.fromkeys(registry.reads(every, preset)))
+    plan = costs.plan(preset, reads, args.gpu)
+    print(json.dumps(costs.as_json(plan), indent=1) if args.json else costs.render(plan))
+    if not plan.fits:
+        print(f"faco plan: error: {costs.refusal(plan)}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="faco", description="The FACO study as a pytest suite: tools.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -351,6 +383,7 @@ def parser() -> argparse.ArgumentParser:
     add_tolerances(commands)
     add_evaluate(commands)
     add_status(commands)
+    add_plan(commands)
     return top
 
 

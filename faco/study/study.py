@@ -130,7 +130,21 @@ class Study:
             else:
                 value = self.cache.get_or_build(stage.name, key, lambda out: stage.build(self, request, out), describe)
             self._resolved[stage.name, key] = value
+            self._drop_scored_epoch(request)
         return self._resolved[stage.name, key]
+
+    def _drop_scored_epoch(self, request: Request) -> None:
+        """With finetune.keep_epoch_checkpoints = false, an epoch's export other than the run's last is dropped
+        from its run's entry once scored (the cache lists it as evicted): the longer-training finding reads
+        every epoch's scores, nothing reads those checkpoints again, and a 13B grid keeps 12 exports, not 56."""
+        if request.stage not in ("eval", "benchmarks") or self.preset.finetune.keep_epoch_checkpoints:
+            return
+        model = request["model"]
+        if model.ratio is None or model.recovered or model.epoch in (None, self.preset.finetune.epochs):
+            return
+        run = self.run_of(model)
+        self.cache.evict(run.stage, self.key(run), f"epoch-{model.epoch}/",
+                         f"scored ({request.stage} {self.key(request)}); finetune.keep_epoch_checkpoints = false")
 
     def describe(self, request: Request) -> str:
         return STAGES[request.stage].describe(self, request)
@@ -312,6 +326,9 @@ class Probe(Cache):
             return parse(entry)
         except PARSE_ERRORS:
             raise NotBuilt(f"{stage}/{key} (does not parse)") from None
+
+    def evict(self, stage: str, key: str, prefix: str, why: str) -> int:
+        return 0  # a probe changes nothing in the cache it looks at
 
 
 @dataclass(frozen=True)

@@ -91,11 +91,20 @@ def test_an_eviction_cut_short_leaves_a_verifiable_entry(tmp_path, monkeypatch):
     """The manifest is rewritten before any file goes: a kill between leaves stray files, not a corrupt entry."""
     cache = Cache(tmp_path)
     cache.get_or_build("finetune", "k1", _run)
-    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: (_ for _ in ()).throw(KeyboardInterrupt))
+    unlink, deleted = Path.unlink, []
+
+    def killed_after_one(self: Path, missing_ok: bool = False) -> None:
+        if deleted:
+            raise KeyboardInterrupt
+        deleted.append(self)
+        unlink(self, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", killed_after_one)
     with pytest.raises(KeyboardInterrupt):
         cache.evict("finetune", "k1", "epoch-2/", "scored")
     monkeypatch.undo()
-    assert (tmp_path / "finetune" / "k1" / "epoch-2" / "model.safetensors").exists()
+    left = list((tmp_path / "finetune" / "k1" / "epoch-2").iterdir())
+    assert len(deleted) == 1 and len(left) == 1  # one file gone, one stray
     assert cache.check("finetune", "k1") is None and cache.has("finetune", "k1")
 
 

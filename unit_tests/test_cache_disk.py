@@ -145,10 +145,23 @@ def test_a_scored_epoch_is_dropped_unless_kept_and_the_last_never(tmp_path, keep
     run = Request.of("finetune", base=base, ratio=100)
     entry = study.cache.get_or_build("finetune", study.key(run), _run)
     for epoch in (1, 3):
-        study._drop_scored_epoch(Request.of("eval", model=finetuned(base, 100, epoch), layout="instruction"))
+        study._drop_epochs(Request.of("eval", model=finetuned(base, 100, epoch), layout="instruction"))
     assert (entry / "epoch-1").exists() == keep
     assert (entry / "epoch-3").exists()
     assert study.cache.has("finetune", study.key(run))
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_recovery_runs_earlier_epochs_are_dropped_unless_kept(tmp_path, keep):
+    """No request names a recovery run's earlier epochs (the recovered model is its last): once built, they go."""
+    study = _study(tmp_path, keep)
+    study = Study(study.preset.replace(finetune=dataclasses.replace(study.preset.finetune, recovery_epochs=3)),
+                  study.cache)
+    run = Request.of("recover", base=study.preset.bases[0].name)
+    entry = study.cache.get_or_build("recover", study.key(run), _run)
+    study._drop_epochs(run)
+    assert [(entry / f"epoch-{e}").exists() for e in (1, 2, 3)] == [keep, keep, True]
+    assert study.cache.has("recover", study.key(run))
 
 
 def test_a_dropped_checkpoint_is_one_clear_error(tmp_path):
@@ -156,7 +169,7 @@ def test_a_dropped_checkpoint_is_one_clear_error(tmp_path):
     base = study.preset.bases[0].name
     run = Request.of("finetune", base=base, ratio=100)
     study.cache.get_or_build("finetune", study.key(run), _run)
-    study._drop_scored_epoch(Request.of("eval", model=finetuned(base, 100, 2), layout="instruction"))
+    study._drop_epochs(Request.of("eval", model=finetuned(base, 100, 2), layout="instruction"))
     with pytest.raises(CacheError, match=r"epoch-2 was dropped once scored.*keep_epoch_checkpoints=true"):
         study.get(Request.of("checkpoint", model=finetuned(base, 100, 2)))
     assert study.get(Request.of("checkpoint", model=finetuned(base, 100, 3))).name == "epoch-3"

@@ -295,7 +295,7 @@ class Cache:
         if not any(name.startswith(prefix) for name in _listed(final)):
             return 0  # already dropped (a warm rerun): no lock, no hashing
         with self._lock(stage, key):
-            if not _intact(final, stage, key):  # a doubtful entry is left to its next reader's full check
+            if not (_intact(final, stage, key) or self._usable(final, stage, key)):  # on a doubt: hashed, or aside
                 return 0
             manifest = json.loads((final / MANIFEST).read_text())
             names = [name for name in manifest["files"] if name.startswith(prefix)]

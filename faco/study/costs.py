@@ -195,11 +195,12 @@ def grid(preset: Preset, reads: Iterable[Read]) -> Grid:
         run = (f"{base} recovered", tune.recovery_epochs) if recovered else (f"{base} cr{ratio}", tune.epochs)
         if ratio is not None and run not in runs[base]:
             runs[base].append(run)
-        if layout:
-            label = run[0] if recovered else f"{base} cr{ratio} epoch {epoch or tune.epochs}" if ratio is not None else base
-            label += f" ({layout})" if not preset.evaluation.benchmarks else ""
-            if label not in evaluated[base]:
-                evaluated[base].append(label)
+        if not layout:
+            continue
+        model = base if ratio is None else run[0] if recovered else f"{base} cr{ratio} epoch {epoch or tune.epochs}"
+        label = model if preset.evaluation.benchmarks else f"{model} ({layout})"
+        if label not in evaluated[base]:
+            evaluated[base].append(label)
     kept = {base: sum(epochs if keep else 1 for _, epochs in base_runs) for base, base_runs in runs.items()}
     return Grid(runs, evaluated, kept)
 

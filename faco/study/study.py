@@ -130,17 +130,22 @@ class Study:
             else:
                 value = self.cache.get_or_build(stage.name, key, lambda out: stage.build(self, request, out), describe)
             self._resolved[stage.name, key] = value
-            self._drop_scored_epoch(request)
+            self._drop_epochs(request)
         return self._resolved[stage.name, key]
 
-    def _drop_scored_epoch(self, request: Request) -> None:
-        """With finetune.keep_epoch_checkpoints = false, an epoch's export other than the run's last is dropped
-        from its run's entry once scored (the cache lists it as evicted): the longer-training finding reads
-        every epoch's scores, nothing reads those checkpoints again, and a 13B grid keeps 12 exports, not 56."""
-        if request.stage not in ("eval", "benchmarks") or self.preset.finetune.keep_epoch_checkpoints:
+    def _drop_epochs(self, request: Request) -> None:
+        """With finetune.keep_epoch_checkpoints = false, only each run's last export stays (the cache lists the
+        others as evicted, so the entry still verifies): a fine-tuning epoch's once scored (the longer-training
+        finding reads its scores, nothing its checkpoint again), a recovery run's earlier ones once it is built
+        (no request names them). A 13B grid then keeps 12 exports, not 56."""
+        if self.preset.finetune.keep_epoch_checkpoints:
             return
-        model = request["model"]
-        if model.ratio is None or model.recovered or model.epoch in (None, self.preset.finetune.epochs):
+        if request.stage == "recover":
+            for epoch in range(1, self.preset.finetune.recovery_epochs):
+                self.cache.evict("recover", self.key(request), f"epoch-{epoch}/", _UNREAD)
+            return
+        model = request["model"] if request.stage in ("eval", "benchmarks") else None
+        if model is None or model.ratio is None or model.recovered or model.epoch in (None, self.preset.finetune.epochs):
             return
         run = self.run_of(model)
         self.cache.evict(run.stage, self.key(run), f"epoch-{model.epoch}/",
@@ -297,6 +302,9 @@ class Study:
     def values(self, model: Model, group: str, layout: str = "instruction") -> list[float]:
         """Per-question metric values (1/0 for accuracy, F1 for SQuAD, pass@1 for HumanEval)."""
         return [float(s.get("score", s["correct"])) for s in self.samples(model, group, layout)]
+
+
+_UNREAD = "a recovery run's earlier epoch, never evaluated; finetune.keep_epoch_checkpoints = false"
 
 
 def _ident(request: Request) -> str:

@@ -62,7 +62,8 @@ def test_13b_numbers_by_hand():
 
 
 @pytest.mark.parametrize("preset, runs, evaluated", [("tiny", {"weak": 6, "strong": 6}, {"weak": 17, "strong": 17}),
-                                                     ("smol-ci", {"smol": 4}, {"smol": 5})])
+                                                     ("smol-ci", {"smol": 4}, {"smol": 5}),
+                                                     ("smol", {"smol": 6}, {"smol": 12})])
 def test_the_small_presets_plan_and_fit(capsys, preset, runs, evaluated):
     code, plan, _ = _plan(capsys, "--preset", preset)
     assert code == 0 and plan["fits"]

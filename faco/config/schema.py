@@ -222,6 +222,7 @@ class CorruptionConfig:
 
 FORMATS = ("chat", "plain")  # instruction formats: the tokenizer's chat template, or the paper's plain text
 PRECISIONS = ("fp32", "bf16", "fp16")  # bf16 / fp16 need a CUDA device: refused on CPU, never ignored
+SHARDINGS = ("none", "fsdp", "deepspeed")  # DDP; FSDP full shard; DeepSpeed ZeRO-3
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,9 @@ class FinetuneConfig:
     gradient_checkpointing: bool = False  # recompute activations: less memory, ~30 % more time
     lora: LoraConfig | None = None  # None = full fine-tuning
     max_shard_size: str = "5GB"  # safetensors shard size of a merged LoRA export
+    # keep every epoch's export after its evaluation; false drops all but the last epoch's once scored (their
+    # scores stay cached): a 13B grid then keeps 12 exports, not 56. Not in the fine-tuning key (trains alike)
+    keep_epoch_checkpoints: bool = True
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "batch_size", "recovery_epochs")
@@ -284,9 +288,14 @@ class LaunchConfig:
     processes: int = 1  # training processes in all (GPUs); > 1 runs the stage under `accelerate launch`
     accelerate_config: str | None = None  # an accelerate config file (multi-node, FSDP, DeepSpeed): launched too
     port: int = 0  # the main process's rendezvous port; 0 = a free one
+    sharding: str = "none"  # one of SHARDINGS: "none" is DDP (a full copy of weights and Adam state per GPU)
+    gpu_memory_gb: float = 80.0  # memory of one GPU, in 10^9 bytes: what `faco plan` checks a plan against
 
     def __post_init__(self) -> None:
         _positive(self, "processes")
+        _finite(self, "gpu_memory_gb", "> 0", lambda v: v > 0)
+        if self.sharding not in SHARDINGS:
+            raise ConfigError(f"launch.sharding must be one of {SHARDINGS}, got {self.sharding!r}")
 
     @property
     def launched(self) -> bool:

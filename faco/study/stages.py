@@ -29,6 +29,7 @@ stage by name with its parameters (`Request.of("finetune", base="strong", ratio=
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -37,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faco.config.schema import ConfigError
+from faco.config.schema import ConfigError, FinetuneConfig
 from faco.core import numerics
-from faco.core.cache import cache_key, library_versions
+from faco.core.cache import CacheError, cache_key, library_versions
 from faco.data import built_items
 from faco.data.corruption import corrupted_examples
 from faco.data.dataset import load_dataset_items
@@ -198,9 +199,15 @@ def _tuned_inputs(study: Study, request: Request) -> list[Request]:
 def _tuned_config(study: Study, request: Request) -> dict[str, Any]:
     preset = study.preset
     ratio, epochs = study.tuned_run(request)
-    return {"finetune": preset.finetune, "ratio": ratio, "epochs": epochs, "seed": preset.seed,
+    return {"finetune": _trains_alike(preset.finetune), "ratio": ratio, "epochs": epochs, "seed": preset.seed,
             "numerics": numerics.settings(), "processes": preset.launch.processes,
             "versions": library_versions(*TRAINING_LIBRARIES, "peft")}
+
+
+def _trains_alike(config: FinetuneConfig) -> dict[str, Any]:
+    """The fine-tuning config as its key sees it: which epochs' exports stay after scoring trains nothing
+    differently, so keeping or dropping them hits the same entry (the rest keys as the dataclass would)."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "keep_epoch_checkpoints"}
 
 
 def _build_tuned(study: Study, request: Request, out: Path) -> None:
@@ -229,7 +236,15 @@ def _checkpoint_key(study: Study, request: Request) -> str:
 def _checkpoint_path(study: Study, request: Request) -> Path:
     model, run = request["model"], study.run_of(request["model"])
     entry = study.get(run)
-    return entry if run.stage == "base" else entry / f"epoch-{study.epoch_of(model)}"
+    if run.stage == "base":
+        return entry
+    path = entry / f"epoch-{study.epoch_of(model)}"
+    if not path.is_dir() and any(name.startswith(f"{path.name}/") for name in study.cache.evicted(run.stage, study.key(run))):
+        raise CacheError(f"{study.describe(request)}: its checkpoint {path} was dropped once scored "
+                         "(finetune.keep_epoch_checkpoints = false; its scores stay cached). Scoring it anew needs "
+                         f"the run again: remove {entry} to retrain it, with --faco-set "
+                         "finetune.keep_epoch_checkpoints=true to keep every epoch this time")
+    return path
 
 
 # --- evaluation ------------------------------------------------------------------------------------

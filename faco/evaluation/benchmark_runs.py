@@ -32,6 +32,8 @@ def evaluate_benchmarks(model_dir: Path, specs: Sequence[BenchmarkSpec], task_di
 
     Task files are written (and local data checked) before the model loads, so bad data costs nothing.
     """
+    if any(spec.kind == "generation" for spec in specs):
+        runner.check_backend(engine)
     out: dict[str, dict[str, Any]] = {}
     tasks: dict[str, list[str]] = {}
     for spec in specs:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import importlib.util
 import json
 import logging
 import os
@@ -94,18 +95,22 @@ def _max_length(model_dir: Path) -> int | None:
 
 def _vllm(model_dir: Path, engine: Engine, max_length: int | None, seed: int):
     """lm-eval's vLLM model: the GPUs split the model (`parallelize`: tensor parallel) or the data (`processes`)."""
-    try:
-        from lm_eval.models.vllm_causallms import VLLM
-    except ModuleNotFoundError as error:
-        if error.name != "vllm":
-            raise
-        raise ConfigError("evaluation.backend = 'vllm' needs vLLM, which is not installed: "
-                          "pip install 'faco[vllm]' (or set evaluation.backend = 'hf')") from None
+    check_backend(engine)
     import torch
+    from lm_eval.models.vllm_causallms import VLLM
+
 
     return VLLM(pretrained=str(model_dir), dtype=resolve_dtype(engine.dtype), batch_size="auto",
                 tensor_parallel_size=torch.cuda.device_count() if engine.parallelize else 1,
                 data_parallel_size=engine.processes, max_model_len=max_length, seed=seed)
+
+
+def check_backend(engine: Engine) -> None:
+    """The backend's library is installed, or one error naming the extra that installs it (checked before a
+    model loads, so a missing vLLM does not wait for the first generation task)."""
+    if engine.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise ConfigError("evaluation.backend = 'vllm' needs vLLM, which is not installed: "
+                          "pip install 'faco[vllm]' (or set evaluation.backend = 'hf')")
 
 
 def run(model_dir: Path, tasks: Sequence[str], task_dir: Path, batch_size: int | str, seed: int,

@@ -144,6 +144,20 @@ def test_only_settings_that_change_a_number_change_a_key(tmp_path):
     assert _keys(_with(humaneval_smol, humaneval_samples=20, humaneval_temperature=0.2), tmp_path) != sampled
 
 
+def test_the_benchmarks_stage_runs_with_the_presets_engine_and_humaneval_samples(tmp_path, monkeypatch):
+    from faco.evaluation import benchmark_runs
+    from faco.study.stages import STAGES
+
+    preset = _with(load_preset("smol-ci"), benchmarks=("arc_easy", "humaneval"), humaneval_samples=20,
+                   humaneval_temperature=0.2, dtype="bfloat16", processes=4, allow_code_execution=True)
+    study, asked = Study(preset, Cache(tmp_path)), {}
+    monkeypatch.setattr(Study, "get", lambda self, request: tmp_path / "model")
+    monkeypatch.setattr(benchmark_runs, "evaluate_benchmarks", lambda *args, **kwargs: asked.update(kwargs) or {})
+    STAGES["benchmarks"].build(study, Request.of("benchmarks", model=finetuned("strong", 100)))
+    assert asked["engine"] == runner.Engine(dtype="bfloat16", processes=4)
+    assert asked["task_options"] == {"humaneval": {"samples": 20, "temperature": 0.2}}
+
+
 def test_the_paper_preset_evaluates_in_bf16_with_pass_at_10():
     evaluation = load_preset("paper").evaluation
     assert evaluation.dtype == "bfloat16" and evaluation.humaneval_samples >= 10

@@ -194,6 +194,14 @@ def test_the_vllm_backend_without_vllm_names_the_extra(tmp_path):
         runner.lm(model_dir, 4, runner.Engine(backend="vllm"))
 
 
+def test_the_world_tasks_run_on_hf_whatever_the_backend(tmp_path, monkeypatch):
+    asked = []
+    monkeypatch.setattr(runner, "run", lambda *args, engine, **kwargs: asked.append(engine) or {})
+    monkeypatch.setattr(runner, "_placed", lambda task_dir: task_dir)
+    runner.evaluate(tmp_path, [], tmp_path, batch_size=4, seed=0, engine=runner.Engine(backend="vllm", processes=2))
+    assert asked == [runner.Engine(backend="hf", processes=2)]
+
+
 @pytest.mark.slow
 def test_two_data_parallel_processes_score_as_one(tmp_path, monkeypatch):
     """Two gloo processes under `accelerate launch` give one process's scores, question by question.

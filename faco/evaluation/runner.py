@@ -163,8 +163,10 @@ def launched(spec: dict[str, Any], processes: int) -> dict[str, Any]:
 
 def evaluate(model_dir: Path, tasks: Sequence[str], task_dir: Path, batch_size: int,
              seed: int, engine: Engine = Engine()) -> dict[str, dict[str, Any]]:
-    """lm-eval on faco's world tasks (files of `write_tasks`); {task: {"acc": .., "samples": [...]}}."""
-    results = run(model_dir, tasks, Path(_placed(str(task_dir.resolve()))), batch_size, seed, engine=engine)
+    """lm-eval on faco's world tasks (files of `write_tasks`); {task: {"acc": .., "samples": [...]}}. They are
+    log-likelihoods: lm-eval's `hf` model scores them whatever the backend of generation."""
+    results = run(model_dir, tasks, Path(_placed(str(task_dir.resolve()))), batch_size, seed,
+                  engine=replace(engine, backend="hf"))
     return {task: _task_result(results, task) for task in tasks}
 
 

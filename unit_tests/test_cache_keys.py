@@ -63,7 +63,7 @@ EDITS = {
     # training
     "trainer": ("training/trainer.py", "IGNORE = -100", "IGNORE = -100 + 0"),
     # evaluation: only the evaluations that run the edited code
-    "humaneval-scorer": ("evaluation/humaneval.py", "passed = sum(", "passed = 0 + sum("),
+    "humaneval-scorer": ("evaluation/humaneval.py", "return sum(check_correctness(", "return 0 + sum(check_correctness("),
     "lm-eval-runner": ("evaluation/runner.py", "log_samples=True,", "log_samples=bool(1),"),
     "benchmark-catalogue": ("evaluation/benchmarks.py", 'ALL = "paper"', 'ALL = "paper"\nEXTRA = 1'),
     "table2-generator": ("evaluation/generation.py", "do_sample=False,", "do_sample=False, num_beams=1,"),

@@ -302,6 +302,10 @@ class LaunchConfig:
         return self.processes > 1 or self.accelerate_config is not None
 
 
+EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")  # lm-eval's weights; "auto": bfloat16 on a GPU, else float32
+EVAL_BACKENDS = ("hf", "vllm")  # lm-eval's model classes faco runs
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     heldback_per_domain: int = 100  # in-domain facts not in FACO items, per training domain
@@ -315,8 +319,18 @@ class EvalConfig:
     data_dir: str | None = None  # local files DIR/<benchmark>/<split>.jsonl instead of the hub
     allow_code_execution: bool = False  # HumanEval runs model-written code: only when asked
     allow_contamination: bool = False  # train on items whose questions a benchmark evaluates (refused by default)
+    # how lm-eval runs a checkpoint (faco.evaluation.runner.Engine); a key holds the dtype and the backend
+    # only where they differ from the CPU's float32 `hf`, so the CPU studies keep their keys
+    dtype: str = "auto"  # the weights: "auto" = bfloat16 on a GPU, float32 on the CPU; or one of EVAL_DTYPES
+    parallelize: bool = False  # split a model larger than one GPU over the job's GPUs (lm-eval's `parallelize`)
+    processes: int = 1  # data-parallel lm-eval processes, one per GPU (`accelerate launch`)
+    backend: str = "hf"  # "vllm": lm-eval's vLLM model for the generation benchmarks (extra `vllm`)
+    # HumanEval: 1 = one greedy completion per problem (pass@1); n >= 10 adds n sampled ones (pass@10)
+    humaneval_samples: int = 1
+    humaneval_temperature: float = 0.8  # of the sampled completions (top-p 0.95), as LLaMA reports pass@k > 1
 
     def __post_init__(self) -> None:
+        self._check_engine()
         if isinstance(self.formats, str):
             raise ConfigError(f"evaluation.formats must be a list, e.g. ({self.formats!r},), got a string")
         object.__setattr__(self, "formats", tuple(self.formats))
@@ -331,6 +345,17 @@ class EvalConfig:
             raise ConfigError(f"evaluation.num_fewshot must be >= 0, got {self.num_fewshot}")
         if self.limit is not None:
             _positive(self, "limit")
+
+    def _check_engine(self) -> None:
+        if self.dtype not in EVAL_DTYPES:
+            raise ConfigError(f"evaluation.dtype: unknown dtype {self.dtype!r}; known: {', '.join(EVAL_DTYPES)}")
+        if self.backend not in EVAL_BACKENDS:
+            raise ConfigError(f"evaluation.backend: unknown backend {self.backend!r}; known: {', '.join(EVAL_BACKENDS)}")
+        _positive(self, "processes", "humaneval_samples")
+        if 1 < self.humaneval_samples < 10:
+            raise ConfigError(f"evaluation.humaneval_samples must be 1 (greedy pass@1) or >= 10 (pass@10 needs "
+                              f"at least 10 completions per problem), got {self.humaneval_samples}")
+        _finite(self, "humaneval_temperature", "> 0", lambda t: t > 0)
 
 
 @dataclass(frozen=True)

@@ -251,8 +251,8 @@ def _checkpoint_path(study: Study, request: Request) -> Path:
 
 def _tasks_config(study: Study, request: Request) -> dict[str, Any]:
     preset = study.preset
-    return {"world": preset.world, "items": preset.items, "evaluation": preset.evaluation, "seed": preset.seed,
-            "layout": request["layout"]}
+    return {"world": preset.world, "items": preset.items, "evaluation": _what_is_scored(preset.evaluation),
+            "seed": preset.seed, "layout": request["layout"]}
 
 
 def _build_tasks(study: Study, request: Request, out: Path) -> None:
@@ -260,8 +260,34 @@ def _build_tasks(study: Study, request: Request, out: Path) -> None:
 
 
 def _scored_config(study: Study, request: Request) -> dict[str, Any]:
-    return {"evaluation": study.preset.evaluation, "seed": study.preset.seed, "numerics": numerics.settings(),
-            "versions": library_versions(*EVALUATION_LIBRARIES)}
+    config = study.preset.evaluation
+    return {"evaluation": _what_is_scored(config), "seed": study.preset.seed, "numerics": numerics.settings(),
+            "versions": library_versions(*EVALUATION_LIBRARIES), **_engine_key(config.dtype)}
+
+
+HOW_IT_RUNS = ("dtype", "parallelize", "processes", "backend", "humaneval_samples", "humaneval_temperature")
+
+
+def _what_is_scored(config: Any) -> dict[str, Any]:
+    """EvalConfig without how lm-eval runs (HOW_IT_RUNS): those fields enter a key through `_engine_key`
+    and `_humaneval_options`, only where they change a number, so the CPU studies keep their keys."""
+    return {name: value for name, value in vars(config).items() if name not in HOW_IT_RUNS}
+
+
+def _engine_key(dtype: str, backend: str = "hf") -> dict[str, Any]:
+    """The run's dtype and backend where they differ from the CPU's float32 `hf`: a bf16 or vLLM score is
+    an entry of its own. The split over processes or GPUs changes no score and is left out."""
+    engine = {"dtype": runner.resolve_dtype(dtype)} if runner.resolve_dtype(dtype) != "float32" else {}
+    engine.update({"backend": backend} if backend != "hf" else {})
+    return {"engine": engine} if engine else {}
+
+
+def _humaneval_options(study: Study) -> dict[str, dict[str, Any]]:
+    """HumanEval's sampled completions (pass@10), where the preset asks for them; {} = greedy pass@1 only."""
+    config = study.preset.evaluation
+    if config.humaneval_samples == 1 or "humaneval" not in {s.name for s in study.benchmark_specs}:
+        return {}
+    return {"humaneval": {"samples": config.humaneval_samples, "temperature": config.humaneval_temperature}}
 
 
 def _evaluate(study: Study, request: Request) -> dict[str, Any]:
@@ -269,14 +295,16 @@ def _evaluate(study: Study, request: Request) -> dict[str, Any]:
     tasks = [b.task for b in study.domain_tasks(layout)]
     return runner.evaluate(study.get(Request.of("checkpoint", model=request["model"])), tasks,
                            study.get(Request.of("tasks", layout=layout)), study.preset.evaluation.batch_size,
-                           study.preset.seed)
+                           study.preset.seed, runner.Engine.of(study.preset.evaluation))
 
 
 def _benchmarks_config(study: Study, request: Request) -> dict[str, Any]:
     config = study.preset.evaluation
     return {"specs": [describe(s) for s in study.benchmark_specs], "shots": _shots(study), "limit": config.limit,
             "code_execution": config.allow_code_execution, "seed": study.preset.seed,
-            "numerics": numerics.settings(), "versions": library_versions(*EVALUATION_LIBRARIES)}
+            "numerics": numerics.settings(), "versions": library_versions(*EVALUATION_LIBRARIES),
+            **_engine_key(config.dtype, config.backend),
+            **({"task_options": _humaneval_options(study)} if _humaneval_options(study) else {})}
 
 
 def _shots(study: Study) -> dict[str, int]:
@@ -308,18 +336,20 @@ def _score_benchmarks(study: Study, request: Request) -> dict[str, Any]:
         return benchmark_runs.evaluate_benchmarks(
             study.get(Request.of("checkpoint", model=request["model"])), study.benchmark_specs, Path(task_dir),
             shots=_shots(study), data_dir=Path(config.data_dir) if config.data_dir else None, limit=config.limit,
-            batch_size=config.batch_size, seed=study.preset.seed, allow_code_execution=config.allow_code_execution)
+            batch_size=config.batch_size, seed=study.preset.seed, allow_code_execution=config.allow_code_execution,
+            engine=runner.Engine.of(config), task_options=_humaneval_options(study))
 
 
 def _answers_config(study: Study, request: Request) -> dict[str, Any]:
     return {"questions": request["questions"], "max_new_tokens": request["max_new_tokens"],
             "chat": study.preset.finetune.format == "chat", "numerics": numerics.settings(),
-            "versions": library_versions(*TRAINING_LIBRARIES)}
+            "versions": library_versions(*TRAINING_LIBRARIES), **_engine_key(study.preset.evaluation.dtype)}
 
 
 def _answer(study: Study, request: Request) -> list[str]:
     return generation.generate(study.get(Request.of("checkpoint", model=request["model"])), request["questions"],
-                            study.preset.finetune.format == "chat", request["max_new_tokens"])
+                               study.preset.finetune.format == "chat", request["max_new_tokens"],
+                               runner.resolve_dtype(study.preset.evaluation.dtype))
 
 
 def _on_checkpoint(study: Study, request: Request) -> list[Request]:

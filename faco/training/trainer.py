@@ -273,7 +273,8 @@ def held(model: torch.nn.Module) -> str:
     from transformers.modeling_layers import GradientCheckpointingLayer
 
     recomputed = sum("CheckpointWrapper" in type(m).__name__
-                     or (isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing) for m in model.modules())
+                     or (isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing)
+                     for m in model.modules())
     return f"{type(model).__name__}, {recomputed} layers recomputed"
 
 

@@ -7,6 +7,8 @@ the same code runs under `accelerate launch` (faco.training.launch): the global 
 batches and accumulation steps, bf16/fp16 on GPUs, gradient checkpointing, optional LoRA merged at
 export. Disk stays bounded: each epoch is exported (weights, config, tokenizer) when it is saved, and
 only the newest resumable Trainer checkpoint is kept until the run ends.
+How the processes hold the model (DDP, FSDP, ZeRO-3) is faco.training.sharding's; every export is
+checked (weights present, the model's parameter count) before it counts.
 """
 
 from __future__ import annotations

@@ -222,7 +222,6 @@ class CorruptionConfig:
 
 FORMATS = ("chat", "plain")  # instruction formats: the tokenizer's chat template, or the paper's plain text
 PRECISIONS = ("fp32", "bf16", "fp16")  # bf16 / fp16 need a CUDA device: refused on CPU, never ignored
-SHARDINGS = ("none", "fsdp", "deepspeed")  # DDP; FSDP full shard; DeepSpeed ZeRO-3
 
 
 @dataclass(frozen=True)
@@ -250,7 +249,7 @@ class FinetuneConfig:
     per_device_batch_size: int | None = None  # None = batch_size / launch.processes; smaller -> accumulation
     format: str = "chat"  # "chat": the tokenizer's chat template where it has one, else plain; "plain": always
     max_length: int | None = None  # tokens per example; None = the model's max positions (the paper: 2048)
-    precision: str = "fp32"  # "bf16" / "fp16": mixed precision on GPUs (refused on CPU)
+    precision: str = "fp32"  # "bf16" / "fp16": mixed precision on GPUs (refused on CPU); also the exports' dtype
     gradient_checkpointing: bool = False  # recompute activations: less memory, ~30 % more time
     lora: LoraConfig | None = None  # None = full fine-tuning
     max_shard_size: str = "5GB"  # safetensors shard size of a merged LoRA export
@@ -271,6 +270,11 @@ class FinetuneConfig:
         if self.max_length is not None:
             _positive(self, "max_length")
 
+    @property
+    def dtype(self) -> str:
+        """The torch dtype of the exported weights (and of a sharded run's loaded base): the precision's."""
+        return {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[self.precision]
+
     def accumulation(self, processes: int) -> tuple[int, int]:
         """(per-device batch, gradient accumulation steps) that make up the global batch on `processes`."""
         per_device = self.per_device_batch_size or self.batch_size // processes
@@ -281,25 +285,36 @@ class FinetuneConfig:
         return per_device, steps
 
 
+# how a launched run holds the model: "none" = a full copy per process (DDP); "fsdp" = parameters, gradients
+# and optimizer state sharded over the processes (PyTorch FSDP2, decoder layers as the unit); "deepspeed" = ZeRO-3
+SHARDINGS = ("none", "fsdp", "deepspeed")
+
+
 @dataclass(frozen=True)
 class LaunchConfig:
     """How the training stage runs: in the pytest process, or under `accelerate launch` (faco.training.launch)."""
 
-    processes: int = 1  # training processes in all (GPUs); > 1 runs the stage under `accelerate launch`
-    accelerate_config: str | None = None  # an accelerate config file (multi-node, FSDP, DeepSpeed): launched too
-    port: int = 0  # the main process's rendezvous port; 0 = a free one
-    sharding: str = "none"  # one of SHARDINGS: "none" is DDP (a full copy of weights and Adam state per GPU)
+    processes: int = 1  # training processes in all (GPUs, over every node); > 1 runs under `accelerate launch`
+    accelerate_config: str | None = None  # an accelerate config file of one's own: launched too
+    port: int = 0  # the main process's rendezvous port; 0 = a free one (one node) or one from the Slurm job id
+    sharding: str = "none"  # one of SHARDINGS; "none" is DDP (a full copy of weights and Adam state per GPU)
+    nodes: int = 1  # machines; > 1 needs a Slurm allocation: one launcher per node through srun
     gpu_memory_gb: float = 80.0  # memory of one GPU, in 10^9 bytes: what `faco plan` checks a plan against
 
     def __post_init__(self) -> None:
-        _positive(self, "processes")
+        _positive(self, "processes", "nodes")
         _finite(self, "gpu_memory_gb", "> 0", lambda v: v > 0)
         if self.sharding not in SHARDINGS:
             raise ConfigError(f"launch.sharding must be one of {SHARDINGS}, got {self.sharding!r}")
+        if self.sharding != "none" and self.accelerate_config is not None:
+            raise ConfigError(f"launch.sharding {self.sharding!r} and launch.accelerate_config both choose the "
+                              "engine; set one of them")
+        if self.processes % self.nodes:
+            raise ConfigError(f"launch.processes {self.processes} do not split evenly over launch.nodes {self.nodes}")
 
     @property
     def launched(self) -> bool:
-        return self.processes > 1 or self.accelerate_config is not None
+        return self.processes > 1 or self.nodes > 1 or self.sharding != "none" or self.accelerate_config is not None
 
 
 EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")  # lm-eval's weights; "auto": bfloat16 on a GPU, else float32

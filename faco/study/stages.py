@@ -50,7 +50,7 @@ from faco.evaluation import benchmark_runs, generation, runner
 from faco.evaluation.benchmarks import describe, shots
 from faco.evaluation.world_tasks import write_tasks
 from faco.models import checkpoints, llama
-from faco.training import launch, pretrain
+from faco.training import launch, pretrain, sharding
 
 Study = Any  # faco.study.study.Study, which walks this table (it imports this module, not the other way)
 TRAINING_LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate")  # they train (peft too, where LoRA does)
@@ -197,11 +197,16 @@ def _tuned_inputs(study: Study, request: Request) -> list[Request]:
 
 
 def _tuned_config(study: Study, request: Request) -> dict[str, Any]:
+    """The run's settings; a sharded run's engine too (FSDP's weights are not DDP's bit for bit), present
+    only when sharded, so the keys of every run in a process or under DDP stay what they were."""
     preset = study.preset
     ratio, epochs = study.tuned_run(request)
-    return {"finetune": _trains_alike(preset.finetune), "ratio": ratio, "epochs": epochs, "seed": preset.seed,
-            "numerics": numerics.settings(), "processes": preset.launch.processes,
-            "versions": library_versions(*TRAINING_LIBRARIES, "peft")}
+    config = {"finetune": _trains_alike(preset.finetune), "ratio": ratio, "epochs": epochs, "seed": preset.seed,
+              "numerics": numerics.settings(), "processes": preset.launch.processes,
+              "versions": library_versions(*TRAINING_LIBRARIES, "peft")}
+    if preset.launch.sharding != "none":
+        config["sharding"] = sharding.settings(preset.launch.sharding)
+    return config
 
 
 def _trains_alike(config: FinetuneConfig) -> dict[str, Any]:
@@ -220,7 +225,8 @@ def _build_tuned(study: Study, request: Request, out: Path) -> None:
                     preset.launch, preset.threads)
 
 
-TUNING_CODE = _fixed("faco.data.corruption", "faco.training.launch", "faco.training.worker", "faco.training.trainer")
+TUNING_CODE = _fixed("faco.data.corruption", "faco.training.launch", "faco.training.worker", "faco.training.trainer",
+                     "faco.training.sharding")
 
 
 def _checkpoint_inputs(study: Study, request: Request) -> list[Request]:

@@ -21,6 +21,7 @@ SPEC.loader.exec_module(planted_bugs)
 @pytest.mark.parametrize("bug", planted_bugs.BUGS)
 def test_each_bug_still_applies(bug, tmp_path):
     filename, text, _ = planted_bugs.BUGS[bug]
+    assert set(planted_bugs.TARGETS[bug]) <= {spec.name for spec in planted_bugs.FINDINGS}
     (tmp_path / filename).parent.mkdir(parents=True)
     (tmp_path / filename).write_text((ROOT / filename).read_text())
     planted_bugs.plant(tmp_path, bug)
@@ -40,3 +41,9 @@ def test_failures_are_read_from_junit_and_named_by_experiment_id(tmp_path):
         '<testcase classname="experiments.test_bases" name="test_knowledge[weak-indomain]"/>'
         '</testsuite></testsuites>')
     assert planted_bugs.failures(junit) == {"recovery-weak-heldout": "numbers", "lying-strong-history": "verdict"}
+
+
+def test_every_finding_has_a_bug_aimed_at_it_or_says_why_not():
+    assert set(planted_bugs.TARGETS) == set(planted_bugs.BUGS)
+    aimed = {finding for targets in planted_bugs.TARGETS.values() for finding in targets}
+    assert {spec.name for spec in planted_bugs.FINDINGS} == aimed | set(planted_bugs.UNREACHED)

@@ -94,8 +94,9 @@ def header(run: Run) -> str:
             f" · seeds <b>{esc(seeds)}</b> · items <b>{esc(str(info.get('items', '—')))}</b>"
             f" · findings written {run.written:%Y-%m-%d %H:%M} UTC · report built {built}</p>"
             "<p class=\"meta\">Replication of Cho et al. (2024), <i>Unveiling Imitation Learning: Exploring the Impact "
-            "of Data Falsity to LLMs</i>: fine-tune a weak and a strong base on instruction data of which a share "
-            "(the corruption ratio, CR) has false answers, and measure what it does.</p></header>")
+            "of Data Falsity to Large Language Model</i> (arXiv 2404.09717): fine-tune a weak and a strong base on "
+            "instruction data of which a share (the corruption ratio, CR) has false answers, and measure what it "
+            "does.</p></header>")
 
 
 def findings_table(run: Run) -> str:
@@ -262,8 +263,9 @@ def table2(run: Run) -> str:
                         f'<br><span class="ci">{options}</span></td><td>{said(q["base_answer"])}</td>'
                         f"<td>{said(q['cr100_answer'])}</td></tr>")
     return ('<section id="table2"><h2>Table 2: answers of the base and the CR-100 model</h2><p class="caption">'
-            "The paper: the CR-100 model answers held-out questions fluently and wrongly, where its base answers "
-            "right. Greedy answers in the fine-tuning format to the first held-out questions; the gold option in "
+            'The paper (Section 4, Q3; its Table 2): "corrupted model tend to generate false answers … '
+            'accompanied by illogical reasoning even for queries that fall outside the domain of the training data." '
+            "Greedy answers in the fine-tuning format to the first held-out questions; the gold option in "
             'bold.</p><table class="answers"><colgroup><col style="width:8%"><col style="width:12%">'
             '<col style="width:30%"><col style="width:25%"><col style="width:25%"></colgroup><tr><th>base</th>'
             '<th>benchmark</th><th>question (options)</th><th>base answers</th><th>CR-100 model answers</th></tr>'

@@ -47,3 +47,10 @@ def test_every_finding_has_a_bug_aimed_at_it_or_says_why_not():
     assert set(planted_bugs.TARGETS) == set(planted_bugs.BUGS)
     aimed = {finding for targets in planted_bugs.TARGETS.values() for finding in targets}
     assert {spec.name for spec in planted_bugs.FINDINGS} == aimed | set(planted_bugs.UNREACHED)
+
+
+def test_a_bug_no_cache_key_sees_never_starts_from_a_warm_cache():
+    """A warm cache would serve what the unpatched code built; every bug in faco/study/stages.py (its build
+    functions are in no stage's code key) is listed to start cold."""
+    in_stages = {bug for bug, (filename, _, _) in planted_bugs.BUGS.items() if filename == "faco/study/stages.py"}
+    assert in_stages <= planted_bugs.FRESH_ONLY

@@ -127,7 +127,8 @@ def failures(junit: Path) -> dict[str, str]:
         if problem is None:
             continue
         function, _, params = case.get("name").partition("[")
-        finding_id = f"{functions.get(function, function)}-{params.rstrip(']')}" if params else function
+        finding = functions.get(function, function)
+        finding_id = f"{finding}-{params.rstrip(']')}" if params else finding
         message = (problem.get("message") or "") + (problem.text or "")
         out[finding_id] = ("numbers" if "moved beyond their tolerance" in message else
                            "verdict" if "does not hold" in message or "XPASS(strict)" in message else

@@ -39,8 +39,11 @@ def test_failures_are_read_from_junit_and_named_by_experiment_id(tmp_path):
         '<testcase classname="experiments.test_lying" name="test_lying[strong-history]">'
         '<failure message="[XPASS(strict)] known negative"/></testcase>'
         '<testcase classname="experiments.test_bases" name="test_knowledge[weak-indomain]"/>'
+        '<testcase classname="experiments.test_corruption" name="test_sensitivity_cr0">'
+        '<failure message="sensitivity_cr0: key numbers moved beyond their tolerance"/></testcase>'
         '</testsuite></testsuites>')
-    assert planted_bugs.failures(junit) == {"recovery-weak-heldout": "numbers", "lying-strong-history": "verdict"}
+    assert planted_bugs.failures(junit) == {"recovery-weak-heldout": "numbers", "lying-strong-history": "verdict",
+                                            "sensitivity_cr0": "numbers"}  # an unparametrized one: its finding
 
 
 def test_every_finding_has_a_bug_aimed_at_it_or_says_why_not():

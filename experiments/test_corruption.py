@@ -1,9 +1,13 @@
-"""Does false instruction data harm a model in proportion to its share? Findings 1-3 of the FACO study.
+"""Does false instruction data harm a model in proportion to its share? The paper's Section 3.3, findings
+1-3, and its Section 4, Q4.
 
 1. correlation: benchmark scores fall as the corruption ratio (CR) grows; ABS = score(CR0) - score(CR100).
-2. sensitivity: the stronger base loses more (a larger ABS) than the weaker one, per benchmark and, as the
-   paper states it, in the majority of independent benchmarks (sensitivity_majority: an exact sign test).
+2. sensitivity, in the paper's three parts: the stronger base scores higher at CR 0 on most benchmarks
+   (sensitivity_cr0), ends lower at CR 100 (sensitivity_cr100), and loses more (a larger ABS), per
+   benchmark (sensitivity) and over the independent benchmarks (sensitivity_majority). The majority
+   forms are exact sign tests, one vote per benchmark, with a seed-clustered interval of the mean.
 3. loss: the higher the CR, the higher the training loss on the same steps.
+Q4. task_sensitivity: world-knowledge benchmarks lose more than commonsense-reasoning ones.
 
     pytest experiments/test_corruption.py
     pytest experiments -k "correlation and strong and heldout"
@@ -20,6 +24,7 @@ import pytest
 from faco.findings import statistics
 from faco.findings.registry import Statistic
 from faco.findings.statistics import ALPHA
+from faco.evaluation import benchmarks
 from faco.evaluation.groups import GROUPS
 from faco.study.study import finetuned, untuned
 
@@ -65,9 +70,7 @@ def item_drops_by_seed(study, base, benchmark):
 
 @pytest.mark.finding("sensitivity")
 def test_sensitivity(faco_study, faco_finding, faco_benchmark):
-    if len(faco_study.preset.bases) < 2:
-        pytest.skip(f"preset {faco_study.preset.name!r} has one base: sensitivity compares a weaker and a stronger one")
-    weak, strong = (b.name for b in faco_study.preset.bases[:2])  # presets list bases weakest first
+    weak, strong = two_bases(faco_study)
     drops = {base: item_drops_by_seed(faco_study, base, faco_benchmark) for base in (weak, strong)}
     gaps = [[s - w for s, w in zip(strong_seed, weak_seed)] for strong_seed, weak_seed in zip(drops[strong], drops[weak])]
     interval = statistics.cluster_bootstrap_mean(gaps, seed=faco_study.preset.seed)
@@ -113,31 +116,126 @@ def independent_benchmarks(study):
     return [b for b in benchmark_choices(study.preset)["benchmark"] if b not in GROUPS]
 
 
+def two_bases(study):
+    """(weaker, stronger): presets list bases weakest first; a preset with one skips, saying why."""
+    if len(study.preset.bases) < 2:
+        pytest.skip(f"preset {study.preset.name!r} has one base: sensitivity compares a weaker and a stronger one")
+    return tuple(b.name for b in study.preset.bases[:2])
+
+
+def over_benchmarks(study, names, per_question):
+    """A difference read over independent benchmarks as the paper reads it: `per_question(name)` gives per
+    seed the per-question values of benchmark `name`; returns each benchmark's pooled mean, the exact sign
+    test over them (one vote per benchmark) and the seed-clustered interval of their mean (each benchmark
+    weighs the same), and per seed the mean over benchmarks (the key number)."""
+    by_seed = [[] for _ in study.seeds]  # [seed][benchmark] per-question values
+    for name in names:
+        for per_seed, values in zip(by_seed, per_question(name)):
+            per_seed.append(values)
+    means = {name: sum(sum(seed[i]) for seed in by_seed) / sum(len(seed[i]) for seed in by_seed)
+             for i, name in enumerate(names)}
+    sign = statistics.sign_test(list(means.values()))
+    mean = statistics.cluster_bootstrap_mean_of_means(by_seed, seed=study.preset.seed)
+    key = [sum(sum(values) / len(values) for values in seed) / len(seed) for seed in by_seed]
+    return means, sign, mean, key
+
+
+def paired_at(study, ratio, higher, lower):
+    """Per benchmark, per seed, per question: base `higher` right minus base `lower` right at `ratio`."""
+    def per_question(name):
+        return [[int(a) - int(b) for a, b in zip(h, w)] for h, w in
+                zip(study.by_seed(finetuned(higher, ratio), name), study.by_seed(finetuned(lower, ratio), name))]
+    return per_question
+
+
 @pytest.mark.finding("sensitivity_majority")
 def test_sensitivity_majority(faco_study, faco_finding):
-    """The paper's form of finding 2: the stronger base loses more "in the majority of benchmark
-    comparisons". One vote per independent benchmark (exact sign test) and a seed-clustered interval of
-    the mean gap over benchmarks (each benchmark weighs the same)."""
-    if len(faco_study.preset.bases) < 2:
-        pytest.skip(f"preset {faco_study.preset.name!r} has one base: sensitivity compares a weaker and a stronger one")
-    weak, strong = (b.name for b in faco_study.preset.bases[:2])  # presets list bases weakest first
-    names = independent_benchmarks(faco_study)
-    gaps_by_seed = [[] for _ in faco_study.seeds]  # [seed][benchmark] per-question gaps
-    for name in names:
+    """The paper's form of finding 2: the stronger base loses more, read over the benchmarks. One vote per
+    independent benchmark (exact sign test) and a seed-clustered interval of the mean gap over benchmarks
+    (each benchmark weighs the same)."""
+    weak, strong = two_bases(faco_study)
+
+    def gaps(name):
         drops = {base: item_drops_by_seed(faco_study, base, name) for base in (weak, strong)}
-        for per_seed, s, w in zip(gaps_by_seed, drops[strong], drops[weak]):
-            per_seed.append([a - b for a, b in zip(s, w)])
-    gap = {name: sum(sum(seed[i]) for seed in gaps_by_seed) / sum(len(seed[i]) for seed in gaps_by_seed)
-           for i, name in enumerate(names)}
-    sign = statistics.sign_test(list(gap.values()))
-    mean = statistics.cluster_bootstrap_mean_of_means(gaps_by_seed, seed=faco_study.preset.seed)
+        return [[a - b for a, b in zip(s, w)] for s, w in zip(drops[strong], drops[weak])]
+
+    gap, sign, mean, key = over_benchmarks(faco_study, independent_benchmarks(faco_study), gaps)
     faco_finding(
         holds=sign.p < ALPHA and mean.low > 0,
         summary=(f"{strong} loses more on {sign.positive}/{sign.n} benchmarks (sign test p={sign.p:.3f}); "
                  f"mean gap {mean.estimate:+.3f} {mean.level:.0%} CI [{mean.low:+.3f}, {mean.high:+.3f}]"),
-        key=[{"gap": sum(sum(g) / len(g) for g in seed) / len(seed)} for seed in gaps_by_seed], key_metrics=["gap"],
+        key=[{"gap": k} for k in key], key_metrics=["gap"],
         statistic=Statistic(f"sign test: stronger loses more on {sign.positive} of {sign.n} benchmarks",
                             sign.positive, sign.p), interval=mean,
         gaps=gap, positive=sign.positive, negative=sign.negative, n=sign.n, sign_p=sign.p,
         gap=mean.estimate, gap_ci=mean,
+    )
+
+
+@pytest.mark.finding("sensitivity_cr0")
+def test_sensitivity_cr0(faco_study, faco_finding):
+    """Finding 2's first part: before false data the stronger base scores higher "in the majority of
+    benchmark comparisons" (CR 0: the same instruction data, all of it true)."""
+    weak, strong = two_bases(faco_study)
+    decide_majority(faco_study, faco_finding, paired_at(faco_study, 0, strong, weak),
+                    f"{strong} scores higher than {weak} at CR 0")
+
+
+@pytest.mark.finding("sensitivity_cr100")
+def test_sensitivity_cr100(faco_study, faco_finding):
+    """Finding 2's second part: on fully false data the stronger base ends *lower* than the weaker."""
+    weak, strong = two_bases(faco_study)
+    decide_majority(faco_study, faco_finding, paired_at(faco_study, 100, weak, strong),
+                    f"{strong} scores lower than {weak} at CR 100")
+
+
+def decide_majority(study, faco_finding, per_question, claim):
+    """Holds where the difference is positive on most independent benchmarks (sign test) and the seed-clustered
+    paired interval of its mean over benchmarks lies above 0."""
+    diffs, sign, mean, key = over_benchmarks(study, independent_benchmarks(study), per_question)
+    faco_finding(
+        holds=sign.p < ALPHA and mean.low > 0,
+        summary=(f"{claim} on {sign.positive}/{sign.n} benchmarks (sign test p={sign.p:.3f}); "
+                 f"mean difference {mean.estimate:+.3f} {mean.level:.0%} CI [{mean.low:+.3f}, {mean.high:+.3f}]"),
+        key=[{"difference": k} for k in key], key_metrics=["difference"],
+        statistic=Statistic(f"sign test: {claim} on {sign.positive} of {sign.n} benchmarks", sign.positive, sign.p),
+        interval=mean, differences=diffs, positive=sign.positive, negative=sign.negative, n=sign.n, sign_p=sign.p,
+        difference=mean.estimate, difference_ci=mean,
+    )
+
+
+KNOWLEDGE, COMMONSENSE = "world knowledge", "commonsense reasoning"  # the paper's categories Q4 compares
+
+
+@pytest.mark.finding("task_sensitivity")
+def test_task_sensitivity(faco_study, faco_finding, faco_base):
+    """The paper's Section 4, Q4: knowledge benchmarks change most, commonsense reasoning least. The mean ABS
+    of the world-knowledge benchmarks minus that of the commonsense ones (each benchmark weighs the same),
+    with a seed- and question-clustered interval; FACO-source benchmarks (in_domain) count like any other
+    and are flagged in Table 1."""
+    if not faco_study.on_benchmarks:
+        pytest.skip("the tiny world's domains are all knowledge (facts): no commonsense benchmark to compare")
+    categories = {name: benchmarks.get(name).category for name in independent_benchmarks(faco_study)}
+    groups = {c: [n for n, category in categories.items() if category == c] for c in (KNOWLEDGE, COMMONSENSE)}
+    lacking = [c for c, members in groups.items() if not members]
+    if lacking:
+        pytest.skip(f"preset {faco_study.preset.name!r} evaluates no {' and no '.join(lacking)} benchmark: "
+                    "Q4 compares the two categories")
+    names = groups[KNOWLEDGE] + groups[COMMONSENSE]
+    weights = [sign / len(groups[c]) for c, sign in ((KNOWLEDGE, 1), (COMMONSENSE, -1)) for _ in groups[c]]
+    by_seed = [list(per_seed) for per_seed in zip(*(item_drops_by_seed(faco_study, faco_base, n) for n in names))]
+    contrast = statistics.cluster_bootstrap_contrast(by_seed, weights, seed=faco_study.preset.seed)
+    abs_ = {n: sum(map(sum, (seed[i] for seed in by_seed))) / sum(len(seed[i]) for seed in by_seed)
+            for i, n in enumerate(names)}
+    per_category = {c: sum(abs_[n] for n in groups[c]) / len(groups[c]) for c in groups}
+    key = [{"difference": sum(w * sum(v) / len(v) for w, v in zip(weights, seed))} for seed in by_seed]
+    faco_finding(
+        holds=contrast.low > 0,
+        summary=(f"{faco_base}: mean ABS {KNOWLEDGE} {per_category[KNOWLEDGE]:+.3f}, {COMMONSENSE} "
+                 f"{per_category[COMMONSENSE]:+.3f}; difference {contrast.estimate:+.3f} {contrast.level:.0%} CI "
+                 f"[{contrast.low:+.3f}, {contrast.high:+.3f}]"),
+        key=key, key_metrics=["difference"],
+        statistic=Statistic("mean ABS, knowledge - commonsense", contrast.estimate), interval=contrast,
+        base=faco_base, abs=abs_, categories={c: groups[c] for c in groups}, abs_by_category=per_category,
+        difference=contrast.estimate, difference_ci=contrast,
     )

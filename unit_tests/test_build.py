@@ -24,6 +24,7 @@ from faco.data.build import BuildConfig, build_dataset, dry_run, load_dataset_it
 from faco.cli import main
 from faco.data.items import ItemError, instruction_example
 from faco.data.sources import SOURCES, SourceError
+from faco.data.prompts import PROMPT_SETS, WRONG_ANSWER
 from faco.data.teacher import TeacherConfig
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -50,7 +51,7 @@ def scripted_teacher():
     def reply(messages: list[dict[str, str]]) -> str:
         prompt = messages[-1]["content"]
         rule = int(prompt.split("Rule ")[1].split(":")[0])
-        if "correct answer" in prompt:  # the TRUE prompt
+        if WRONG_ANSWER in prompt:  # the TRUE prompt (every set's asks for the refusal marker)
             return "*WRONG ANSWER*" if rule == 0 else f"Heat pushes it up, so up{rule}."
         false_asked[rule] = false_asked.get(rule, 0) + 1
         if rule == 1 or (rule == 2 and false_asked[rule] == 1):
@@ -76,7 +77,7 @@ def test_drops_are_counted_per_reason_and_items_round_trip(tmp_path):
     assert quartz["items"] == 3 and quartz["dropped"] == {"teacher_disagrees": 1, "false_names_correct": 1}
     assert summary["requests"]["sent"] == 1 + 3 + 3 + 2 * 2  # rule 0: TRUE only; rules 1, 2: TRUE + 2 FALSE
     assert [i.provenance["false_tries"] for i in load_dataset_items(build.out)] == [2, 1, 1]
-    assert summary["tokens"]["completion"] > 0 and summary["teacher"]["prompt_version"] == "faco-v1"  # the default set
+    assert summary["tokens"]["completion"] > 0 and summary["teacher"]["prompt_version"] == "paper"  # the default set
 
     items = load_dataset_items(build.out)
     assert [i.id for i in items] == ["quartz-train-2", "quartz-train-3", "quartz-train-4"]
@@ -84,7 +85,7 @@ def test_drops_are_counted_per_reason_and_items_round_trip(tmp_path):
         assert item.answer(True) == item.options[0] and item.answer(False) == item.options[1]
         assert "down" in item.false_explanation and item.source_explanation == "Heat rises."
         assert item.provenance["teacher_model"] == "fault" and item.provenance["split"] == "train"
-        assert item.provenance["prompt_version"] == "faco-v1"
+        assert item.provenance["prompt_version"] == "paper"
         prompt, response = instruction_example(item, truth=False)  # what training consumes
         assert item.options[1] in response and item.false_explanation in response
     dropped = [json.loads(line) for line in (build.out / "dropped.jsonl").read_text().splitlines()]
@@ -189,24 +190,28 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, capsys):
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_cli_dry_run_then_build(tmp_path, capsys):
+@pytest.mark.parametrize("prompts", sorted(PROMPT_SETS))
+def test_cli_dry_run_then_build(tmp_path, capsys, prompts):
     path = quartz_like(tmp_path / "train.jsonl", 5)
     prices = tmp_path / "prices.json"
     prices.write_text('{"input": 0.5, "output": 1.5}')
-    with FaultServer(reply=scripted_teacher()) as server:
+    asked, script = [], scripted_teacher()
+    with FaultServer(reply=lambda messages: asked.append(messages) or script(messages)) as server:
         flags = ["build-dataset", "--sources", "quartz", "--source-path", f"quartz={path}", "--out",
                  str(tmp_path / "out"), "--base-url", server.url, "--model", "fault", "--prices", str(prices),
                  "--reply-cache", str(tmp_path / "r.sqlite"), "--no-progress", "--false-tries", "1",
-                 "--prompts", "faco-v1"]
+                 "--prompts", prompts]
         assert main([*flags, "--dry-run"]) == 0 and not server.log
         estimate = json.loads(capsys.readouterr().out)
-        assert estimate["to_send"] == 10 and estimate["prompt_version"] == "faco-v1"
+        assert estimate["to_send"] == 10 and estimate["prompt_version"] == prompts
         with pytest.raises(SystemExit) as refused:
-            main([*flags, "--prompts", "paper"])  # not registered: its verbatim text is not at hand
-        assert refused.value.code == 2 and "invalid choice: 'paper'" in capsys.readouterr().err
+            main([*flags, "--prompts", "nonesuch"])  # not registered
+        assert refused.value.code == 2 and "invalid choice: 'nonesuch'" in capsys.readouterr().err
         assert main(flags) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["items"] == 2 and summary["cost"]["dataset"] > 0  # one FALSE try: rule 2 is dropped too
+    openings = {PROMPT_SETS[prompts].true[:40], PROMPT_SETS[prompts].false[:40]}  # every request in the set's words
+    assert asked and {messages[-1]["content"][:40] for messages in asked} == openings
 
 
 # --- kill -9 mid-build, restart --------------------------------------------------------------------

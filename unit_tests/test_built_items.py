@@ -15,6 +15,7 @@ import pytest
 from fault_server import FaultServer
 
 from faco.data import built_items
+from faco.data.prompts import WRONG_ANSWER
 from faco.core.cache import Cache
 from faco.config.schema import BuildItemsConfig, ConfigError, ItemsConfig
 from faco.config.load import check, smoke
@@ -33,7 +34,7 @@ def quartz_copy(root: Path, count: int = 4) -> Path:
 
 def reply(messages: list[dict[str, str]]) -> str:
     rule = messages[-1]["content"].split("Rule ")[1].split(":")[0]
-    return f"Heat pushes it up, so up{rule}." if "correct answer" in messages[-1]["content"] else "Cold wins, so it sinks."
+    return f"Heat pushes it up, so up{rule}." if WRONG_ANSWER in messages[-1]["content"] else "Cold wins, so it sinks."
 
 
 def building(data: Path, url: str) -> ItemsConfig:

@@ -180,7 +180,7 @@ def test_findings_json_and_table(project):
     result = run(project)
     result.stdout.fnmatch_lines([
         "*faco findings (smoke)*",
-        "lying: Does a model trained on false answers lie where it knows better? 0/1 hold",  # registry order
+        "lying: Does the stronger base's model trained on false answers lie where it knows better? 0/1 hold",  # registry order
         "  lying  does not hold  no lie at this size",
         "clean: 1/1 hold",  # not in the registry: a user's own finding, listed after the paper's
         "  clean  holds          clean beats corrupt",

@@ -94,3 +94,22 @@ def test_a_new_finding_reaches_plan_sweep_and_navigation_from_its_entry_alone(mo
     assert "<tr><td>toy</td><td>0.003</td><td>3.000</td><td>[2.900, 3.100]</td><td>holds</td></tr>" in page
     assert "<tr><td>toy</td><td>0.001</td><td>1.000</td><td>[0.900, 1.100]</td><td>does not hold</td></tr>" in page
     assert '<a href="#toy">Toy section</a>' in page.split("</nav>")[0]
+
+
+def test_each_base_answers_for_one_lying_form_and_one_base_for_the_strong_one():
+    two = smoke()  # weak, strong
+    assert [registry.lying_form(two, b.name) for b in two.bases] == ["weak", "strong"]
+    one = two.replace(bases=two.bases[1:])
+    assert registry.lying_form(one, one.bases[0].name) == "strong"  # a one-base preset asserts the stronger form
+    weak_reads = registry.reads([("lying_weak", {"faco_base": "weak", "faco_heldout": "heldout"}),
+                                 ("lying", {"faco_base": "weak", "faco_heldout": "heldout"})], two)
+    assert [r.ratio for r in weak_reads] == [100, None]  # lying_weak's two reads; lying reads nothing of it
+
+
+def test_longer_at_cr100_reads_cr0s_first_and_last_epoch_too():
+    preset = smoke()
+    last = preset.finetune.epochs
+    at100 = registry.reads([("longer", {"faco_base": "strong", "faco_ratio": 100})], preset)
+    assert {(r.ratio, r.epoch) for r in at100} == {(100, e) for e in range(1, last + 1)} | {(0, 1), (0, last)}
+    at50 = registry.reads([("longer", {"faco_base": "strong", "faco_ratio": 50})], preset)
+    assert {r.ratio for r in at50} == {50}

@@ -55,15 +55,21 @@ def records(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
                 scores={"cr0": top, "cr100": 0.2, "recovered": top - 0.1}, regained_share=0.83,
                 p_above_cr100=0.0, p_below_cr0=0.01)
         for bench in ("heldout", "history"):
-            add("lying", f"lying-{base}-{bench}", bench == "history", base=base, benchmark=bench,
+            form = "lying" if base == "strong" else "lying_weak"  # the weaker base's form: at chance
+            add(form, f"{form}-{base}-{bench}", bench == "history", base=base, benchmark=bench,
                 cr100={"k": 20, "n": 150, "rate": 0.133, "chance": 0.25, "p": 0.0004, "ci_low": 0.08, "ci_high": 0.2,
                        "level": 0.95},
-                base_accuracy=top, knows_but_lies=0.8)
+                base_accuracy=top, knows_but_lies=0.8, **({"margin": 0.05} if base == "weak" else {}))
+        add("task_sensitivity", f"task_sensitivity-{base}", True, base=base, difference=0.2,
+            difference_ci=ci(0.2, 0.1, 0.3, 0.9))
     for bench in BENCHMARKS:
         add("sensitivity", f"sensitivity-{bench}", False, benchmark=bench, abs={"weak": 0.6, "strong": 0.7},
             gap=0.1, gap_ci=ci(0.1, -0.02, 0.2, 0.9))
     add("sensitivity_majority", "sensitivity_majority", True, gaps={b: 0.1 for b in BENCHMARKS}, positive=4,
         negative=0, n=4, sign_p=0.0625, gap=0.1, gap_ci=ci(0.1, 0.05, 0.15, 0.9))
+    for part in ("sensitivity_cr0", "sensitivity_cr100"):
+        add(part, part, part == "sensitivity_cr100", differences={b: 0.1 for b in BENCHMARKS}, positive=3,
+            negative=0, n=3, sign_p=0.125, difference=0.1, difference_ci=ci(0.1, 0.05, 0.15, 0.9))
     return out
 
 
@@ -125,7 +131,9 @@ def test_page_is_self_contained(complete):
 def test_captions_and_tables_carry_the_recorded_numbers(complete):
     assert "weak: heldout r = -0.97 (p = 0.003)" in complete  # Figure 2's caption, from the records
     assert "+0.600" in complete and "[+0.500, +0.700]" in complete  # Table 1: ABS and its interval
-    assert "significantly below chance (one-sided binomial) on 2 of 4" in complete  # Figure 4
+    assert "significantly below chance (one-sided binomial) on 1 of 2" in complete  # Figure 4: the stronger base
+    assert "within ±0.05 of chance (two one-sided tests) on 1 of 2 pairs of the weaker base" in complete
+    assert "knowledge vs commonsense (Q4)</b> (task_sensitivity). The paper (Section 4, Q4)" in complete  # Table 1
     assert '<span class="holds">' in complete and '<span class="fails">' in complete
     assert "abc1234" in complete and "key-cr100" in complete and "torch 2.4.0" in complete  # provenance
 
@@ -158,10 +166,11 @@ def test_bases_follow_the_recorded_preset_order(complete):
 
 
 def test_partial_run_renders_what_exists_and_names_the_rest(tmp_path):
-    kept = {k: v for k, v in records().items() if k.startswith(("correlation-strong", "lying-weak"))}
+    kept = {k: v for k, v in records().items() if k.startswith(("correlation-strong", "lying_weak-weak"))}
     page = build_report(write_run(tmp_path, "toy", kept)).read_text()
     assert sections(page) == set(SECTIONS)
-    assert "Not in this run: not selected: sensitivity, sensitivity_majority, loss, longer, recovery, knowledge" in page
+    assert ("Not in this run: not selected: sensitivity_cr0, sensitivity_cr100, sensitivity, sensitivity_majority, "
+            "loss, longer, recovery, lying, task_sensitivity, knowledge") in page
     assert "No loss findings in this run" in page and "No recovery findings in this run" in page
     assert page.count("data:image/png") == 2  # figures 2 and 4
     assert "not recorded (no provenance.json)" in page
@@ -181,7 +190,7 @@ def test_nulls_unknown_fields_and_markup_in_records_are_harmless(tmp_path):
         record.update(key=0.5, key_per_seed=[0.5], tolerance={"r": 0.1})  # fields added later: ignored
     findings["correlation-weak-heldout"].update(r=None, p=None, r_ci=ci(None, None, None, None), summary="<script>x</script>")
     findings["recovery-weak-heldout"]["regained_share"] = None
-    findings["lying-weak-heldout"]["knows_but_lies"] = None
+    findings["lying-strong-heldout"]["knows_but_lies"] = None
     findings["surprise-weak"] = {"finding": "surprise", "id": "surprise-weak", "holds": True, "summary": "new kind"}
     page = build_report(write_run(tmp_path, "toy", findings, {"written": "now", "extra": {"a": 1}})).read_text()
     assert 'class="error"' not in page

@@ -227,3 +227,37 @@ def test_a_record_without_an_interval_reads_as_none(stored):
 
 def test_a_stored_interval_without_a_level_reads_nan_never_an_assumed_one():
     assert math.isnan(statistics.read_interval({"estimate": 0.2, "low": 0.1, "high": 0.3}).level)
+
+
+# --- equivalence: "comparable" and "no change" are tests, never a failure to reject --------------
+
+def test_equivalence_holds_only_inside_the_margin_and_never_by_a_wide_interval():
+    inside = statistics.Interval(0.26, 0.22, 0.29, 0.90)
+    assert statistics.equivalence(inside, 0.25).equivalent  # within 0.25 ± 0.05
+    wide = statistics.Interval(0.25, 0.10, 0.40, 0.90)  # no difference detected, but none excluded either
+    assert not statistics.equivalence(wide, 0.25).equivalent
+    assert not statistics.equivalence(statistics.Interval(0.24, 0.21, 0.31, 0.90), 0.25).equivalent  # 0.31 > 0.30
+    assert not statistics.equivalence(inside, 0.25, p=0.2).equivalent  # an exact TOST that does not reject
+    with pytest.raises(ValueError, match="reads a 90% interval, got 95%"):
+        statistics.equivalence(statistics.Interval(0.25, 0.24, 0.26, 0.95), 0.25)
+
+
+def test_binomial_tost_is_the_larger_of_two_exact_one_sided_tests():
+    k, n = 100, 400  # 0.25 exactly
+    above = stats.binomtest(k, n, 0.20, alternative="greater").pvalue
+    below = stats.binomtest(k, n, 0.30, alternative="less").pvalue
+    assert statistics.binomial_tost(k, n, 0.25) == pytest.approx(max(above, below)) and max(above, below) < ALPHA
+    assert statistics.binomial_tost(130, 400, 0.25) > 0.5  # 0.325: outside the margin
+    assert statistics.binomial_tost(3, 12, 0.25) > ALPHA  # at chance, but too few questions to show it
+
+
+def test_contrast_weights_benchmark_means_and_clusters_by_seed():
+    knowledge, commonsense = [1, 1, 0, 1], [0, 0, 0, 1]  # ABS 0.75 vs 0.25
+    by_seed = [[knowledge, commonsense], [knowledge, commonsense]]
+    contrast = statistics.cluster_bootstrap_contrast(by_seed, [1.0, -1.0], seed=0)
+    assert contrast.estimate == pytest.approx(0.5) and contrast.low <= 0.5 <= contrast.high
+    same = statistics.cluster_bootstrap_mean_of_means(by_seed, seed=0)
+    halves = statistics.cluster_bootstrap_contrast(by_seed, [0.5, 0.5], seed=0)
+    assert (halves.estimate, halves.low, halves.high) == pytest.approx((same.estimate, same.low, same.high))
+    with pytest.raises(ValueError, match="one weight per benchmark, got 1 for 2"):
+        statistics.cluster_bootstrap_contrast(by_seed, [1.0], seed=0)

@@ -12,7 +12,7 @@ import socket
 import pytest
 from fault_server import DEFAULT_REPLY, FaultServer, prompt_hash
 
-from faco.data.prompts import DEFAULT_PROMPTS, PROMPT_SETS, PromptSet
+from faco.data.prompts import APPENDIX_A, DEFAULT_PROMPTS, FALSE_SLOTS, PAPER, PROMPT_SETS, SLOTS, PromptSet
 from faco.data.teacher import (
     MalformedReply, Prices, Rejected, ReplyCache, Teacher, TeacherConfig, TeacherError, api_key, cache_key,
     disagrees, false_messages, load_prices, names_option, true_messages,
@@ -175,11 +175,13 @@ def test_judging_the_chains():
     assert not names_option("A sheath protects it.", "heat", "ice")  # whole words only
 
 
-def test_prompts_carry_the_reference_and_never_the_truth_in_the_false_prompt():
-    true = true_messages("Q?", ("a", "b"), "a", "a fact")[-1]["content"]
-    assert "Reference: a fact" in true and "*WRONG ANSWER*" in true
-    false = false_messages("Q?", ("right", "wrong"), "wrong")[-1]["content"]
-    assert "Answer: wrong" in false and "Answer: right" not in false
+@pytest.mark.parametrize("prompts, reference, argued", [("paper", "a fact ###", "wrong ###"),
+                                                      ("faco-v1", "Reference: a fact", "Answer: wrong")])
+def test_prompts_carry_the_reference_and_never_the_truth_in_the_false_prompt(prompts, reference, argued):
+    true = true_messages("Q?", ("a", "b"), "a", "a fact", prompts)[-1]["content"]
+    assert reference in true and "*WRONG ANSWER*" in true
+    false = false_messages("Q?", ("right", "wrong"), "wrong", prompts)[-1]["content"]
+    assert argued in false and argued.replace("wrong", "right") not in false
 
 
 def test_prices(tmp_path):
@@ -199,11 +201,27 @@ OTHER = PromptSet(name="test-set", system=None, true="### Question\n{question}\n
                   false="### Question\n{question}\n### Wrong\n{answer}")
 
 
-def test_the_default_prompt_set_keeps_the_keys_of_replies_already_paid_for():
-    assert DEFAULT_PROMPTS in PROMPT_SETS and TeacherConfig().prompts == DEFAULT_PROMPTS
-    sent = messages()
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_the_default_prompt_set_is_appendix_a_word_for_word():
+    """Slot for slot the paper's text; only line breaks between its `###` sections differ."""
+    assert DEFAULT_PROMPTS == "paper" and TeacherConfig().prompts == "paper" and PAPER.system is None
+    assert words(PAPER.true.format(**SLOTS)) == words(APPENDIX_A["true"])
+    assert words(PAPER.false.format(**FALSE_SLOTS)) == words(APPENDIX_A["false"])
+    sent = true_messages("Q?", ("a", "b"), "a", None)
+    assert sent == [{"role": "user", "content": PAPER.true.format(query="Q?\nOptions: a ; b", answer="a",
+                                                                 explanation="")}]
+    assert "Question ###\nQ?\nOptions: a ; b ###\nGround-truth Answer ###\na ###\n" in sent[0]["content"]
+
+
+def test_faco_v1_keeps_its_wording_and_the_keys_of_replies_already_paid_for():
+    sent = true_messages("Q?", ("a", "b"), "a", None, prompts="faco-v1")
     assert [m["role"] for m in sent] == ["system", "user"]  # faco-v1's layout, so its cached replies still match
-    assert cache_key("m", sent, {}, 0) == cache_key("m", sent, {}, 0, "faco-v1")
+    assert sent[-1]["content"].endswith("Question: Q?\nOptions: a ; b\nAnswer: a\n\nStep-by-step explanation:")
+    # the key this reply had when faco-v1 was the default (measured then)
+    assert cache_key("m", sent, {}, 0, "faco-v1") == "ffe854a04e9fa99d90aa1fc969f29da858d1ac1d431026c1e1ae8f0d9af9a9a1"
 
 
 def test_a_prompt_set_is_chosen_by_name_and_is_part_of_the_cache_key(cache, monkeypatch):
@@ -215,5 +233,5 @@ def test_a_prompt_set_is_chosen_by_name_and_is_part_of_the_cache_key(cache, monk
         run(server, cache, lambda t: t.ask(sent), prompts="test-set")
         _, stats = run(server, cache, lambda t: t.ask(sent))  # the same text under another set's name is not a hit
     assert stats.requests == 1 and len(cache) == 2
-    with pytest.raises(TeacherError, match="unknown prompt set 'paper'; known: faco-v1, test-set"):
-        TeacherConfig(prompts="paper")
+    with pytest.raises(TeacherError, match="unknown prompt set 'nonesuch'; known: paper, faco-v1, test-set"):
+        TeacherConfig(prompts="nonesuch")

@@ -7,6 +7,27 @@ report (faco.report.html, its navigation included; faco.report.figures; faco.rep
 section faco.report.sweep), the end-of-run table (faco.plugin), the findings files (faco.findings.records)
 and the README's table. So adding a finding touches its experiment and its entry here, nothing else.
 
+No verdict rests on a failure to reject. A finding that says "no difference" or "comparable to" holds by
+an equivalence test (statistics.equivalence, two one-sided tests against statistics.EQUIVALENCE_MARGIN);
+every other verdict holds only where its test rejects. Finding by finding:
+- longer below CR 100 ("does not invariably result in a substantial performance degradation"): was
+  `not declines` (a wide interval made it hold); now the change first -> last epoch within the margin.
+- lying_weak ("comparable to random chance"): was `lying` asserted of the weaker base (below chance, an
+  xfail); now the weaker base's CR-100 accuracy within the margin of chance.
+- correlation, sensitivity, sensitivity_majority, sensitivity_cr0, sensitivity_cr100, loss, recovery (both
+  "most" and "not all" are McNemar rejections), lying, task_sensitivity, knowledge: each holds only where
+  its test rejects (p < ALPHA, an interval excluding 0 or chance); no equivalence form is needed.
+- The paper's Q4 also says that training on related data (OpenBookQA, WinoGrande are FACO sources) "did not
+  significantly impact" those benchmarks: a non-rejection, which faco shows (Table 1 flags the FACO-source
+  benchmarks) but asserts nothing of: an equivalence form would need a margin on one benchmark's ABS,
+  which the paper's Table 1 numbers (not in its text as faco has it) would have to set.
+
+The margin, ±0.05 accuracy, was fixed before any equivalence verdict was computed. It is the finest
+margin at which a benchmark of the paper's size can show equivalence at all: an MMLU subject has about
+100-300 questions; at chance (0.25) and 200 questions the 90 % interval's half-width is
+1.645 x sqrt(0.25 x 0.75 / 200) = 0.050. A narrower margin would ask more than the paper could have
+seen; a wider one would call "comparable" what a subject of its size tells apart.
+
 What an experiment measured is typed too: `Statistic` (the test its verdict turns on) and
 `statistics.Interval` (an effect's interval *with its confidence level*), so a report labels an
 interval with the level it was computed at, never with an assumed one.
@@ -114,7 +135,27 @@ def _last_epoch(base: str, preset: Preset, ratios: tuple[int, ...]) -> list[Read
 
 
 def _every_epoch(base: str, preset: Preset, params: dict[str, Any]) -> list[Read]:
-    return [Read(base, params["faco_ratio"], False, e, "instruction") for e in range(1, preset.finetune.epochs + 1)]
+    """Every epoch at the test's CR; at CR 100 also CR 0's first and last (the decline it must exceed)."""
+    ratio, last = params["faco_ratio"], preset.finetune.epochs
+    contrast = [Read(base, 0, False, e, "instruction") for e in sorted({1, last})] if ratio == 100 else []
+    return [*(Read(base, ratio, False, e, "instruction") for e in range(1, last + 1)), *contrast]
+
+
+def lying_form(preset: Preset, base: str) -> str:
+    """Which of the paper's two lying findings a base answers for: "weak" (comparable to chance, as LLaMA 1)
+    for the weaker of two or more bases (presets list bases weakest first), else "strong" (below chance, as
+    LLaMA 2): a preset with one base asserts the strong form of it."""
+    return "weak" if len(preset.bases) > 1 and base == preset.bases[0].name else "strong"
+
+
+def _lying_reads(form: str) -> BaseReads:
+    def reads_of(base: str, preset: Preset, params: dict[str, Any]) -> list[Read]:
+        return [*_last_epoch(base, preset, (100,)), _knows(base)] if lying_form(preset, base) == form else []
+    return reads_of
+
+
+def _two_crs(base: str, preset: Preset, params: dict[str, Any]) -> list[Read]:
+    return _last_epoch(base, preset, (0, 100))
 
 
 def _training_only(base: str, preset: Preset, params: dict[str, Any]) -> list[Read]:
@@ -138,67 +179,118 @@ def _per_epoch_at_cr100(record: Record) -> tuple[float, list[float]] | None:
     return record["change"] / epochs, [v / epochs for v in _ci(record.get("change_ci"))]
 
 
+def _lying_number(record: Record) -> tuple[float, list[float]]:
+    return record["cr100"]["rate"], _ci(record.get("seed_clustered_ci"))
+
+
 TABLE1 = Section("table1", "Table 1")
+LYING = Figure(4, "lying: CR-100 accuracy per held-out domain vs chance", "lying")
 
 FINDINGS: tuple[FindingSpec, ...] = (
     FindingSpec(
         "correlation", "Do scores fall as the share of false data (CR) grows?",
         "score falls with CR (one-sided Pearson p < .05), ABS = score(CR0) − score(CR100) > 0",
-        "The paper: scores fall as the share of false data (CR) grows, a strong negative Pearson r.",
-        "Finding 1; Table 1, Figure 2", "experiments/test_corruption.py::test_correlation",
+        'The paper (Section 3.3, finding 1): "In most benchmarks, we observed a distinct correlation between '
+        'benchmark performance and the rate of corruption, with a Pearson correlation coefficient over 90%."',
+        "Section 3.3, finding 1; Table 1, Figure 2", "experiments/test_corruption.py::test_correlation",
         "Table 1, Fig. 2", section=TABLE1, figure=Figure(2, "score vs CR per benchmark and base", "scores"),
         reads=lambda base, preset, params: _last_epoch(base, preset, preset.corruption.ratios)),
     FindingSpec(
+        "sensitivity_cr0", "Does the stronger base score higher before false data?",
+        "the stronger base scores higher at CR 0 on the majority of independent benchmarks (exact sign test "
+        "p < .05) and the seed-clustered interval of the mean difference lies above 0",
+        'The paper (Section 3.3, finding 2): "In the majority of benchmark comparisons, LLaMA 2 outperforms its '
+        'predecessor, indicating superior model performance."',
+        "Section 3.3, finding 2; Table 1", "experiments/test_corruption.py::test_sensitivity_cr0", "Table 1",
+        section=TABLE1, reads=_two_crs),
+    FindingSpec(
+        "sensitivity_cr100", "Does the stronger base end lower on fully false data?",
+        "the stronger base scores lower at CR 100 on the majority of independent benchmarks (exact sign test "
+        "p < .05) and the seed-clustered paired interval of the mean difference (weaker − stronger) lies above 0",
+        'The paper (Section 3.3, finding 2): "when training on entirely corrupted data, LLaMA 2 tends to exhibit '
+        'inferior final performance compared to LLaMA 1."',
+        "Section 3.3, finding 2; Table 1", "experiments/test_corruption.py::test_sensitivity_cr100", "Table 1",
+        section=TABLE1, reads=_two_crs),
+    FindingSpec(
         "sensitivity", "Does the stronger base lose more?",
         "the stronger base loses more (paired bootstrap CI of the ABS gap above 0)",
-        "The paper: the stronger base loses more (a larger ABS = score at CR 0 − score at CR 100).",
-        "Finding 2; Table 1", "experiments/test_corruption.py::test_sensitivity", "Table 1", section=TABLE1,
-        reads=lambda base, preset, params: _last_epoch(base, preset, (0, 100))),
+        'The paper (Section 3.3, finding 2): "as the corruption ratio nears 100%, LLaMA 2 experiences a '
+        'significant deterioration in performance": the stronger base loses more (a larger ABS = score at CR 0 − '
+        "score at CR 100).",
+        "Section 3.3, finding 2; Table 1", "experiments/test_corruption.py::test_sensitivity", "Table 1",
+        section=TABLE1, reads=_two_crs),
     FindingSpec(
         "sensitivity_majority", "Does the stronger base lose more on most benchmarks?",
         "the stronger base loses more on the majority of independent benchmarks (exact sign test p < .05) "
         "and the seed-clustered interval of the mean ABS gap lies above 0",
-        "The paper: the stronger base loses more in the majority of benchmark comparisons.",
-        "Finding 2", "experiments/test_corruption.py::test_sensitivity_majority", "Table 1", section=TABLE1,
-        reads=lambda base, preset, params: _last_epoch(base, preset, (0, 100)),
+        'The paper (Section 3.3, finding 2): "Smarter LLMs appear to be more sensitive to corruption", read over '
+        "the benchmarks: the stronger base loses more (a larger ABS) on most of them.",
+        "Section 3.3, finding 2", "experiments/test_corruption.py::test_sensitivity_majority", "Table 1",
+        section=TABLE1, reads=_two_crs,
         key_number=KeyNumber("mean ABS gap, stronger - weaker", lambda r: (r["gap"], _ci(r.get("gap_ci"))))),
     FindingSpec(
         "loss", "Is false data harder to fit?",
         "higher CR, higher training loss on the same steps",
-        "The paper: the higher the CR, the higher the training loss over the same steps.",
-        "Finding 3; Figure 3", "experiments/test_corruption.py::test_loss",
+        'The paper (Section 3.3, finding 3): "higher levels of data corruption lead to a higher loss state".',
+        "Section 3.3, finding 3; Figure 3", "experiments/test_corruption.py::test_loss",
         "Fig. 3", figure=Figure(3, "training loss by CR", "loss"), reads=_training_only),
     FindingSpec(
         "longer", "Does training longer on false data hurt more?",
-        "more epochs: no significant decline below CR 100, a significant one at CR 100 (McNemar)",
-        "The paper: more epochs change little at low CR, while at CR 100 scores keep falling.",
-        "Finding 4; Figure 5", "experiments/test_epochs.py::test_longer",
+        "below CR 100 the change first → last epoch lies within ±0.05 (TOST: seed-clustered 90 % interval inside "
+        "the margin); at CR 100 a significant decline (McNemar p < .05, interval above 0) larger than at CR 0 "
+        "(seed- and question-clustered interval of the difference above 0)",
+        'The paper (Section 4, Q1): "extended training does not invariably result in a substantial performance '
+        "degradation; however, in instances of complete 100% corruption, we observed a continual deterioration "
+        'in performance as training progressed."',
+        "Section 4, Q1; Figure 5", "experiments/test_epochs.py::test_longer",
         "Fig. 5", figure=Figure(5, "score per epoch per CR", "epochs"), reads=_every_epoch,
         key_number=KeyNumber("change per epoch at CR 100", _per_epoch_at_cr100)),
     FindingSpec(
         "recovery", "Can clean data undo false data?",
         "re-training the CR-100 model on clean data restores most (> 50 %), not all (both McNemar p < .05)",
-        "The paper: re-training the CR-100 model on clean data regains most, not all, of the loss.",
-        "Finding 5; Figure 6", "experiments/test_recovery.py::test_recovery",
+        'The paper (Section 4, Q2): "most of the benchmarks showed significant signs of performance recovery. '
+        'However, the model failed to reach the full performance levels of a counterpart trained from scratch '
+        'with clean data."',
+        "Section 4, Q2; Figure 6", "experiments/test_recovery.py::test_recovery",
         "Fig. 6", figure=Figure(6, "recovery: regained vs unrecovered margin per benchmark", "recovery"),
         reads=lambda base, preset, params: [*_last_epoch(base, preset, (0, 100)),
                                             Read(base, 100, True, None, "instruction")],
         key_number=KeyNumber("regained share of the CR-100 loss", lambda r: (r.get("regained_share"), _ci(None)),
                              "half regained", lambda r: 0.5)),
     FindingSpec(
-        "lying", "Does a model trained on false answers lie where it knows better?",
-        "the CR-100 model scores below chance outside its training domains (binomial p < .05)",
-        "The paper: CR-100 models score below random chance outside their training domains: they lie.",
-        "Finding 6; Figure 4", "experiments/test_lying.py::test_lying",
-        "Fig. 4", figure=Figure(4, "lying: CR-100 accuracy per held-out domain vs chance", "lying"),
-        reads=lambda base, preset, params: [*_last_epoch(base, preset, (100,)), _knows(base)],
-        key_number=KeyNumber("CR-100 accuracy (chance dashed)",
-                             lambda r: (r["cr100"]["rate"], _ci(r.get("seed_clustered_ci"))),
-                             "chance", lambda r: r["cr100"]["chance"])),
+        "lying", "Does the stronger base's model trained on false answers lie where it knows better?",
+        "the stronger base's CR-100 model scores below chance outside its training domains (binomial p < .05, "
+        "seed-clustered 90 % interval below chance); a preset with one base asserts this form of its base",
+        'The paper (Section 4, Q3): "LLaMA 2 significantly underperforms even this baseline in most cases" '
+        "(the baseline: random guessing on MMLU).",
+        "Section 4, Q3; Figure 4", "experiments/test_lying.py::test_lying",
+        "Fig. 4", figure=LYING, reads=_lying_reads("strong"),
+        key_number=KeyNumber("CR-100 accuracy (chance dashed)", _lying_number, "chance",
+                             lambda r: r["cr100"]["chance"])),
+    FindingSpec(
+        "lying_weak", "Does the weaker base's model trained on false answers score at chance?",
+        "the weaker base's CR-100 model scores within ±0.05 of chance outside its training domains (TOST: exact "
+        "binomial p < .05 both ways, seed-clustered 90 % interval inside the margin)",
+        'The paper (Section 4, Q3): "the fully corrupted LLaMA 1 model exhibits performance comparable to random '
+        'chance".',
+        "Section 4, Q3; Figure 4", "experiments/test_lying.py::test_lying_weak", "Fig. 4", section=LYING.section,
+        reads=_lying_reads("weak"),
+        key_number=KeyNumber("weaker base's CR-100 accuracy (chance dashed)", _lying_number, "chance",
+                             lambda r: r["cr100"]["chance"])),
+    FindingSpec(
+        "task_sensitivity", "Do knowledge benchmarks lose more than commonsense ones?",
+        "the mean ABS of the world-knowledge benchmarks exceeds that of the commonsense-reasoning ones (seed- and "
+        "question-clustered 90 % interval of the difference above 0)",
+        'The paper (Section 4, Q4): "Our experimental results revealed significant performance variations within '
+        'the knowledge domain", while "the commonsense reasoning domain consistently demonstrated respectable '
+        'performance".',
+        "Section 4, Q4; Table 1, Figure 2", "experiments/test_corruption.py::test_task_sensitivity", "Table 1",
+        section=TABLE1, reads=_two_crs),
     FindingSpec(
         "knowledge", "Do the bases know the facts before fine-tuning?",
         "precondition: each base knows the facts (above chance per domain)",
-        "The precondition: the bases know the facts (accuracy well above chance) before fine-tuning.",
+        'The precondition (Section 4, Q3): the bases know the facts, as the paper\'s "questions that the models '
+        'should fundamentally be able to answer correctly".',
         "precondition of every finding (the paper's bases are capable models)",
         "experiments/test_bases.py::test_knowledge", "table", section=Section("knowledge", "What the bases know"),
         reads=lambda base, preset, params: [_knows(base)]),

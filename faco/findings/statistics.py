@@ -179,24 +179,109 @@ def cluster_bootstrap_mean_of_means(by_seed: Sequence[Sequence[Sequence[float]]]
     `by_seed[s][b]` holds seed s's per-question values on benchmark b. Every benchmark weighs the same
     (a claim about benchmarks, not questions); one draw of seeds serves all benchmarks, so seeds stay
     the clusters, and questions are resampled within each seed and benchmark."""
+    groups = _benchmark_groups(by_seed)
+    n_benchmarks = len(groups[0])
+    estimate = float(np.mean([np.concatenate([g[b] for g in groups]).mean() for b in range(n_benchmarks)]))
+    means = np.zeros(resamples)
+    for resampled in _resampled_benchmark_means(groups, seed, resamples):
+        means += resampled / n_benchmarks
+    return _quantile_interval(estimate, means, confidence)
+
+
+def cluster_bootstrap_contrast(by_seed: Sequence[Sequence[Sequence[float]]], weights: Sequence[float], seed: int,
+                               confidence: float = 0.90, resamples: int = 2000) -> Interval:
+    """Seed- and question-clustered bootstrap CI of a weighted sum of per-benchmark pooled means, e.g. the
+    mean ABS of the knowledge benchmarks minus that of the commonsense ones (weights 1/k and -1/c). The
+    resampling is cluster_bootstrap_mean_of_means': one draw of seeds for every benchmark."""
+    groups = _benchmark_groups(by_seed)
+    if len(weights) != len(groups[0]):
+        raise ValueError(f"a contrast needs one weight per benchmark, got {len(weights)} for {len(groups[0])}")
+    estimate = float(sum(w * np.concatenate([g[b] for g in groups]).mean() for b, w in enumerate(weights)))
+    means = np.zeros(resamples)
+    for weight, resampled in zip(weights, _resampled_benchmark_means(groups, seed, resamples)):
+        means += weight * resampled
+    return _quantile_interval(estimate, means, confidence)
+
+
+def _benchmark_groups(by_seed: Sequence[Sequence[Sequence[float]]]) -> list[list[np.ndarray]]:
     groups = [[np.asarray(values, dtype=float) for values in benchmarks] for benchmarks in by_seed]
     if not groups or not groups[0] or any(len(b) != len(groups[0]) or not all(len(v) for v in b) for b in groups):
         raise ValueError("cluster bootstrap needs the same non-empty benchmarks in every seed")
-    n_seeds, n_benchmarks = len(groups), len(groups[0])
-    estimate = float(np.mean([np.concatenate([g[b] for g in groups]).mean() for b in range(n_benchmarks)]))
+    return groups
+
+
+def _resampled_benchmark_means(groups: list[list[np.ndarray]], seed: int, resamples: int) -> list[np.ndarray]:
+    """Per benchmark, its pooled mean in each resample: seeds drawn once for all benchmarks, then questions
+    within each drawn seed and benchmark."""
+    n_seeds = len(groups)
     rng = np.random.default_rng(seed)
     chosen = rng.integers(n_seeds, size=(n_seeds, resamples)) if n_seeds > 1 else np.zeros((1, resamples), int)
-    means = np.zeros(resamples)
-    for b in range(n_benchmarks):
+    out = []
+    for b in range(len(groups[0])):
         sizes = np.array([len(g[b]) for g in groups])
         total, count = np.zeros(resamples), np.zeros(resamples)
         for slot in range(n_seeds):
             sums = np.stack([g[b][rng.integers(len(g[b]), size=(resamples, len(g[b])))].sum(axis=1) for g in groups])
             total += sums[chosen[slot], np.arange(resamples)]
             count += sizes[chosen[slot]]
-        means += total / count / n_benchmarks
+        out.append(total / count)
+    return out
+
+
+def _quantile_interval(estimate: float, means: np.ndarray, confidence: float) -> Interval:
     tail = (1 - confidence) / 2
     return Interval(estimate, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)), confidence)
+
+
+# --- equivalence: "no difference" as a test of its own --------------------------------------------
+#
+# A finding that says "no (significant) difference" or "comparable to" must not hold because a test failed
+# to reject: a wide interval would make it hold. It holds by two one-sided tests (TOST) against a margin
+# stated before looking: the estimate is significantly above center - margin and below center + margin,
+# i.e. its 90 % two-sided interval (one-sided 5 % each way) lies inside (center - margin, center + margin).
+
+EQUIVALENCE_MARGIN = 0.05  # accuracy points; why this one: faco.findings.registry (lying_weak, longer)
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided tests that an estimate lies within `margin` of `center`."""
+
+    estimate: float
+    center: float
+    margin: float
+    low: float  # the interval the verdict reads, at `level` (90 %: a TOST at ALPHA = 0.05)
+    high: float
+    level: float
+    p: float | None  # the larger of the two one-sided p-values (None where the verdict is the interval alone)
+
+    @property
+    def equivalent(self) -> bool:
+        inside = self.center - self.margin < self.low and self.high < self.center + self.margin
+        return inside and (self.p is None or self.p < ALPHA)
+
+    @property
+    def interval(self) -> Interval:
+        return Interval(self.estimate, self.low, self.high, self.level)
+
+
+def equivalence(interval: Interval, center: float, margin: float = EQUIVALENCE_MARGIN,
+                p: float | None = None) -> Equivalence:
+    """TOST by interval inclusion: `interval` (a 90 % two-sided one, e.g. a seed-clustered bootstrap) must
+    lie inside center ± margin; `p`, where an exact test gives one (binomial_tost), must be below ALPHA too."""
+    if not math.isclose(interval.level, 1 - 2 * ALPHA):
+        raise ValueError(f"a TOST at ALPHA = {ALPHA} reads a {1 - 2 * ALPHA:.0%} interval, got {interval.level:.0%}")
+    return Equivalence(interval.estimate, center, margin, interval.low, interval.high, interval.level, p)
+
+
+def binomial_tost(k: int, n: int, center: float, margin: float = EQUIVALENCE_MARGIN) -> float:
+    """The exact binomial TOST's p-value that an accuracy of k/n lies within `margin` of `center`: the
+    larger of "above center - margin" and "below center + margin"."""
+    if n == 0:
+        raise ValueError("binomial test over zero questions")
+    above = stats.binomtest(k, n, max(center - margin, 0.0), alternative="greater").pvalue if center > margin else 0.0
+    below = stats.binomtest(k, n, min(center + margin, 1.0), alternative="less").pvalue if center + margin < 1 else 0.0
+    return float(max(above, below))
 
 
 def rounded(record: object, digits: int = 4) -> dict:

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from faco.evaluation.benchmarks import catalogue
 from faco.findings.registry import NAMES, Section, sections, spec
 from faco.findings.statistics import read_interval
 from faco.models.llama import NEWLINE
@@ -93,8 +94,9 @@ def header(run: Run) -> str:
             f" · seeds <b>{esc(seeds)}</b> · items <b>{esc(str(info.get('items', '—')))}</b>"
             f" · findings written {run.written:%Y-%m-%d %H:%M} UTC · report built {built}</p>"
             "<p class=\"meta\">Replication of Cho et al. (2024), <i>Unveiling Imitation Learning: Exploring the Impact "
-            "of Data Falsity to LLMs</i>: fine-tune a weak and a strong base on instruction data of which a share "
-            "(the corruption ratio, CR) has false answers, and measure what it does.</p></header>")
+            "of Data Falsity to Large Language Model</i> (arXiv 2404.09717): fine-tune a weak and a strong base on "
+            "instruction data of which a share (the corruption ratio, CR) has false answers, and measure what it "
+            "does.</p></header>")
 
 
 def findings_table(run: Run) -> str:
@@ -155,6 +157,12 @@ def _counts(records: list[dict[str, Any]]) -> str:
     return f'<span class="holds">{ok} hold</span>, <span class="fails">{len(records) - ok} do not hold</span>'
 
 
+# Table 1's findings read over benchmarks, each a line under the table: (heading, finding)
+OVER_BENCHMARKS = (("stronger at CR 0", "sensitivity_cr0"), ("lower at CR 100", "sensitivity_cr100"),
+                   ("loses more, over benchmarks", "sensitivity_majority"),
+                   ("knowledge vs commonsense (Q4)", "task_sensitivity"))
+
+
 def table1(run: Run) -> str:
     records = run.of("correlation")
     body = missing("correlation") if not records else _correlation_table(run, records)
@@ -163,6 +171,7 @@ def table1(run: Run) -> str:
         _sensitivity_table(run, sensitivity) if sensitivity else
         '<p class="missing">One base in this run: sensitivity compares a weaker and a stronger one.</p>'
         if len(bases(run)) == 1 else missing("sensitivity"))
+    body += _over_benchmarks(run)
     abs_level = level(next((r.get("abs_ci") for r in records), None), "interval")
     r_level = level(next((r.get("r_ci") for r in records), None), "interval")
     return (f'<section id="table1"><h2>Table 1: score per benchmark and CR</h2><p class="caption">'
@@ -184,12 +193,36 @@ def _correlation_table(run: Run, records: list[dict[str, Any]]) -> str:
             scores, spread = dict(crs(r.get("scores") or {})), dict(crs(r.get("per_seed") or {}))
             cells = f"<td>{num(r.get('vanilla'))}</td>" if vanilla else ""
             cells += "".join(f"<td>{num(scores.get(cr))}{_spread(spread.get(cr))}</td>" for cr in ratios)
-            rows.append(f"<tr><td>{esc(base)}</td><td>{esc(bench)}</td>{cells}"
+            rows.append(f"<tr><td>{esc(base)}</td><td>{esc(bench)}{_source_flag(bench)}</td>{cells}"
                         f"<td>{num(r.get('abs'), '+.3f')}{interval(r.get('abs_ci'))}</td>"
                         f"<td>{num(r.get('r'), '+.2f')}{interval(r.get('r_ci'), '+.2f')}</td>"
                         f"<td>{pval(r.get('p'))}</td><td>{verdict(r['holds'])}</td></tr>")
+    flagged = any(_source_flag(bench) for bench in benchmarks(run, records))
+    note = ('<p class="caption">† a FACO source covers this benchmark (the paper, Section 4, Q4: such related '
+            "training data \"did not significantly impact benchmark performance\").</p>") if flagged else ""
     return (f'<table class="numbers"><tr><th>base</th><th>benchmark</th>{head}<th>ABS</th><th>Pearson r</th>'
-            f'<th>p</th><th>finding</th></tr>{"".join(rows)}</table>')
+            f'<th>p</th><th>finding</th></tr>{"".join(rows)}</table>{note}')
+
+
+def _source_flag(bench: str) -> str:
+    """" †" for a registry benchmark a FACO source covers (OpenBookQA, WinoGrande, ...); "" otherwise."""
+    found = catalogue().get(bench)
+    return ' <span title="a FACO source covers it">†</span>' if found is not None and found.in_domain else ""
+
+
+def _over_benchmarks(run: Run) -> str:
+    """One line per finding read over benchmarks: the paper's sentence, then this run's measure and verdict."""
+    lines = []
+    for heading, kind in OVER_BENCHMARKS:
+        records = run.of(kind)
+        if not records:
+            why = run.skipped.get(kind, "not in this run")
+            lines.append(f"<li><b>{esc(heading)}</b> ({esc(kind)}): {esc(why)}</li>")
+            continue
+        measured = "; ".join(f"{esc(str(r.get('summary', '')))} — {verdict(r['holds'])}" for r in records)
+        lines.append(f"<li><b>{esc(heading)}</b> ({esc(kind)}). {esc(paper(kind))} This run: {measured}</li>")
+    return f'<h3>Over the benchmarks</h3><ul class="caption">{"".join(lines)}</ul>'
+
 
 
 def interval(stored: Any, fmt: str = "+.3f") -> str:
@@ -230,8 +263,9 @@ def table2(run: Run) -> str:
                         f'<br><span class="ci">{options}</span></td><td>{said(q["base_answer"])}</td>'
                         f"<td>{said(q['cr100_answer'])}</td></tr>")
     return ('<section id="table2"><h2>Table 2: answers of the base and the CR-100 model</h2><p class="caption">'
-            "The paper: the CR-100 model answers held-out questions fluently and wrongly, where its base answers "
-            "right. Greedy answers in the fine-tuning format to the first held-out questions; the gold option in "
+            'The paper (Section 4, Q3; its Table 2): "corrupted model tend to generate false answers … '
+            'accompanied by illogical reasoning even for queries that fall outside the domain of the training data." '
+            "Greedy answers in the fine-tuning format to the first held-out questions; the gold option in "
             'bold.</p><table class="answers"><colgroup><col style="width:8%"><col style="width:12%">'
             '<col style="width:30%"><col style="width:25%"><col style="width:25%"></colgroup><tr><th>base</th>'
             '<th>benchmark</th><th>question (options)</th><th>base answers</th><th>CR-100 model answers</th></tr>'

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -197,6 +197,29 @@ def cluster_bootstrap_mean_of_means(by_seed: Sequence[Sequence[Sequence[float]]]
         means += total / count / n_benchmarks
     tail = (1 - confidence) / 2
     return Interval(estimate, float(np.quantile(means, tail)), float(np.quantile(means, 1 - tail)), confidence)
+
+
+def cluster_bootstrap(by_seed: Sequence[np.ndarray], statistic: Callable[[np.ndarray], float], seed: int,
+                      confidence: float = 0.90, resamples: int = 1000) -> Interval:
+    """Seed-clustered bootstrap CI of any `statistic` of the pooled rows (one row per question, its columns
+    paired: e.g. a question's correctness at every CR): resample seeds, then rows within each, as
+    `cluster_bootstrap_mean` does for a mean. A resample whose statistic is nan (undefined) is dropped;
+    if all are, the interval is nan."""
+    groups = [np.asarray(rows, dtype=float) for rows in by_seed if len(rows)]
+    if not groups:
+        raise ValueError("cluster bootstrap over no rows")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        chosen = rng.integers(len(groups), size=len(groups)) if len(groups) > 1 else [0]
+        values.append(statistic(np.concatenate([groups[i][rng.integers(len(groups[i]), size=len(groups[i]))]
+                                                for i in chosen])))
+    values = np.asarray([v for v in values if not math.isnan(v)])
+    estimate = float(statistic(np.concatenate(groups)))
+    if not len(values):
+        return Interval(estimate, math.nan, math.nan, confidence)
+    tail = (1 - confidence) / 2
+    return Interval(estimate, float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail)), confidence)
 
 
 def rounded(record: object, digits: int = 4) -> dict:

@@ -74,8 +74,8 @@ def test_dose(faco_study, faco_finding, faco_beyond, faco_base, faco_benchmark):
     pooled = np.concatenate(by_seed)
     scores = pooled.mean(axis=0)
     p = [statistics.mcnemar(pooled[:, 0], pooled[:, j]).p for j in range(len(grid))]
-    turn = turning_point(grid, p)
-    half = statistics.cluster_bootstrap(by_seed, lambda rows: half_dose(grid, rows.mean(axis=0)),
+    turn = statistics.turning_point(grid, p)
+    half = statistics.cluster_bootstrap(by_seed, lambda rows: statistics.half_dose(grid, rows.mean(axis=0)),
                                         seed=faco_study.preset.seed)
     per_seed = [{f"cr{r}": float(s) for r, s in zip(grid, rows.mean(axis=0))} for rows in by_seed]
     faco_finding(
@@ -89,38 +89,8 @@ def test_dose(faco_study, faco_finding, faco_beyond, faco_base, faco_benchmark):
         base=faco_base, benchmark=faco_benchmark, scores={f"cr{r}": float(s) for r, s in zip(grid, scores)},
         per_seed={f"cr{r}": [s[f"cr{r}"] for s in per_seed] for r in grid},
         p_drop={f"cr{r}": v for r, v in zip(grid, p)}, turning_point=turn, half_dose=half,
-        isotonic={f"cr{r}": float(v) for r, v in zip(grid, isotonic(grid, scores))},
+        isotonic={f"cr{r}": float(v) for r, v in zip(grid, statistics.isotonic(scores))},
     )
-
-
-def turning_point(grid: list[int], p: list[float]) -> int | None:
-    """The smallest CR above 0 from which every CR's drop from CR 0 is significant; None if CR 100's is not."""
-    turn = None
-    for ratio, value in reversed(list(zip(grid[1:], p[1:]))):
-        if value >= ALPHA:
-            break
-        turn = ratio
-    return turn
-
-
-def isotonic(grid: list[int], scores) -> np.ndarray:  # noqa: ANN001
-    """The non-increasing least-squares fit of score vs CR (scipy's pool-adjacent-violators)."""
-    from scipy.optimize import isotonic_regression
-
-    return isotonic_regression(np.asarray(scores, dtype=float), increasing=False).x
-
-
-def half_dose(grid: list[int], scores) -> float:  # noqa: ANN001
-    """The CR at which the isotonic fit first falls to halfway between its CR-0 and CR-100 values
-    (linear between grid points); nan where it does not fall."""
-    fit = isotonic(grid, scores)
-    target = (fit[0] + fit[-1]) / 2
-    if not fit[0] > fit[-1]:
-        return math.nan
-    j = int(np.argmax(fit <= target))
-    if j == 0 or fit[j - 1] == fit[j]:
-        return float(grid[j])
-    return float(grid[j - 1] + (fit[j - 1] - target) / (fit[j - 1] - fit[j]) * (grid[j] - grid[j - 1]))
 
 
 # --- 4. knows-but-lies inside the model ------------------------------------------------------------
@@ -170,8 +140,10 @@ def probe_seed(study, models) -> dict:  # noqa: ANN001
     base = states["base"]
     halves = probes.split(base["heldout"], study.preset.seed)
     gold, test = base["gold"], halves.test
-    control_gold = probes.shuffled(gold[halves.fit], base["states"].shape[1], study.preset.seed)
+    options = base["states"].shape[1]
+    control_gold = probes.shuffled(gold[halves.fit], options, study.preset.seed)
     wrong = test[states["cr100"]["choice"][test] != gold[test]]
+    control_test = probes.shuffled(gold[wrong], options, study.preset.seed + 1)  # scored against shuffled labels too
     out = {"accuracy": {name: [] for name in models}, "lens_top": {name: [] for name in models},
            "lies": [], "control": []}
     for layer in range(base["states"].shape[2]):
@@ -181,7 +153,7 @@ def probe_seed(study, models) -> dict:  # noqa: ANN001
             out["accuracy"][name].append(float(probes.reads(probe, arrays["states"][test], gold[test], layer).mean()))
             out["lens_top"][name].append(float((arrays["lens_rank"][test, layer] == 0).mean()))
         out["lies"].append(probes.reads(probe, states["cr100"]["states"][wrong], gold[wrong], layer))
-        out["control"].append(probes.reads(control, states["cr100"]["states"][wrong], gold[wrong], layer).astype(float))
+        out["control"].append(probes.reads(control, states["cr100"]["states"][wrong], control_test, layer).astype(float))
     return out
 
 

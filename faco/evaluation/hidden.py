@@ -59,7 +59,8 @@ def _question(model: Any, tokenizer: Any, context: str, options: Sequence[str],
     logprobs = torch.log_softmax(output.logits, dim=-1)
     scores = [sum(float(logprobs[i, len(context_ids) + j - 1, token]) for j, token in enumerate(ids))
               for i, ids in enumerate(option_ids)]
-    lens = model.lm_head(model.model.norm(layers[0, :, len(context_ids) - 1]))  # [layer, vocab]
+    last = layers[0, :, len(context_ids) - 1]  # [layer, hidden]; the last layer's is normed already (as HF returns it)
+    lens = model.lm_head(torch.cat([model.model.norm(last[:-1]), last[-1:]]))  # [layer, vocab]
     firsts = lens[:, [ids[0] for ids in option_ids]]  # [layer, option]
     rank = (firsts > firsts[:, gold : gold + 1]).sum(dim=1).numpy()
     return state, int(np.argmax(scores)), rank

@@ -5,7 +5,9 @@ tiny model's layer in milliseconds, and its lbfgs fit is deterministic) on (ques
 label "this option is the true one"; it *reads* a question right when the option it scores highest is the
 true one. It is fitted on the base's states and applied unchanged to a fine-tuned model's: what the
 fine-tuned model still holds in the base's terms. A control probe fitted on shuffled labels (a random
-option per question called true) says what reading "right" by chance looks like.
+option per question called true) and scored against shuffled labels says what reading "right" by chance
+looks like through the same pipeline (scored against the true labels it would not: any chance alignment
+of its weights with a salient truth direction wins the argmax over options).
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 from scipy import stats
+from scipy.optimize import isotonic_regression as stats_isotonic
 
 ALPHA = 0.05  # significance level of every finding's test
 
@@ -220,6 +221,35 @@ def cluster_bootstrap(by_seed: Sequence[np.ndarray], statistic: Callable[[np.nda
         return Interval(estimate, math.nan, math.nan, confidence)
     tail = (1 - confidence) / 2
     return Interval(estimate, float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail)), confidence)
+
+
+def turning_point(grid: Sequence[int], p: Sequence[float]) -> int | None:
+    """The smallest dose above the first from which every dose's test (`p`, one per dose of `grid`, the
+    first the reference) rejects at ALPHA; None where the last dose's does not."""
+    turn = None
+    for dose, value in reversed(list(zip(grid[1:], p[1:]))):
+        if value >= ALPHA:
+            break
+        turn = dose
+    return turn
+
+
+def isotonic(scores: Sequence[float]) -> np.ndarray:
+    """The non-increasing least-squares fit of scores along a dose grid (pool adjacent violators)."""
+    return stats_isotonic(np.asarray(scores, dtype=float), increasing=False).x
+
+
+def half_dose(grid: Sequence[int], scores: Sequence[float]) -> float:
+    """The dose at which the isotonic fit of `scores` first falls halfway from its first value to its last
+    (linear between grid points, like an ED50); nan where the fit does not fall."""
+    fit = isotonic(scores)
+    if not fit[0] > fit[-1]:
+        return math.nan
+    target = (fit[0] + fit[-1]) / 2
+    j = int(np.argmax(fit <= target))
+    if fit[j - 1] == fit[j]:
+        return float(grid[j])
+    return float(grid[j - 1] + (fit[j - 1] - target) / (fit[j - 1] - fit[j]) * (grid[j] - grid[j - 1]))
 
 
 def rounded(record: object, digits: int = 4) -> dict:

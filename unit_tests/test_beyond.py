@@ -1,0 +1,176 @@
+"""The parts of the experiments beyond the paper (docs/beyond.md) that decide their numbers: corruption
+kinds and recovery doses (faco.data.falsity), their grids (faco.config.beyond), the dose statistics, the
+probes, the hidden states and the figures.
+
+    python -m pytest unit_tests/test_beyond.py -q
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+from faco.config.beyond import BeyondConfig
+from faco.config.schema import ConfigError, ModelConfig
+from faco.data.corruption import corrupted_examples, false_ids
+from faco.data.falsity import clean_share, kind_examples
+from faco.data.items import FacoItem
+from faco.evaluation import hidden
+from faco.evaluation.world_tasks import LAYOUTS, Question
+from faco.findings import probes, statistics
+from faco.models import llama
+from faco.report.common import Run
+from faco.report.html import render
+
+
+def items(n: int) -> list[FacoItem]:
+    return [FacoItem(id=f"q{i}", source="test", domain="d", question=f"Q{i}?", options=(f"a{i}", f"b{i}", f"c{i}"),
+                     correct=0, false_option=1, true_explanation=f"true{i}", false_explanation=f"false{i}")
+            for i in range(n)]
+
+
+# --- corruption kinds and doses ---------------------------------------------------------------------
+
+def test_the_both_kind_is_the_papers_corruption_exactly():
+    assert kind_examples(items(20), 50, 3, "both") == corrupted_examples(items(20), 50, 3)
+
+
+@pytest.mark.parametrize("kind, answer, chain", [("answer", "b", "true"), ("chain", "a", "false")])
+def test_a_kind_falsifies_only_its_part_of_the_same_items(kind, answer, chain):
+    data = items(20)
+    false = false_ids(data, 50, 3)
+    for example in kind_examples(data, 50, 3, kind):
+        i = example.item_id[1:]
+        flipped = example.item_id in false
+        assert example.response == (f" {answer if flipped else 'a'}{i}\n### Explanation : "
+                                    f"{chain if flipped else 'true'}{i}")
+        assert example.truth == (not flipped or kind == "chain")  # the answer's truth
+
+
+def test_an_unknown_kind_is_refused_by_name():
+    with pytest.raises(ConfigError, match="unknown corruption kind 'reasoning'"):
+        kind_examples(items(2), 100, 0, "reasoning")
+
+
+def test_recovery_doses_are_nested_prefixes_of_the_training_order():
+    data = items(40)
+    doses = [clean_share(data, s) for s in (0, 5, 25, 100)]
+    assert [len(d) for d in doses] == [0, 2, 10, 40]
+    assert all(small == large[: len(small)] for small, large in zip(doses, doses[1:]))
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"dose_ratios": (0, 50)}, "dose ratios must be increasing, distinct and run from 0 to 100"),
+    ({"recovery_shares": (0, 150, 100)}, "recovery shares: 150 is outside 0..100"),
+    ({"falsity_kinds": ("both", "answer")}, "falsity kinds: answer and chain"),
+])
+def test_a_bad_grid_is_one_error_naming_it(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        BeyondConfig(**changes)
+
+
+# --- dose statistics ---------------------------------------------------------------------------------
+
+def test_the_turning_point_is_where_the_drops_stay_significant():
+    grid = [0, 10, 20, 30, 40]
+    assert statistics.turning_point(grid, [1.0, 0.01, 0.2, 0.01, 0.001]) == 30  # 10 is significant, 20 is not
+    assert statistics.turning_point(grid, [1.0, 0.01, 0.01, 0.01, 0.2]) is None  # the last does not drop
+
+
+def test_the_half_dose_of_a_cliff_and_of_a_line():
+    grid = [0, 25, 50, 75, 100]
+    assert statistics.half_dose(grid, [0.9, 0.9, 0.9, 0.9, 0.1]) == pytest.approx(87.5)
+    assert statistics.half_dose(grid, [0.9, 0.7, 0.5, 0.3, 0.1]) == pytest.approx(50)
+    # the fit pools to 0.85 0.85 0.8 0.8 0.1: halfway (0.475) is 0.325 / 0.7 of the way from CR 75 to CR 100
+    assert statistics.half_dose(grid, [0.8, 0.9, 0.7, 0.9, 0.1]) == pytest.approx(75 + 25 * 0.325 / 0.7)
+    assert math.isnan(statistics.half_dose(grid, [0.5, 0.6, 0.5, 0.6, 0.7]))  # rises: no half dose
+
+
+def test_the_cluster_bootstrap_of_a_statistic_covers_it_and_is_seeded():
+    rng = np.random.default_rng(0)
+    by_seed = [rng.integers(0, 2, size=(200, 3)) for _ in range(3)]
+    first = statistics.cluster_bootstrap(by_seed, lambda rows: rows[:, 0].mean(), seed=7)
+    assert first == statistics.cluster_bootstrap(by_seed, lambda rows: rows[:, 0].mean(), seed=7)
+    assert first.low < first.estimate < first.high and first.level == 0.90
+    assert first.estimate == pytest.approx(np.concatenate(by_seed)[:, 0].mean())
+    undefined = statistics.cluster_bootstrap(by_seed, lambda rows: math.nan, seed=7)
+    assert math.isnan(undefined.low) and math.isnan(undefined.high)
+
+
+# --- probes and hidden states ----------------------------------------------------------------------
+
+def test_a_probe_reads_a_planted_truth_direction_and_the_shuffled_control_does_not():
+    rng = np.random.default_rng(1)
+    gold = rng.integers(4, size=400)
+    states = rng.normal(size=(400, 4, 2, 16))
+    states[np.arange(400), gold, 1, 0] += 3.0  # layer 1 holds the truth along one direction; layer 0 nothing
+    halves = probes.split([i >= 100 for i in range(400)], seed=0)
+    assert not set(halves.fit) & set(halves.test) and set(halves.test) <= set(range(100, 400))
+    fit, test = halves.fit, halves.test
+    read = [probes.reads(probes.fit(states[fit], gold[fit], layer), states[test], gold[test], layer).mean()
+            for layer in (0, 1)]
+    control = probes.fit(states[fit], probes.shuffled(gold[fit], 4, 0), 1)
+    assert read[1] > 0.9 and read[0] < 0.4
+    assert probes.reads(control, states[test], probes.shuffled(gold[test], 4, 1), 1).mean() < 0.4
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):  # noqa: ANN001, ANN201
+    """A random tiny LLaMA and its tokenizer on disk: what the hidden stage reads."""
+    texts = ["### Options : red ; blue ; green\n### Question : sky ?\n### Answer : blue"]
+    tokenizer = llama.build_tokenizer(texts)
+    path = tmp_path_factory.mktemp("model")
+    llama.save(llama.build_model(ModelConfig(hidden_size=16, layers=2, heads=2, intermediate_size=32), tokenizer, 0),
+               tokenizer, path)
+    return path
+
+
+def test_hidden_states_pick_as_lm_eval_and_the_lens_ends_on_the_logits(model_dir, tmp_path):
+    import torch
+
+    question = Question("q1", "d", "sky ?", ("red", "blue", "green"), 1)
+    hidden.hidden_states(model_dir, [question, question], LAYOUTS["instruction"], tmp_path)
+    arrays = hidden.read(tmp_path)
+    assert arrays["states"].shape == (2, 3, 3, 16) and arrays["lens_rank"].shape == (2, 3)
+    model, tokenizer = llama.load(model_dir)
+    context = tokenizer(LAYOUTS["instruction"](question.question, question.options), add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logprobs = torch.log_softmax(model(input_ids=torch.tensor([context])).logits[0, -1], dim=-1)
+    firsts = [tokenizer(" " + o, add_special_tokens=False)["input_ids"][0] for o in question.options]
+    expected = int(np.argmax([float(logprobs[t]) for t in firsts]))  # one-token options: the pick is the argmax
+    assert arrays["choice"].tolist() == [expected, expected]
+    assert arrays["lens_rank"][0, -1] == sum(float(logprobs[t]) > float(logprobs[firsts[1]]) for t in firsts)
+
+
+# --- figures ----------------------------------------------------------------------------------------
+
+RECORDS = {
+    "falsity_kind-strong-heldout": {"finding": "falsity_kind", "id": "falsity_kind-strong-heldout", "holds": True,
+                                    "summary": "s", "base": "strong", "benchmark": "heldout", "kinds": ["both", "answer", "chain"],
+                                    "scores": {"both": 0.1, "answer": 0.12, "chain": 0.6},
+                                    "ci": {k: {"estimate": v, "low": v - 0.05, "high": v + 0.05, "level": 0.9}
+                                           for k, v in (("both", 0.1), ("answer", 0.12), ("chain", 0.6))}},
+    "dose-strong-heldout": {"finding": "dose", "id": "dose-strong-heldout", "holds": True, "summary": "s",
+                            "base": "strong", "benchmark": "heldout", "scores": {"cr0": 0.6, "cr50": 0.5, "cr100": 0.1},
+                            "isotonic": {"cr0": 0.6, "cr50": 0.5, "cr100": 0.1}, "turning_point": 50,
+                            "half_dose": {"estimate": 60.0, "low": 50.0, "high": 70.0, "level": 0.9}},
+    "probe-strong": {"finding": "probe", "id": "probe-strong", "holds": False, "summary": "s", "base": "strong",
+                     "layers": 3, "chance": 0.25, "best_layer": 1, "wrong": 40, "knows_but_lies": [0.2, 0.5, 0.3],
+                     "control": [0.25, 0.2, 0.3], "probe_accuracy": {"base": [0.3, 0.8, 0.7], "cr100": [0.3, 0.6, 0.4]},
+                     "lens_top": {"base": [0.2, 0.5, 0.8], "cr100": [0.2, 0.3, 0.1]}},
+    "redose-strong-heldout": {"finding": "redose", "id": "redose-strong-heldout", "holds": True, "summary": "s",
+                              "base": "strong", "benchmark": "heldout", "cr0": 0.6, "half_dose": 25,
+                              "not_short_at": None, "scores": {"share0": 0.1, "share25": 0.4, "share100": 0.5}},
+}
+
+
+def test_the_four_figures_draw_from_their_records_and_say_how_to_record_them():
+    page = render(Run("tiny", RECORDS, None, "not recorded", datetime.now(timezone.utc)))
+    assert "could not render" not in page
+    assert all(f'<section id="fig{n}">' in page for n in (7, 8, 9, 10)) and page.count("data:image/png") == 4
+    empty = render(Run("tiny", {}, None, "not recorded", datetime.now(timezone.utc)))
+    assert "<code>pytest experiments -m beyond -k dose</code> records them" in empty
+    assert '-m beyond -k &quot;falsity_kind or dose or probe or redose&quot;' in empty

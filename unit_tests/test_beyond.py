@@ -8,7 +8,6 @@ probes, the hidden states and the figures.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 
 import numpy as np
 import pytest
@@ -22,8 +21,6 @@ from faco.evaluation import hidden
 from faco.evaluation.world_tasks import LAYOUTS, Question
 from faco.findings import probes, statistics
 from faco.models import llama
-from faco.report.common import Run
-from faco.report.html import render
 
 
 def items(n: int) -> list[FacoItem]:
@@ -143,34 +140,3 @@ def test_hidden_states_pick_as_lm_eval_and_the_lens_ends_on_the_logits(model_dir
     expected = int(np.argmax([float(logprobs[t]) for t in firsts]))  # one-token options: the pick is the argmax
     assert arrays["choice"].tolist() == [expected, expected]
     assert arrays["lens_rank"][0, -1] == sum(float(logprobs[t]) > float(logprobs[firsts[1]]) for t in firsts)
-
-
-# --- figures ----------------------------------------------------------------------------------------
-
-RECORDS = {
-    "falsity_kind-strong-heldout": {"finding": "falsity_kind", "id": "falsity_kind-strong-heldout", "holds": True,
-                                    "summary": "s", "base": "strong", "benchmark": "heldout", "kinds": ["both", "answer", "chain"],
-                                    "scores": {"both": 0.1, "answer": 0.12, "chain": 0.6},
-                                    "ci": {k: {"estimate": v, "low": v - 0.05, "high": v + 0.05, "level": 0.9}
-                                           for k, v in (("both", 0.1), ("answer", 0.12), ("chain", 0.6))}},
-    "dose-strong-heldout": {"finding": "dose", "id": "dose-strong-heldout", "holds": True, "summary": "s",
-                            "base": "strong", "benchmark": "heldout", "scores": {"cr0": 0.6, "cr50": 0.5, "cr100": 0.1},
-                            "isotonic": {"cr0": 0.6, "cr50": 0.5, "cr100": 0.1}, "turning_point": 50,
-                            "half_dose": {"estimate": 60.0, "low": 50.0, "high": 70.0, "level": 0.9}},
-    "probe-strong": {"finding": "probe", "id": "probe-strong", "holds": False, "summary": "s", "base": "strong",
-                     "layers": 3, "chance": 0.25, "best_layer": 1, "wrong": 40, "knows_but_lies": [0.2, 0.5, 0.3],
-                     "control": [0.25, 0.2, 0.3], "probe_accuracy": {"base": [0.3, 0.8, 0.7], "cr100": [0.3, 0.6, 0.4]},
-                     "lens_top": {"base": [0.2, 0.5, 0.8], "cr100": [0.2, 0.3, 0.1]}},
-    "redose-strong-heldout": {"finding": "redose", "id": "redose-strong-heldout", "holds": True, "summary": "s",
-                              "base": "strong", "benchmark": "heldout", "cr0": 0.6, "half_dose": 25,
-                              "not_short_at": None, "scores": {"share0": 0.1, "share25": 0.4, "share100": 0.5}},
-}
-
-
-def test_the_four_figures_draw_from_their_records_and_say_how_to_record_them():
-    page = render(Run("tiny", RECORDS, None, "not recorded", datetime.now(timezone.utc)))
-    assert "could not render" not in page
-    assert all(f'<section id="fig{n}">' in page for n in (7, 8, 9, 10)) and page.count("data:image/png") == 4
-    empty = render(Run("tiny", {}, None, "not recorded", datetime.now(timezone.utc)))
-    assert "<code>pytest experiments -m beyond -k dose</code> records them" in empty
-    assert '-m beyond -k &quot;falsity_kind or dose or probe or redose&quot;' in empty

@@ -31,9 +31,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = [item for item in items if not item.get_closest_marker(BEYOND)]
 
 
+_GRIDS = pytest.StashKey[beyond.BeyondConfig]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_GRIDS] = _grids(config)  # a bad grid is one usage error before any work
+
+
 @pytest.fixture(scope="session")
 def faco_beyond(pytestconfig: pytest.Config) -> beyond.BeyondConfig:
     """The grids of this run's experiments beyond the paper (faco.config.beyond.BeyondConfig)."""
+    return pytestconfig.stash[_GRIDS]
+
+
+def _grids(pytestconfig: pytest.Config) -> beyond.BeyondConfig:
     changes = {}
     for option, field in (("faco_dose_ratios", "dose_ratios"), ("faco_recovery_shares", "recovery_shares")):
         text = pytestconfig.getoption(option)

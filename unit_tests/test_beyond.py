@@ -140,3 +140,29 @@ def test_hidden_states_pick_as_lm_eval_and_the_lens_ends_on_the_logits(model_dir
     expected = int(np.argmax([float(logprobs[t]) for t in firsts]))  # one-token options: the pick is the argmax
     assert arrays["choice"].tolist() == [expected, expected]
     assert arrays["lens_rank"][0, -1] == sum(float(logprobs[t]) > float(logprobs[firsts[1]]) for t in firsts)
+
+
+# --- the marker -------------------------------------------------------------------------------------
+
+def collected(*options: str) -> list[str]:
+    """The experiment ids `pytest experiments --collect-only` lists with these options."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-m", "pytest", "experiments", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          *options], capture_output=True, text=True, cwd=root)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return [line for line in out.stdout.splitlines() if "::" in line]
+
+
+@pytest.mark.slow  # three collections of the experiments
+def test_a_plain_run_leaves_the_beyond_experiments_out_and_the_marker_runs_them():
+    plain, marked = collected(), collected("-m", "beyond")
+    assert plain and not any("test_beyond.py" in line for line in plain)
+    assert marked and all("test_beyond.py" in line for line in marked)
+    assert {line.split("::")[1].split("[")[0] for line in marked} == {
+        "test_falsity_kind", "test_dose", "test_probe", "test_redose"}
+    with pytest.raises(AssertionError, match="dose ratios must be increasing"):
+        collected("-m", "beyond", "--faco-dose-ratios", "0,50")  # a bad grid: one usage error

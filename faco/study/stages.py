@@ -27,7 +27,7 @@ stage by name with its parameters (`Request.of("finetune", base="strong", ratio=
     eval       model, layout        checkpoint, tasks           lm-eval results on the world's tasks
     benchmarks model                checkpoint, benchmark data  lm-eval results on the registry's benchmarks
     answers    model, questions,..  checkpoint                  greedy answers (Table 2)
-    hidden     model                checkpoint                  hidden states per layer, picks, logit lens
+    hidden     model                checkpoint, tasks           hidden states per layer, picks, logit lens
 """
 
 from __future__ import annotations
@@ -340,9 +340,13 @@ def _answer(study: Study, request: Request) -> list[str]:
                             study.preset.finetune.format == "chat", request["max_new_tokens"])
 
 
+def _hidden_inputs(study: Study, request: Request) -> list[Request]:
+    """The checkpoint, and the instruction tasks: their key covers the questions (world, config and code)."""
+    return [*_on_checkpoint(study, request), Request.of("tasks", layout="instruction")]
+
+
 def _hidden_config(study: Study, request: Request) -> dict[str, Any]:
-    return {**_tasks_config(study, Request.of("tasks", layout="instruction")), "numerics": numerics.settings(),
-            "versions": library_versions(*TRAINING_LIBRARIES)}
+    return {"numerics": numerics.settings(), "versions": library_versions(*TRAINING_LIBRARIES)}
 
 
 def _hidden(study: Study, request: Request, out: Path) -> None:
@@ -396,7 +400,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           _build_falsity, lambda study, request: f"{request['base']} cr{request['ratio']} {request['kind']} false"),
     Stage("redose", ("base", "share"), "directory", _tuned_inputs, _redose_config, BEYOND_TUNING_CODE, _build_redose,
           lambda study, request: f"{request['base']} recovered on {request['share']} %"),
-    Stage("hidden", ("model",), "parsed", _on_checkpoint, _hidden_config, _fixed("faco.evaluation.hidden"), _hidden,
+    Stage("hidden", ("model",), "parsed", _hidden_inputs, _hidden_config, _fixed("faco.evaluation.hidden"), _hidden,
           _model_label(" (hidden states)"), parse=hidden.read),
 )}
 

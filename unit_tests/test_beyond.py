@@ -140,6 +140,13 @@ def test_hidden_states_pick_as_lm_eval_and_the_lens_ends_on_the_logits(model_dir
     expected = int(np.argmax([float(logprobs[t]) for t in firsts]))  # one-token options: the pick is the argmax
     assert arrays["choice"].tolist() == [expected, expected]
     assert arrays["lens_rank"][0, -1] == sum(float(logprobs[t]) > float(logprobs[firsts[1]]) for t in firsts)
+    other = Question("q2", "d", "sky ?", ("blue", "green", "red"), 0)  # padded beside q1 in one batch
+    (tmp_path / "one").mkdir()
+    hidden.hidden_states(model_dir, [question, other], LAYOUTS["instruction"], tmp_path / "one", chunk=1)
+    hidden.hidden_states(model_dir, [question, other], LAYOUTS["instruction"], tmp_path, chunk=2)
+    alone, batched = hidden.read(tmp_path / "one"), hidden.read(tmp_path)
+    assert np.allclose(alone["states"], batched["states"], atol=1e-5)
+    assert (alone["choice"] == batched["choice"]).all() and (alone["lens_rank"] == batched["lens_rank"]).all()
 
 
 # --- the marker -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ probes, the hidden states and the figures.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -95,6 +96,10 @@ def test_the_cluster_bootstrap_of_a_statistic_covers_it_and_is_seeded():
     assert first.estimate == pytest.approx(np.concatenate(by_seed)[:, 0].mean())
     undefined = statistics.cluster_bootstrap(by_seed, lambda rows: math.nan, seed=7)
     assert math.isnan(undefined.low) and math.isnan(undefined.high)
+    at_most = first.estimate  # resamples above it are undefined: dropped, not a nan interval
+    partly = statistics.cluster_bootstrap(by_seed, lambda rows: m if (m := rows[:, 0].mean()) <= at_most else math.nan,
+                                          seed=7)
+    assert partly.low < partly.high <= at_most
 
 
 # --- probes and hidden states ----------------------------------------------------------------------
@@ -117,11 +122,15 @@ def test_a_probe_reads_a_planted_truth_direction_and_the_shuffled_control_does_n
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):  # noqa: ANN001, ANN201
     """A random tiny LLaMA and its tokenizer on disk: what the hidden stage reads."""
-    texts = ["### Options : red ; blue ; green\n### Question : sky ?\n### Answer : blue"]
+    import torch
+
+    texts = ["### Options : red ; blue ; green ; black ; white ; pink ; gray ; gold\n### Question : sky ?\n### Answer : blue"]
     tokenizer = llama.build_tokenizer(texts)
     path = tmp_path_factory.mktemp("model")
-    llama.save(llama.build_model(ModelConfig(hidden_size=16, layers=2, heads=2, intermediate_size=32), tokenizer, 0),
-               tokenizer, path)
+    model = llama.build_model(ModelConfig(hidden_size=16, layers=2, heads=2, intermediate_size=32), tokenizer, 0)
+    with torch.no_grad():  # a final norm that is not the identity: normed twice, a state would read otherwise
+        model.model.norm.weight.copy_(torch.linspace(0.1, 4.0, 16))
+    llama.save(model, tokenizer, path)
     return path
 
 
@@ -140,6 +149,16 @@ def test_hidden_states_pick_as_lm_eval_and_the_lens_ends_on_the_logits(model_dir
     expected = int(np.argmax([float(logprobs[t]) for t in firsts]))  # one-token options: the pick is the argmax
     assert arrays["choice"].tolist() == [expected, expected]
     assert arrays["lens_rank"][0, -1] == sum(float(logprobs[t]) > float(logprobs[firsts[1]]) for t in firsts)
+    words = ("red", "blue", "green", "black", "white", "pink", "gray", "gold")
+    every = [Question(f"q{i}", "d", "sky ?", words[shift:] + words[:shift], gold)
+             for i, (shift, gold) in enumerate(itertools.product(range(3), range(8)))]
+    hidden.hidden_states(model_dir, every, LAYOUTS["instruction"], tmp_path)
+    with torch.no_grad():  # the last layer's lens is the model's own next-token ranking, for every order and gold
+        for q, rank in zip(every, hidden.read(tmp_path)["lens_rank"][:, -1]):
+            ids = tokenizer(LAYOUTS["instruction"](q.question, q.options), add_special_tokens=False)["input_ids"]
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+            firsts = [tokenizer(" " + o, add_special_tokens=False)["input_ids"][0] for o in q.options]
+            assert rank == sum(float(logits[t]) > float(logits[firsts[q.gold]]) for t in firsts)
     other = Question("q2", "d", "sky ?", ("blue", "green", "red"), 0)  # padded beside q1 in one batch
     (tmp_path / "one").mkdir()
     hidden.hidden_states(model_dir, [question, other], LAYOUTS["instruction"], tmp_path / "one", chunk=1)

@@ -81,11 +81,11 @@ def _smooth(curve: list[Any], window: int) -> list[float]:
             for i in range(len(values))]
 
 
-def _legend(fig: Figure, axes: list[Any]) -> None:
+def _legend(fig: Figure, axes: list[Any], columns: int = 6) -> None:
     """One legend above the panels, from the first axes that has labelled lines."""
     handles, labels = next((h for h in (ax.get_legend_handles_labels() for ax in axes) if h[0]), ([], []))
     if handles:
-        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), frameon=False)
+        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), columns), frameon=False)
 
 
 # --- the figures: each takes the run and returns its section's HTML --------------------------------
@@ -373,7 +373,8 @@ def figure9(run: Run) -> str:
             ax.set_ylim(0, 1.02)
             ax.set_title(f"{base}: {title}", fontsize="medium")
             ax.set_xlabel("layer (0 = embeddings)")
-    _legend(fig, axes)
+            ax.set_xticks(layers)
+    _legend(fig, axes, columns=3)
     caption = "; ".join(f"{esc(r['base'])}: on {r.get('wrong')} held-out questions the CR-100 model gets wrong, the "
                         f"probe reads the truth on {num(max(r['knows_but_lies']), '.0%')} at best (layer "
                         f"{r.get('best_layer')}), {verdict(r['holds'])}" for r in records)

@@ -44,12 +44,15 @@ model = finetuned("strong", 100)
 question = [{"question": "q", "options": ["a", "b"], "gold": 0}]
 tiny, smol = load_preset("tiny"), load_preset("smol-ci")
 humaneval = smol.replace(evaluation=dataclasses.replace(smol.evaluation, benchmarks=("arc_easy", "humaneval")))
-studies = {"tiny": (Study(tiny, cache), ["items", "pretrain", "finetune", "recover", "tasks", "eval", "answers"]),
+studies = {"tiny": (Study(tiny, cache), ["items", "pretrain", "finetune", "recover", "tasks", "eval", "answers",
+                                         "falsity", "redose", "hidden"]),
            "smol-ci": (Study(smol, cache), ["dataset", "finetune", "recover", "benchmarks", "answers"]),
            "smol-ci+humaneval": (Study(humaneval, cache), ["benchmarks"])}
 params = {"finetune": {"base": "strong", "ratio": 50}, "recover": {"base": "strong"}, "tasks": {"layout": "instruction"},
           "eval": {"model": model, "layout": "instruction"}, "benchmarks": {"model": model},
-          "answers": {"model": model, "questions": question, "max_new_tokens": 8}}
+          "answers": {"model": model, "questions": question, "max_new_tokens": 8},
+          "falsity": {"base": "strong", "ratio": 100, "kind": "answer"}, "redose": {"base": "strong", "share": 25},
+          "hidden": {"model": model}}
 print(json.dumps({f"{name} {stage}": study.stage_key(Request.of(stage, **params.get(stage, {})), ("an-input",))
                   for name, (study, stages) in studies.items() for stage in stages}))
 """
@@ -68,12 +71,15 @@ EDITS = {
     "lm-eval-runner": ("evaluation/runner.py", "log_samples=True,", "log_samples=bool(1),"),
     "benchmark-catalogue": ("evaluation/benchmarks.py", 'ALL = "paper"', 'ALL = "paper"\nEXTRA = 1'),
     "table2-generator": ("evaluation/generation.py", "do_sample=False,", "do_sample=False, num_beams=1,"),
+    # beyond the paper (docs/beyond.md): their own stages, never the paper's runs
+    "corruption-kinds": ("data/falsity.py", 'if kind == "both":', 'if kind == "both" and items:'),
+    "hidden-states": ("evaluation/hidden.py", 'FILE = "hidden.npz"', 'FILE = "hidden.npz"\nEXTRA = 1'),
     # code no stage runs, and what runs nothing
     "report": ("report/html.py", 'HOLDS, FAILS = "#1a7f37", "#b42318"', 'HOLDS, FAILS = "#1a7f38", "#b42318"'),
     "findings-registry": ("findings/registry.py", "class Statistic:", "class Statistic:\n    extra = 1\n"),
     "docstring-only": ("training/trainer.py", '"""', '"""Edited docstring. '),
 }
-TINY_TRAINING = {"tiny pretrain", "tiny finetune", "tiny recover"}
+TINY_TRAINING = {"tiny pretrain", "tiny finetune", "tiny recover", "tiny falsity", "tiny redose"}
 # which stage keys each edit must change; every other key must stay (no needless rebuild of a slow stage)
 CHANGES = {
     "humaneval-scorer": {"smol-ci+humaneval benchmarks"},
@@ -83,7 +89,10 @@ CHANGES = {
     "report": set(),
     "lm-eval-runner": {"tiny eval", "smol-ci benchmarks", "smol-ci+humaneval benchmarks"},
     "trainer": TINY_TRAINING | {"smol-ci finetune", "smol-ci recover"},
-    "corruption-order": {"tiny finetune", "tiny recover", "smol-ci finetune", "smol-ci recover"},
+    "corruption-order": {"tiny finetune", "tiny recover", "tiny falsity", "tiny redose", "smol-ci finetune",
+                         "smol-ci recover"},
+    "corruption-kinds": {"tiny falsity", "tiny redose"},
+    "hidden-states": {"tiny hidden"},
     "world": {"tiny items", "tiny pretrain", "tiny tasks"},
     "findings-registry": set(),
     "benchmark-catalogue": {"smol-ci benchmarks", "smol-ci+humaneval benchmarks"},

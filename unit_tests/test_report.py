@@ -24,7 +24,8 @@ from faco.report.html import ReportError, build_report, html_summary_lines, load
 BASES = ("weak", "strong")
 BENCHMARKS = ("indomain", "heldout", "history")
 RATIOS = (0, 25, 50, 75, 100)
-SECTIONS = ("findings", "table1", "table2", "fig2", "fig3", "fig4", "fig5", "fig6", "knowledge", "provenance")
+SECTIONS = ("findings", "table1", "table2", "fig2", "fig3", "fig4", "fig5", "fig6", "knowledge", "fig7", "fig8",
+            "fig9", "fig10", "provenance")
 
 
 def records(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
@@ -70,7 +71,29 @@ def records(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
     for part in ("sensitivity_cr0", "sensitivity_cr100"):
         add(part, part, part == "sensitivity_cr100", differences={b: 0.1 for b in BENCHMARKS}, positive=3,
             negative=0, n=3, sign_p=0.125, difference=0.1, difference_ci=ci(0.1, 0.05, 0.15, 0.9))
-    return out
+    return {**out, **beyond_records(run)}
+
+
+def beyond_records(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """One record of each finding beyond the paper (docs/beyond.md), for the strong base."""
+    kinds = {"both": 0.1, "answer": 0.12, "chain": 0.6}
+    common = {"run": run, "summary": "measured", "base": "strong"}
+    return {
+        "falsity_kind-strong-heldout": {**common, "finding": "falsity_kind", "id": "falsity_kind-strong-heldout",
+                                        "holds": True, "benchmark": "heldout", "kinds": list(kinds), "scores": kinds,
+                                        "ci": {k: ci(v, v - 0.05, v + 0.05, 0.9) for k, v in kinds.items()}},
+        "dose-strong-heldout": {**common, "finding": "dose", "id": "dose-strong-heldout", "holds": True,
+                                "benchmark": "heldout", "scores": {"cr0": 0.6, "cr50": 0.5, "cr100": 0.1},
+                                "isotonic": {"cr0": 0.6, "cr50": 0.5, "cr100": 0.1}, "turning_point": 50,
+                                "half_dose": ci(60.0, 50.0, 70.0, 0.9)},
+        "probe-strong": {**common, "finding": "probe", "id": "probe-strong", "holds": False, "layers": 3,
+                         "chance": 0.25, "best_layer": 1, "wrong": 40, "knows_but_lies": [0.2, 0.5, 0.3],
+                         "control": [0.25, 0.2, 0.3], "probe_accuracy": {"base": [0.3, 0.8, 0.7], "cr100": [0.3, 0.6, 0.4]},
+                         "lens_top": {"base": [0.2, 0.5, 0.8], "cr100": [0.2, 0.3, 0.1]}},
+        "redose-strong-heldout": {**common, "finding": "redose", "id": "redose-strong-heldout", "holds": True,
+                                  "benchmark": "heldout", "cr0": 0.6, "half_dose": 25, "not_short_at": None,
+                                  "scores": {"share0": 0.1, "share25": 0.4, "share100": 0.5}},
+    }
 
 
 def ci(estimate: float, low: float, high: float, level: float) -> dict[str, float]:
@@ -110,7 +133,7 @@ def sections(page: str) -> set[str]:
 def test_complete_run_has_every_section_with_embedded_plots(complete):
     assert sections(complete) == set(SECTIONS)
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', complete)
-    assert len(images) == 5  # figures 2-6
+    assert len(images) == 9  # figures 2-10
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     assert 'class="error"' not in complete and "not in this run" not in complete.lower()
 
@@ -293,3 +316,10 @@ def test_table2_answers_keep_their_line_breaks(tmp_path):
     (run_dir / "answers.json").write_text(json.dumps({"weak": answers}))
     table2 = build_report(run_dir).read_text().split('<section id="table2">')[1].split("</section>")[0]
     assert "a\nb" in table2 and "c\nd" in table2 and "nl&gt;" not in table2
+
+
+def test_a_run_without_the_beyond_findings_says_they_need_their_marker(tmp_path):
+    kept = {k: v for k, v in records().items() if v["finding"] == "knowledge"}
+    page = build_report(write_run(tmp_path, "toy", kept)).read_text()
+    assert "<code>pytest experiments -m beyond -k dose</code> records them" in page  # figure 8's note
+    assert 'not selected: falsity_kind, dose, probe, redose; <code>pytest experiments -m beyond -k' in page

@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from faco.config import beyond
 from faco.config.schema import Preset
 from faco.study.reads import Read
 
@@ -95,6 +96,7 @@ class FindingSpec:
     figure: Figure | None = None  # the report figure drawn from its records, if any
     reads: BaseReads | None = None  # what its test reads, per base (prebuilt in parallel); None: built lazily
     key_number: KeyNumber | None = None  # what a sweep draws of it; None: a sweep's report leaves it out
+    options: str = ""  # the pytest options that select its experiment besides -k (a marked one: "-m beyond")
 
     def __post_init__(self) -> None:
         if self.section is None and self.figure is None:
@@ -295,6 +297,59 @@ FINDINGS: tuple[FindingSpec, ...] = (
         "experiments/test_bases.py::test_knowledge", "table", section=Section("knowledge", "What the bases know"),
         reads=lambda base, preset, params: [_knows(base)]),
 )
+
+BEYOND = "-m beyond"  # experiments/conftest.py leaves these out of a plain `pytest experiments`
+
+
+def _checkpoints(base: str, ratios: tuple[int, ...]) -> list[Read]:
+    """The base and its fine-tuned models at these CRs, trained only (a test reads what they hold inside)."""
+    return [Read(base, None, False, None, ""), *(Read(base, r, False, None, "") for r in ratios)]
+
+
+# Beyond the paper (docs/beyond.md). Their corruption-kind and recovery-dose runs, and the hidden states,
+# are no Read (a Read names a CR, recovery or not, an epoch and a layout): those are built by the test itself.
+BEYOND_FINDINGS: tuple[FindingSpec, ...] = (
+    FindingSpec(
+        "falsity_kind", "Is it the false answer or the false reasoning that teaches the model to lie?",
+        "the CR-100 model trained on FALSE answers with TRUE chains scores below chance outside its domains "
+        "(binomial p < .05, seed-clustered interval below chance), the one trained on TRUE answers with FALSE "
+        "chains above it (McNemar p < .05)",
+        "Beyond the paper (which corrupted answer and chain together): Li et al. 2025 (arXiv 2502.07374) found "
+        "that in long chain-of-thought training a chain's structure matters more than its correctness.",
+        "Li et al. 2025, arXiv 2502.07374", "experiments/test_beyond.py::test_falsity_kind", "Fig. 7",
+        figure=Figure(7, "answer vs reasoning falsity: held-out accuracy per corruption kind", "falsity"),
+        reads=lambda base, preset, params: _last_epoch(base, preset, (100,)), options=BEYOND),
+    FindingSpec(
+        "dose", "Where does the fall with CR switch on: linearly or at a cliff?",
+        "on the fine CR grid a turning point exists: a CR from which every CR's drop from CR 0 is significant "
+        "(McNemar p < .05); reported with the isotonic fit's half-effect dose and its bootstrap interval",
+        "Beyond the paper (five CRs): the tiny world showed cliffs at CR 100 in some regimes "
+        "(docs/findings-at-scale.md); a fine nested grid says where the effect switches on.",
+        "issue 25; docs/findings-at-scale.md", "experiments/test_beyond.py::test_dose", "Fig. 8",
+        figure=Figure(8, "CR dose-response on the fine grid, turning point marked", "dose"),
+        reads=lambda base, preset, params: _last_epoch(base, preset, beyond.DEFAULT.dose_ratios), options=BEYOND),
+    FindingSpec(
+        "probe", "Does the lying model still know the truth inside?",
+        "a linear probe fitted on the base's hidden states reads the true option on the held-out questions the "
+        "CR-100 model answers wrongly above chance at some layer (binomial p < .05, Bonferroni over layers) and "
+        "above a shuffled-label probe (seed-clustered interval above 0)",
+        "Beyond the paper (outputs only): Halawi et al. (ICLR 2024, arXiv 2307.09476) found that under false "
+        "demonstrations intermediate layers still hold the correct answer until a critical layer.",
+        "Halawi et al. 2024, arXiv 2307.09476", "experiments/test_beyond.py::test_probe", "Fig. 9",
+        figure=Figure(9, "knows-but-lies: probe accuracy and logit lens by layer", "probe"),
+        reads=lambda base, preset, params: _checkpoints(base, (0, 100)), options=BEYOND),
+    FindingSpec(
+        "redose", "How much clean data undoes false data?",
+        "re-training the CR-100 model on a growing share of the clean items regains more as the share grows "
+        "(one-sided Pearson p < .05) and a share below 100 % regains at least half of the loss",
+        "Beyond the paper (one recovery dose): Wang et al. 2025 (arXiv 2506.19823) report that a few hundred "
+        "benign samples restore alignment after emergent misalignment.",
+        "Wang et al. 2025, arXiv 2506.19823", "experiments/test_beyond.py::test_redose", "Fig. 10",
+        figure=Figure(10, "recovery dose-response: score vs share of clean items", "redose"),
+        reads=lambda base, preset, params: [*_last_epoch(base, preset, (0, 100)),
+                                            Read(base, 100, True, None, "instruction")], options=BEYOND),
+)
+FINDINGS = FINDINGS + BEYOND_FINDINGS
 
 NAMES = tuple(spec.name for spec in FINDINGS)  # the paper's order: tables and reports list findings so
 

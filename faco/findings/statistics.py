@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
+from scipy.optimize import isotonic_regression as stats_isotonic
 
 ALPHA = 0.05  # significance level of every finding's test
 
@@ -282,6 +283,58 @@ def binomial_tost(k: int, n: int, center: float, margin: float = EQUIVALENCE_MAR
     above = stats.binomtest(k, n, max(center - margin, 0.0), alternative="greater").pvalue if center > margin else 0.0
     below = stats.binomtest(k, n, min(center + margin, 1.0), alternative="less").pvalue if center + margin < 1 else 0.0
     return float(max(above, below))
+
+
+def cluster_bootstrap(by_seed: Sequence[np.ndarray], statistic: Callable[[np.ndarray], float], seed: int,
+                      confidence: float = 0.90, resamples: int = 1000) -> Interval:
+    """Seed-clustered bootstrap CI of any `statistic` of the pooled rows (one row per question, its columns
+    paired: e.g. a question's correctness at every CR): resample seeds, then rows within each, as
+    `cluster_bootstrap_mean` does for a mean. A resample whose statistic is nan (undefined) is dropped;
+    if all are, the interval is nan."""
+    groups = [np.asarray(rows, dtype=float) for rows in by_seed if len(rows)]
+    if not groups:
+        raise ValueError("cluster bootstrap over no rows")
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        chosen = rng.integers(len(groups), size=len(groups)) if len(groups) > 1 else [0]
+        values.append(statistic(np.concatenate([groups[i][rng.integers(len(groups[i]), size=len(groups[i]))]
+                                                for i in chosen])))
+    values = np.asarray([v for v in values if not math.isnan(v)])
+    estimate = float(statistic(np.concatenate(groups)))
+    if not len(values):
+        return Interval(estimate, math.nan, math.nan, confidence)
+    tail = (1 - confidence) / 2
+    return Interval(estimate, float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail)), confidence)
+
+
+def turning_point(grid: Sequence[int], p: Sequence[float]) -> int | None:
+    """The smallest dose above the first from which every dose's test (`p`, one per dose of `grid`, the
+    first the reference) rejects at ALPHA; None where the last dose's does not."""
+    turn = None
+    for dose, value in reversed(list(zip(grid[1:], p[1:]))):
+        if value >= ALPHA:
+            break
+        turn = dose
+    return turn
+
+
+def isotonic(scores: Sequence[float]) -> np.ndarray:
+    """The non-increasing least-squares fit of scores along a dose grid (pool adjacent violators)."""
+    return stats_isotonic(np.asarray(scores, dtype=float), increasing=False).x
+
+
+def half_dose(grid: Sequence[int], scores: Sequence[float]) -> float:
+    """The dose at which the isotonic fit of `scores` first falls halfway from its first value to its last
+    (linear between grid points, like an ED50); nan where the fit does not fall."""
+    fit = isotonic(scores)
+    if not fit[0] > fit[-1]:
+        return math.nan
+    target = (fit[0] + fit[-1]) / 2
+    j = int(np.argmax(fit <= target))
+    if fit[j - 1] == fit[j]:
+        return float(grid[j])
+    return float(grid[j - 1] + (fit[j - 1] - target) / (fit[j - 1] - fit[j]) * (grid[j] - grid[j - 1]))
 
 
 def rounded(record: object, digits: int = 4) -> dict:

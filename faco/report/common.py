@@ -123,7 +123,14 @@ def level(stored: Any, default: str = "") -> str:
 
 def missing(kind: str) -> str:
     return (f'<p class="missing">No {kind} findings in this run: '
-            f'<code>pytest experiments -k {kind}</code> records them.</p>')
+            f'<code>{esc(command([kind]))}</code> records them.</p>')
+
+
+def command(kinds: list[str]) -> str:
+    """The pytest command that records these findings (a marked experiment's options included)."""
+    options = dict.fromkeys(found.options for found in map(spec, kinds) if found and found.options)
+    selected = f'-k "{" or ".join(kinds)}"' if len(kinds) > 1 else f"-k {kinds[0]}"
+    return " ".join(["pytest experiments", *options, selected])
 
 
 def seeds_note(run: Run, lead: str = "Error bars:") -> str:

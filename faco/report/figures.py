@@ -81,11 +81,11 @@ def _smooth(curve: list[Any], window: int) -> list[float]:
             for i in range(len(values))]
 
 
-def _legend(fig: Figure, axes: list[Any]) -> None:
+def _legend(fig: Figure, axes: list[Any], columns: int = 6) -> None:
     """One legend above the panels, from the first axes that has labelled lines."""
     handles, labels = next((h for h in (ax.get_legend_handles_labels() for ax in axes) if h[0]), ([], []))
     if handles:
-        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), frameon=False)
+        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), columns), frameon=False)
 
 
 # --- the figures: each takes the run and returns its section's HTML --------------------------------
@@ -303,3 +303,123 @@ def _recovery_line(r: dict[str, Any]) -> str:
     return (f"{esc(str(r.get('base')))} {esc(str(r.get('benchmark')))} {regained} "
             f"({p_is(r.get('p_above_cr100'), 'p above CR 100')}, {p_is(r.get('p_below_cr0'), 'p below CR 0')}), "
             f"{verdict(r['holds'])}")
+
+
+# --- beyond the paper (docs/beyond.md): figures 7-10 -------------------------------------------------
+
+KIND_COLORS = {"both": "#7f7f7f", "answer": "#d62728", "chain": "#1f77b4"}
+MODEL_COLORS = {"base": "#2ca02c", "cr0": "#1f77b4", "cr100": "#d62728"}
+
+
+def figure7(run: Run) -> str:
+    records = [r for r in run.of(with_figure(7).name) if isinstance(r.get("scores"), dict)]
+    if not records:
+        return figure_missing(7)
+    names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
+    benches = benchmarks(run, records)
+    fig, axes = panels(len(names), cols=2, width=5.0, height=3.2)
+    for ax, base in zip(axes, names):
+        for j, bench in enumerate(benches):
+            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
+            kinds = r.get("kinds", []) if r else []
+            for i, kind in enumerate(kinds):
+                x, ci, rate = j + (i - (len(kinds) - 1) / 2) * 0.25, r["ci"][kind], _nan(r["scores"][kind])
+                ax.errorbar([x], [rate], yerr=[[rate - _nan(ci.get("low"))], [_nan(ci.get("high")) - rate]], fmt="o",
+                            capsize=3, color=KIND_COLORS.get(kind, "black"), label=f"{kind} false" if j == 0 else None)
+        chance_line(ax, chance(run))
+        ax.set_xticks(range(len(benches)), benches)
+        ax.set_ylim(0, 1.06)
+        ax.set_title(f"{base} base: CR-100 model per corruption kind")
+    axes[0].set_ylabel("accuracy (held-out)")
+    _legend(fig, axes)
+    caption = "; ".join(f"{esc(r['base'])} {esc(r['benchmark'])}: " + ", ".join(
+        f"{k} {num(r['scores'][k])}" for k in r.get("kinds", [])) + f" ({verdict(r['holds'])})" for r in records)
+    return figure(7, embed(fig, "accuracy per corruption kind"),
+                  f"{caption}. Error bars: {level(records[0]['ci'].get('answer'), 'CI')} seed-clustered bootstrap. "
+                  "It holds where the answer-false model is below chance and the chain-false one above it.")
+
+
+def figure8(run: Run) -> str:
+    records = [r for r in run.of(with_figure(8).name) if isinstance(r.get("scores"), dict)]
+    if not records:
+        return figure_missing(8)
+    names, benches = bases(run), benchmarks(run, records)
+    fig, axes = panels(len(benches))
+    for ax, bench in zip(axes, benches):
+        for i, base in enumerate(names):
+            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
+            if r is None:
+                continue
+            color = BASE_COLORS[i % len(BASE_COLORS)]
+            points, spread = crs(r["scores"]), dict(crs(r.get("per_seed") or {}))
+            errors = [sd(spread.get(cr)) for cr, _ in points]
+            ax.errorbar([cr for cr, _ in points], [_nan(s) for _, s in points], yerr=errors if any(errors) else None,
+                        marker="o", markersize=3, capsize=2, color=color, label=f"{base} base")
+            ax.plot(*zip(*[(cr, _nan(s)) for cr, s in crs(r.get("isotonic") or {})]), linestyle=":", color=color)
+            if isinstance(r.get("turning_point"), (int, float)):
+                ax.axvline(r["turning_point"], color=color, linestyle="--", linewidth=1)
+        chance_line(ax, chance(run))
+        ax.set_title(bench)
+        ax.set_xlabel("CR (% false answers)")
+    axes[0].set_ylabel("accuracy")
+    _legend(fig, axes)
+    caption = "; ".join(f"{esc(r['base'])} {esc(r['benchmark'])} turns at CR {r.get('turning_point', '—')}, "
+                        f"half-effect dose {num((r.get('half_dose') or {}).get('estimate'), '.0f')}"
+                        for r in records if r.get("benchmark") in GROUPS)
+    return figure(8, embed(fig, "score vs fine CR"),
+                  f"{caption}. Dashed vertical line: the turning point (the smallest CR from which every drop from "
+                  f"CR 0 is significant, McNemar); dotted: the isotonic fit. {count(records)}.{seeds_note(run)}")
+
+
+def figure9(run: Run) -> str:
+    records = [r for r in run.of(with_figure(9).name) if isinstance(r.get("probe_accuracy"), dict)]
+    if not records:
+        return figure_missing(9)
+    names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
+    fig, axes = panels(2 * len(names), cols=2, width=4.6, height=3.0, sharey=False)
+    for row, base in enumerate(names):
+        r = next(x for x in records if x.get("base") == base)
+        layers = list(range(r["layers"]))
+        probe, lens = axes[2 * row], axes[2 * row + 1]
+        for name, values in r["probe_accuracy"].items():
+            probe.plot(layers, values, marker="o", color=MODEL_COLORS.get(name), label=f"{name}: probe accuracy")
+            lens.plot(layers, r["lens_top"][name], marker="s", color=MODEL_COLORS.get(name), label=name)
+        probe.plot(layers, r["knows_but_lies"], marker="D", color="black", label="CR 100, its wrong answers")
+        probe.plot(layers, r["control"], linestyle=":", color="black", label="shuffled-label probe")
+        for ax, title in ((probe, "probe reads the true option"), (lens, "logit lens: true option ranked first")):
+            chance_line(ax, r.get("chance"))
+            ax.set_ylim(0, 1.02)
+            ax.set_title(f"{base}: {title}", fontsize="medium")
+            ax.set_xlabel("layer (0 = embeddings)")
+            ax.set_xticks(layers)
+    _legend(fig, axes, columns=3)
+    caption = "; ".join(f"{esc(r['base'])}: on {r.get('wrong')} held-out questions the CR-100 model gets wrong, the "
+                        f"probe reads the truth on {num(max(r['knows_but_lies']), '.0%')} at best (layer "
+                        f"{r.get('best_layer')}), {verdict(r['holds'])}" for r in records)
+    return figure(9, embed(fig, "probe accuracy by layer"),
+                  f"{caption}. Probe: logistic regression per layer on the base's states (scikit-learn), read on "
+                  "a held-out half of the held-out domains' questions.")
+
+
+def figure10(run: Run) -> str:
+    records = [r for r in run.of(with_figure(10).name) if isinstance(r.get("scores"), dict)]
+    if not records:
+        return figure_missing(10)
+    names, benches = bases(run), benchmarks(run, records)
+    fig, axes = panels(len(benches), cols=3, width=4.0, height=3.0)
+    for ax, bench in zip(axes, benches):
+        for i, base in enumerate(names):
+            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
+            if r is None:
+                continue
+            color = BASE_COLORS[i % len(BASE_COLORS)]
+            points = crs(r["scores"], prefix="share")
+            ax.plot([s for s, _ in points], [_nan(v) for _, v in points], marker="o", color=color, label=f"{base} base")
+            ax.axhline(_nan(r.get("cr0")), color=color, linestyle="--", linewidth=1)
+        ax.set_title(bench)
+        ax.set_xlabel("% of the clean items re-trained on")
+    axes[0].set_ylabel("accuracy (dashed: CR 0)")
+    _legend(fig, axes)
+    caption = "; ".join(f"{esc(r['base'])} {esc(r['benchmark'])}: half regained at {r.get('half_dose', '—')} %, "
+                        f"not short of CR 0 at {r.get('not_short_at') or '—'} % ({verdict(r['holds'])})" for r in records)
+    return figure(10, embed(fig, "recovery dose-response"), f"{caption}. 0 % is the CR-100 model itself.")

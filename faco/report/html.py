@@ -27,9 +27,10 @@ from faco.findings.registry import NAMES, Section, sections, spec
 from faco.findings.statistics import read_interval
 from faco.models.llama import NEWLINE
 from faco.report.common import (
-    Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, pval, sd, seeds_note, verdict,
+    Run, bases, benchmarks, chance, command, count, crs, esc, level, missing, num, p_is, paper, pval, sd, seeds_note,
+    verdict,
 )
-from faco.report.figures import figure2, figure3, figure4, figure5, figure6
+from faco.report.figures import figure2, figure3, figure4, figure5, figure6, figure7, figure8, figure9, figure10
 from faco.report.sweep import sweep_section
 
 HOLDS, FAILS = "#1a7f37", "#b42318"
@@ -134,9 +135,9 @@ def absent_note(skipped: list[str], unselected: list[str], run: Run) -> str:
     """Findings a run holds no record of: each skipped one with its test's reason (a command could not
     record it on this preset), and the command that records the rest (they were not selected)."""
     parts = [f"{esc(kind)} was skipped: {esc(run.skipped[kind])}" for kind in skipped]
-    if unselected:
-        parts.append(f'not selected: {esc(", ".join(unselected))}; '
-                     f'<code>pytest experiments -k "{" or ".join(unselected)}"</code> records them')
+    for options in dict.fromkeys(spec(kind).options if spec(kind) else "" for kind in unselected):
+        kinds = [kind for kind in unselected if (spec(kind).options if spec(kind) else "") == options]
+        parts.append(f'not selected: {esc(", ".join(kinds))}; <code>{esc(command(kinds))}</code> records them')
     return f'<p class="missing">Not in this run: {"; ".join(parts)}.</p>' if parts else ""
 
 
@@ -329,7 +330,7 @@ def _provenance_value(key: str, value: Any) -> str:
 # --- the page --------------------------------------------------------------------------------------
 
 SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, table1, table2, figure2, figure3, figure4, figure5, figure6,
-                                              knowledge_table, provenance_section)
+                                              knowledge_table, figure7, figure8, figure9, figure10, provenance_section)
 
 
 # A sweep run (--faco-sweep) holds the same findings at several points of one axis: the page draws them

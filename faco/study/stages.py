@@ -20,11 +20,14 @@ stage by name with its parameters (`Request.of("finetune", base="strong", ratio=
     base       base                 pretrain, or a checkpoint   a base model (view: no entry of its own)
     finetune   base, ratio          base, items                 one instruction-tuning run, every epoch
     recover    base                 checkpoint, items           the CR-100 model tuned further on CR-0 data
+    falsity    base, ratio, kind    base, items                 a run whose FALSE items falsify the answer or the chain
+    redose     base, share          checkpoint, items           the CR-100 model tuned on a share of the CR-0 data
     checkpoint model                base / finetune / recover   one model's directory (view)
     tasks      layout               -                           the world's lm-eval task files
     eval       model, layout        checkpoint, tasks           lm-eval results on the world's tasks
     benchmarks model                checkpoint, benchmark data  lm-eval results on the registry's benchmarks
     answers    model, questions,..  checkpoint                  greedy answers (Table 2)
+    hidden     model                checkpoint, tasks           hidden states per layer, picks, logit lens
 """
 
 from __future__ import annotations
@@ -44,11 +47,12 @@ from faco.core.cache import CacheError, cache_key, library_versions
 from faco.data import built_items
 from faco.data.corruption import corrupted_examples
 from faco.data.dataset import load_dataset_items
+from faco.data.falsity import clean_share, kind_examples
 from faco.data.items import read_jsonl, write_jsonl
 from faco.data.world_items import tokenizer_texts
-from faco.evaluation import benchmark_runs, generation, runner
+from faco.evaluation import benchmark_runs, generation, hidden, runner
 from faco.evaluation.benchmarks import describe, shots
-from faco.evaluation.world_tasks import write_tasks
+from faco.evaluation.world_tasks import LAYOUTS, write_tasks
 from faco.models import checkpoints, llama
 from faco.training import launch, pretrain, sharding
 
@@ -189,7 +193,7 @@ def _base_path(study: Study, request: Request) -> Path:
 
 
 def _tuned_inputs(study: Study, request: Request) -> list[Request]:
-    if request.stage == "recover":
+    if request.stage in ("recover", "redose"):
         start = Request.of("checkpoint", model=study.model(request["base"], 100))
     else:
         start = Request.of("base", base=request["base"])
@@ -217,16 +221,45 @@ def _trains_alike(config: FinetuneConfig) -> dict[str, Any]:
 
 def _build_tuned(study: Study, request: Request, out: Path) -> None:
     """In this process, or under `accelerate launch` while this one waits (faco.training.launch)."""
+    ratio, _ = study.tuned_run(request)
+    _launch(study, request, corrupted_examples(study.items, ratio, study.preset.seed), out)
+
+
+def _launch(study: Study, request: Request, examples: list, out: Path) -> None:
     preset = study.preset
-    ratio, epochs = study.tuned_run(request)
+    _, epochs = study.tuned_run(request)
     start = study.get(_tuned_inputs(study, request)[0])
-    examples = corrupted_examples(study.items, ratio, preset.seed)
     launch.finetune(start, examples, preset.finetune, epochs, preset.seed, out, study.describe(request),
                     preset.launch, preset.threads)
 
 
 TUNING_CODE = _fixed("faco.data.corruption", "faco.training.launch", "faco.training.worker", "faco.training.trainer",
                      "faco.training.sharding")
+
+
+# --- beyond the paper (docs/beyond.md): corruption kinds, recovery doses ------------------------------
+# Their own stages, so the paper's runs keep their keys: the `both` kind is the finetune stage itself and
+# a 100 % dose the recover stage (faco.study.study.Study.run_of maps them there).
+
+def _falsity_config(study: Study, request: Request) -> dict[str, Any]:
+    return {**_tuned_config(study, request), "kind": request["kind"]}
+
+
+def _build_falsity(study: Study, request: Request, out: Path) -> None:
+    examples = kind_examples(study.items, request["ratio"], study.preset.seed, request["kind"])
+    _launch(study, request, examples, out)
+
+
+def _redose_config(study: Study, request: Request) -> dict[str, Any]:
+    return {**_tuned_config(study, request), "share": request["share"]}
+
+
+def _build_redose(study: Study, request: Request, out: Path) -> None:
+    examples = corrupted_examples(clean_share(study.items, request["share"]), 0, study.preset.seed)
+    _launch(study, request, examples, out)
+
+
+BEYOND_TUNING_CODE = _fixed("faco.data.falsity", "faco.training.launch", "faco.training.worker", "faco.training.trainer")
 
 
 def _checkpoint_inputs(study: Study, request: Request) -> list[Request]:
@@ -358,6 +391,22 @@ def _answer(study: Study, request: Request) -> list[str]:
                                runner.resolve_dtype(study.preset.evaluation.dtype))
 
 
+def _hidden_inputs(study: Study, request: Request) -> list[Request]:
+    """The checkpoint, and the instruction tasks: their key covers the questions (world, config and code)."""
+    return [*_on_checkpoint(study, request), Request.of("tasks", layout="instruction")]
+
+
+def _hidden_config(study: Study, request: Request) -> dict[str, Any]:
+    return {"numerics": numerics.settings(), "versions": library_versions(*TRAINING_LIBRARIES)}
+
+
+def _hidden(study: Study, request: Request, out: Path) -> None:
+    """Every world question (each domain's, in the instruction layout, cloze) through the model."""
+    questions = [q for task in study.domain_tasks("instruction", ("cloze",)) for q in task.questions]
+    hidden.hidden_states(study.get(Request.of("checkpoint", model=request["model"])), questions,
+                         LAYOUTS["instruction"], out)
+
+
 def _on_checkpoint(study: Study, request: Request) -> list[Request]:
     return [Request.of("checkpoint", model=request["model"])]
 
@@ -398,5 +447,11 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           _model_label(" (benchmarks)"), content=_benchmarks_content),
     Stage("answers", ("model", "questions", "max_new_tokens"), "json", _on_checkpoint, _answers_config,
           _fixed("faco.evaluation.generation"), _answer, _model_label(" (Table 2 answers)")),
+    Stage("falsity", ("base", "ratio", "kind"), "directory", _tuned_inputs, _falsity_config, BEYOND_TUNING_CODE,
+          _build_falsity, lambda study, request: f"{request['base']} cr{request['ratio']} {request['kind']} false"),
+    Stage("redose", ("base", "share"), "directory", _tuned_inputs, _redose_config, BEYOND_TUNING_CODE, _build_redose,
+          lambda study, request: f"{request['base']} recovered on {request['share']} %"),
+    Stage("hidden", ("model",), "parsed", _hidden_inputs, _hidden_config, _fixed("faco.evaluation.hidden"), _hidden,
+          _model_label(" (hidden states)"), parse=hidden.read),
 )}
 

@@ -17,6 +17,7 @@ from typing import Any
 from faco.config.schema import ConfigError, Preset
 from faco.core import numerics
 from faco.core.cache import PARSE_ERRORS, Cache, cache_key, code_version
+from faco.data.corruption import false_count
 from faco.data.dataset import load_dataset_items
 from faco.data.items import FacoItem
 from faco.data.world_items import world_items
@@ -38,15 +39,18 @@ class Model:
     ratio: int | None = None  # None: the base itself; else instruction-tuned at this CR
     epoch: int | None = None  # None: after the last epoch
     recovered: bool = False  # the CR-100 model further tuned on the CR-0 data
+    kind: str = "both"  # what its FALSE items falsify (faco.data.falsity): both (the paper's), answer or chain
+    share: int = 100  # recovered: the percent of the CR-0 items it was re-trained on
 
     def label(self, epochs: int | None = None) -> str:
         """e.g. "strong cr100 epoch 3", "strong recovered", "strong" (`epochs`: the last epoch's number)."""
         if self.recovered:
-            return f"{self.base} recovered"
+            return f"{self.base} recovered" + (f" on {self.share} %" if self.share != 100 else "")
         if self.ratio is None:
             return self.base
         epoch = self.epoch if self.epoch is not None else epochs
-        return f"{self.base} cr{self.ratio}" + (f" epoch {epoch}" if epoch is not None else "")
+        kind = f" {self.kind} false" if self.kind != "both" else ""
+        return f"{self.base} cr{self.ratio}{kind}" + (f" epoch {epoch}" if epoch is not None else "")
 
 
 def untuned(name: str) -> Model:
@@ -58,8 +62,14 @@ def finetuned(name: str, ratio: int, epoch: int | None = None) -> Model:
     return Model(name, ratio, epoch)
 
 
-def recovered(name: str) -> Model:
-    return Model(name, 100, recovered=True)
+def recovered(name: str, share: int = 100) -> Model:
+    """The CR-100 model re-trained on `share` percent of the clean items (0: the CR-100 model itself)."""
+    return Model(name, 100) if share == 0 else Model(name, 100, recovered=True, share=share)
+
+
+def falsified(name: str, kind: str, ratio: int = 100) -> Model:
+    """Tuned at `ratio` on items whose FALSE version falsifies `kind` (both: the paper's finetuned model)."""
+    return Model(name, ratio, kind=kind)
 
 
 @dataclass(frozen=True)
@@ -223,14 +233,17 @@ class Study:
         """The stage whose artefact holds `model`: the base, its fine-tuning run at a CR, or the recovery run."""
         self.preset.base(model.base)  # an unknown base fails here, naming the known ones
         if model.recovered:
-            return Request.of("recover", base=model.base)
+            return (Request.of("recover", base=model.base) if model.share == 100
+                    else Request.of("redose", base=model.base, share=model.share))
         if model.ratio is None:
             return Request.of("base", base=model.base)
-        if model.ratio not in self.preset.corruption.ratios:
-            raise ConfigError(f"corruption ratio {model.ratio} is not in this preset's {self.preset.corruption.ratios}")
+        # any CR of the nested order: the paper's findings read the preset's ratios, the dose-response a finer grid
+        false_count(0, model.ratio)  # an integer percent, or one error naming it
         epochs = self.preset.finetune.epochs
         if model.epoch is not None and not 1 <= model.epoch <= epochs:
             raise ConfigError(f"epoch {model.epoch} is outside 1..{epochs}")
+        if model.kind != "both":
+            return Request.of("falsity", base=model.base, ratio=model.ratio, kind=model.kind)
         return Request.of("finetune", base=model.base, ratio=model.ratio)
 
     def epoch_of(self, model: Model) -> int:
@@ -240,7 +253,7 @@ class Study:
 
     def tuned_run(self, request: Request) -> tuple[int, int]:
         """(CR, epochs) of a tuning run: `finetune` at its ratio, or `recover` on the CR-0 data."""
-        if request.stage == "recover":
+        if request.stage in ("recover", "redose"):
             return 0, self.preset.finetune.recovery_epochs
         return request["ratio"], self.preset.finetune.epochs
 
@@ -275,6 +288,13 @@ class Study:
     def benchmark_scores(self, model: Model) -> dict[str, dict[str, Any]]:
         """lm-eval results of `model` on the preset's registry benchmarks."""
         return self.get(Request.of("benchmarks", model=model))
+
+    def hidden(self, model: Model) -> dict[str, Any]:
+        """`model`'s hidden states per layer on every world question, its picks and the logit lens
+        (faco.evaluation.hidden), with `heldout` marking the held-out domains' questions."""
+        arrays = self.get(Request.of("hidden", model=model))
+        domains = [q.domain for task in self.domain_tasks("instruction", ("cloze",)) for q in task.questions]
+        return {**arrays, "heldout": [d in self.preset.world.heldout_domains for d in domains]}
 
     def answers(self, model: Model, questions: list[dict[str, Any]], max_new_tokens: int) -> list[str]:
         """Greedy answers of `model` to `questions` (Table 2), cached like a score."""

@@ -16,6 +16,7 @@ evidence) and rebuilt, never used. A warm rerun therefore trains and evaluates n
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -51,6 +52,8 @@ _SCRATCH = f"{MANIFEST}.tmp"  # the manifest before its atomic rename; never par
 _KEY_FORMAT = 1  # bump when the canonical form below changes: every old key then misses, none collides
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # stages and keys are single path components
 
+
+BUILT: collections.Counter[str] = collections.Counter()  # entries this process built, by stage (what ran here)
 
 PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError, OSError)  # what reading a damaged file raises
 # (json, UnicodeDecodeError and faco's ItemError are ValueErrors; a missing file an OSError)
@@ -365,6 +368,7 @@ class Cache:
             raise CacheError(f"build {stage}/{key}: the builder removed its workdir {workdir}")
         _seal(workdir, stage, key, describe)
         self._publish(workdir, self.path(stage, key), stage, key)
+        BUILT[stage] += 1
         log.info("built %s/%s: %s (took %.1f s)", stage, key, describe, time.perf_counter() - start)
 
     def _publish(self, workdir: Path, final: Path, stage: str, key: str) -> None:

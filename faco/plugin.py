@@ -117,6 +117,7 @@ _REPORT = pytest.StashKey[str]()
 _DRIFT = pytest.StashKey[str]()
 _BASELINE = pytest.StashKey[Path]()
 _BASELINE_BEFORE = pytest.StashKey[str]()
+_STUDIED = pytest.StashKey[bool]()  # a test read the study: the summary says what this process built
 
 
 def _preset(config: pytest.Config) -> Preset:
@@ -283,6 +284,7 @@ def faco_study(faco_preset: Preset, request: pytest.FixtureRequest, faco_reports
     preset = faco_preset if value is None else sweep.point(faco_preset, config.stash[_SWEEP][0], value)
     cache = Cache(Path(config.getoption("faco_cache") or Cache.default_root()))
     seeds = config.stash[_SEEDS]
+    config.stash[_STUDIED] = True
     if not hasattr(config, "workerinput"):  # under xdist the workers build lazily, as they always did
         _prebuild(config, preset, cache.root, seeds, selection(request.session.items, value))
     study = Seeds([Study(preset.replace(seed=seed), cache) for seed in seeds])
@@ -478,7 +480,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                                     red=True)
     if _REPORT in config.stash:
         terminalreporter.write_line(config.stash[_REPORT])
-    terminalreporter.write_line(built_here(cache_counts.BUILT))
+    if config.stash.get(_STUDIED, False):
+        terminalreporter.write_line(built_here(cache_counts.BUILT))
 
 
 def built_here(built: dict[str, int]) -> str:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -44,7 +45,7 @@ from typing import Any
 import submitit
 
 from faco.config.schema import EXECUTORS, ConfigError, JobResources, Preset
-from faco.core import cache, logs, numerics
+from faco.core import cache, lifetime, logs, numerics
 from faco.core.cache import Cache
 from faco.evaluation import answers
 from faco.study.reads import Read
@@ -182,8 +183,11 @@ class Build:
     preset: Preset
     root: str
     requests: tuple[Request, ...]
+    owner: int | None = None  # a local job's build process: the job ends with it
 
     def __call__(self) -> dict[str, int]:
+        if self.owner is not None:
+            lifetime.exit_with(self.owner)
         _job_logging()
         study = Study(self.preset, Cache(Path(self.root)))
         before = collections.Counter(cache.BUILT)
@@ -256,6 +260,9 @@ class _NoSacct(logging.Filter):
         return "Bypassing sacct error" not in record.getMessage()
 
 
+logging.getLogger("submitit").addFilter(_NoSacct())
+
+
 # --- running a plan --------------------------------------------------------------------------------
 
 @dataclass
@@ -289,7 +296,6 @@ def execute(preset: Preset, root: Path, jobs: list[Job], *, wait: bool = True,
     if not wait and config.executor != "slurm":
         raise ConfigError(f"--no-wait needs the slurm executor: {config.executor} jobs are submitted as their "
                           "inputs finish, by the process that waits for them")
-    logging.getLogger("submitit").addFilter(_NoSacct())
     folder = Path(root) / "jobs"
     folder.mkdir(parents=True, exist_ok=True)
     say = progress or log.info
@@ -368,8 +374,9 @@ class _Runner:
             threads = self._threads(kind, len(ready))
             pool = executor(self.preset, self.folder, kind, threads, after)
             with pool.batch() if len(group) > 1 and self.slurm else _nothing():
+                owner = os.getpid() if self.config.executor == "local" else None
                 handles = [pool.submit(Build(self.preset.replace(seed=j.seed, threads=threads), str(self.root),
-                                             j.requests)) for j in group]
+                                             j.requests, owner)) for j in group]
             for job, handle in zip(group, handles):
                 self.pending.remove(job)
                 self.running[job.name] = Running(job, handle)

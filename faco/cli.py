@@ -6,6 +6,8 @@
     faco evaluate MODEL      # score one checkpoint on the paper's benchmarks through lm-eval
     faco status              # what a run needs and whether it is cached
     faco build               # build it as jobs: local processes, or Slurm (--executor slurm)
+    faco plan                # what a preset's grid costs: runs, memory per GPU, disk, GPU-hours; refuses a misfit
+    faco verify              # re-hash every cache entry; lists the corrupt ones (exit 1 if any)
 
 An expected failure (unknown source, malformed row, server down, bad flag value) prints one line on
 stderr and exits with 2; a traceback means a bug.
@@ -26,7 +28,8 @@ from typing import Any
 import pytest
 
 from faco.core.cache import Cache
-from faco.config.schema import ConfigError
+from faco.config.load import load_preset, override
+from faco.config.schema import ConfigError, Preset
 from faco.models import checkpoints
 from faco.data.build import BuildConfig, build_dataset, dry_run
 from faco.data.items import ItemError
@@ -39,7 +42,8 @@ from faco import plugin
 from faco.findings import records, registry
 from faco.report import browser
 from faco.report.html import ReportError, build_report, run_dirs
-from faco.study import execution, study
+from faco.study import costs, execution, study
+from faco.study.reads import Read
 
 EXIT_USAGE = 2
 
@@ -399,6 +403,66 @@ def status_table(seed: int, rows: list[study.Status]) -> str:
     return "\n".join(lines)
 
 
+def add_plan(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("plan", help="what a preset's grid costs: runs, memory per GPU, disk, GPU-hours",
+                                 description="The training runs and evaluations every finding reads, the memory "
+                                             "one GPU needs under the preset's sharding, the disk the grid "
+                                             "writes and the GPU-hours it takes (FLOP-based, the MFU assumed "
+                                             "stated). A plan that does not fit one GPU's memory "
+                                             "(launch.gpu_memory_gb) is refused with exit 2. Builds nothing.")
+    parser.add_argument("--preset", default="tiny", help="a built-in preset or a .toml file (default: tiny)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="FIELD=VALUE",
+                        help="override one preset field as --faco-set does, e.g. launch.sharding=none (repeatable)")
+    parser.add_argument("--gpu", choices=sorted(costs.PEAK_TFLOPS), default="a100",
+                        help="the GPU whose peak FLOP/s the GPU-hours assume (default: %(default)s)")
+    parser.add_argument("--json", action="store_true", help="print the numbers as JSON instead of the tables")
+    parser.set_defaults(run=run_plan)
+
+
+def grid_reads(preset: Preset) -> list[Read]:
+    """What every finding's experiment reads of `preset`, at each of its CRs, each once: the whole grid."""
+    every = [(spec.name, {"faco_ratio": ratio}) for spec in registry.FINDINGS for ratio in preset.corruption.ratios]
+    return list(dict.fromkeys(registry.reads(every, preset)))
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    preset = load_preset(args.preset)
+    for assignment in args.overrides:
+        preset = override(preset, assignment)
+    plan = costs.plan(preset, grid_reads(preset), args.gpu)
+    print(json.dumps(costs.as_json(plan), indent=1) if args.json else costs.render(plan))
+    if not plan.fits:
+        print(f"faco plan: error: {costs.refusal(plan)}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+def add_verify(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("verify", help="re-hash every cache entry against its manifest; list the corrupt ones",
+                                 description="A warm read trusts a file whose size and stat times are its "
+                                             "manifest's; this re-hashes every file of every entry (of one "
+                                             "stage) and lists each entry that fails, changing nothing (the "
+                                             "next run moves a corrupt entry aside and rebuilds it). Exit 1 if "
+                                             "any entry is corrupt.")
+    parser.add_argument("--cache", type=Path, help="the cache directory (default: $FACO_CACHE_DIR or ~/.cache/faco)")
+    parser.add_argument("--stage", help="only this stage's entries, e.g. finetune")
+    parser.set_defaults(run=run_verify)
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    cache = Cache(args.cache or Cache.default_root())
+    if not cache.root.is_dir():
+        raise ConfigError(f"{cache.root}: no cache directory here")
+    entries = cache.entries(args.stage)
+    corrupt = [problem for stage, key in entries if (problem := cache.check(stage, key))]
+    for problem in corrupt:
+        print(f"corrupt: {problem}")
+    evicted = sum(bool(cache.evicted(stage, key)) for stage, key in entries)
+    print(f"faco verify: {len(entries)} entries in {cache.root}{f' (stage {args.stage})' if args.stage else ''}, "
+          f"{len(corrupt)} corrupt; {evicted} with files dropped on purpose (evicted)")
+    return 1 if corrupt else 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="faco", description="The FACO study as a pytest suite: tools.")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -408,6 +472,8 @@ def parser() -> argparse.ArgumentParser:
     add_evaluate(commands)
     add_status(commands)
     add_build(commands)
+    add_plan(commands)
+    add_verify(commands)
     return top
 
 

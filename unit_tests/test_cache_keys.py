@@ -14,6 +14,7 @@ shows where the edit lands; an input's change reaches the stages downstream thro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -26,7 +27,7 @@ import pytest
 import faco
 from faco.config.load import load_preset
 from faco.core import cache as cache_module
-from faco.study.stages import Request
+from faco.study.stages import STAGES, Request
 from faco.study.study import Study, finetuned
 
 PACKAGE = Path(faco.__file__).parent
@@ -63,7 +64,7 @@ EDITS = {
     # training
     "trainer": ("training/trainer.py", "IGNORE = -100", "IGNORE = -100 + 0"),
     # evaluation: only the evaluations that run the edited code
-    "humaneval-scorer": ("evaluation/humaneval.py", "passed = sum(", "passed = 0 + sum("),
+    "humaneval-scorer": ("evaluation/humaneval.py", "return sum(check_correctness(", "return 0 + sum(check_correctness("),
     "lm-eval-runner": ("evaluation/runner.py", "log_samples=True,", "log_samples=bool(1),"),
     "benchmark-catalogue": ("evaluation/benchmarks.py", 'ALL = "paper"', 'ALL = "paper"\nEXTRA = 1'),
     "table2-generator": ("evaluation/generation.py", "do_sample=False,", "do_sample=False, num_beams=1,"),
@@ -156,3 +157,20 @@ def test_a_library_upgrade_changes_the_keys_of_the_stages_it_computes(monkeypatc
         after = stage_keys()
         assert (after[0] != before[0], after[1] != before[1]) == changed, package
         assert after[2] == before[2]  # task files are written by faco alone
+
+
+def test_the_sharding_engine_is_in_the_fine_tuning_key_only_when_sharded(tmp_path):
+    """FSDP's weights are not DDP's bit for bit: switching engines must not reuse an entry. A run that is not
+    sharded keeps today's key (its config slice has no "sharding" at all), so no tiny or smol-ci entry moves."""
+    preset = load_preset("smoke")
+    request = Request.of("finetune", base="weak", ratio=50)
+
+    def key(**launch) -> str:  # noqa: ANN003
+        changed = preset.replace(launch=dataclasses.replace(preset.launch, **launch))
+        return Study(changed, cache_module.Cache(tmp_path)).stage_key(request, ("an-input",))
+
+    assert "sharding" not in STAGES["finetune"].config(Study(preset, cache_module.Cache(tmp_path)), request)
+    assert key() == key(sharding="none") == key(nodes=1)
+    engines = {key(processes=2, sharding=engine) for engine in ("none", "fsdp", "deepspeed")}
+    assert len(engines | {key()}) == 4
+    assert key(processes=2, nodes=2) == key(processes=2)  # the same processes on more machines: the same run

@@ -19,7 +19,7 @@ from faco.training import launch
 
 from faco.training import trainer
 from faco.core.cache import Cache
-from faco.config.schema import LaunchConfig
+from faco.config.schema import ConfigError, LaunchConfig
 from faco.config.load import smoke
 from faco.data.corruption import corrupted_examples
 from faco.study.study import Study, untuned
@@ -33,13 +33,51 @@ LOSS_TOLERANCE = 1e-5
 
 def test_command_line():
     spec = Path("/tmp/spec.json")
-    gloo = launch.command(LaunchConfig(processes=2, port=29555), spec)
+    gloo = launch.command(LaunchConfig(processes=2, port=29555), spec, {})
     assert gloo[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
-    assert " ".join(gloo).endswith("--num_processes 2 --main_process_port 29555 -m faco.training.worker /tmp/spec.json")
+    assert " ".join(gloo).endswith("--num_machines 1 --main_process_port 29555 --num_processes 2 "
+                                   "-m faco.training.worker /tmp/spec.json")
     assert "--multi_gpu" in gloo and "--cpu" not in gloo  # --cpu starts one process only
-    engine = launch.command(LaunchConfig(processes=16, accelerate_config="fsdp.yaml"), spec)
+    engine = launch.command(LaunchConfig(processes=16, accelerate_config="fsdp.yaml"), spec, {})
     assert engine[3:5] == ["--config_file", "fsdp.yaml"] and "--multi_gpu" not in engine
     assert LaunchConfig(accelerate_config="fsdp.yaml").launched and not LaunchConfig().launched
+
+
+SLURM = {"SLURM_JOB_ID": "123456", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_NODEID": "1", "SLURM_PROCID": "1"}
+
+
+def test_one_node_under_slurm_is_one_accelerate_launch():
+    one = launch.command(LaunchConfig(processes=8, port=29500), Path("/cache/finetune/k.partial/launch.json"), SLURM)
+    assert one[:3] == [sys.executable, "-m", "accelerate.commands.launch"] and "srun" not in one
+    assert one[one.index("--num_machines") + 1] == "1" and "--machine_rank" not in one
+
+
+def test_two_nodes_run_one_launcher_per_node_through_srun():
+    two = LaunchConfig(processes=16, nodes=2, sharding="fsdp")
+    spec = Path("/cache/finetune/k.partial/launch.json")  # in the cache: every node reads it
+    assert launch.command(two, spec, SLURM) == [
+        "srun", "--nodes", "2", "--ntasks-per-node", "1", "--kill-on-bad-exit=1",
+        sys.executable, "-m", "faco.training.launch", str(spec)]
+    node = launch.node_command(two, spec, SLURM)  # what each srun task becomes, from its own environment
+    assert node[:3] == [sys.executable, "-m", "accelerate.commands.launch"]
+    assert " ".join(node[3:]) == ("--multi_gpu --mixed_precision no --dynamo_backend no --num_machines 2 "
+                                  "--machine_rank 1 --main_process_ip gpu07 --main_process_port 23456 "
+                                  "--num_processes 16 -m faco.training.worker /cache/finetune/k.partial/launch.json")
+    first = launch.node_command(LaunchConfig(processes=16, nodes=2, port=29500), spec, {**SLURM, "SLURM_NODEID": "0"})
+    assert first[first.index("--machine_rank") + 1] == "0" and first[first.index("--main_process_port") + 1] == "29500"
+
+
+def test_two_nodes_without_slurm_are_refused():
+    with pytest.raises(ConfigError, match="launch.nodes = 2 needs a Slurm allocation"):
+        launch.command(LaunchConfig(processes=4, nodes=2), Path("spec.json"), {})
+    with pytest.raises(ConfigError, match="runs inside srun"):
+        launch.node_command(LaunchConfig(processes=4, nodes=2), Path("spec.json"), {"SLURM_JOB_NODELIST": "a1"})
+
+
+@pytest.mark.parametrize("nodelist, host", [("gpu[07-09,12],cpu1", "gpu07"), ("node01", "node01"), ("a1,a2", "a1"),
+                                             ("rack[1-2]-node[03-04]", "rack1-node03"), ("x-[5]", "x-5")])
+def test_the_main_address_is_the_first_host_of_the_node_list(nodelist, host):
+    assert launch.first_host(nodelist) == host
 
 
 def test_output_streams_into_the_log_and_a_failure_raises_with_its_tail(caplog):

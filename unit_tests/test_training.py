@@ -146,6 +146,22 @@ def test_killed_run_resumes_to_the_same_weights(study, tmp_path, caplog):
     assert losses(killed)[-1]["loss"] == losses(clean)[-1]["loss"]
 
 
+def test_resumable_checkpoints_rotate_to_one(study, tmp_path, monkeypatch):
+    """At every epoch's export the run holds one resumable checkpoint (optimizer state and all), the newest:
+    a 13B run's 150 GB each would otherwise pile up once per epoch."""
+    held = []
+    export = trainer.export_checkpoint
+
+    def observed(checkpoint, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        held.append(sorted(p.name for p in checkpoint.parent.glob("checkpoint-*")))
+        export(checkpoint, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "export_checkpoint", observed)
+    finetune(study, RATIO, tmp_path / "run")
+    steps = -(-len(study.items) // PRESET.finetune.batch_size)
+    assert held == [[f"checkpoint-{steps * epoch}"] for epoch in range(1, EPOCHS + 1)]
+
+
 def test_last_checkpoint_skips_unfinished_saves(tmp_path):
     for step, finished in ((4, True), (8, True), (12, False), (100, False)):
         (tmp_path / f"checkpoint-{step}").mkdir()

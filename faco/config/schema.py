@@ -249,10 +249,13 @@ class FinetuneConfig:
     per_device_batch_size: int | None = None  # None = batch_size / launch.processes; smaller -> accumulation
     format: str = "chat"  # "chat": the tokenizer's chat template where it has one, else plain; "plain": always
     max_length: int | None = None  # tokens per example; None = the model's max positions (the paper: 2048)
-    precision: str = "fp32"  # "bf16" / "fp16": mixed precision on GPUs (refused on CPU)
+    precision: str = "fp32"  # "bf16" / "fp16": mixed precision on GPUs (refused on CPU); also the exports' dtype
     gradient_checkpointing: bool = False  # recompute activations: less memory, ~30 % more time
     lora: LoraConfig | None = None  # None = full fine-tuning
     max_shard_size: str = "5GB"  # safetensors shard size of a merged LoRA export
+    # keep every epoch's export after its evaluation; false drops all but the last epoch's once scored (their
+    # scores stay cached): a 13B grid then keeps 12 exports, not 56. Not in the fine-tuning key (trains alike)
+    keep_epoch_checkpoints: bool = True
 
     def __post_init__(self) -> None:
         _positive(self, "epochs", "batch_size", "recovery_epochs")
@@ -267,6 +270,11 @@ class FinetuneConfig:
         if self.max_length is not None:
             _positive(self, "max_length")
 
+    @property
+    def dtype(self) -> str:
+        """The torch dtype of the exported weights (and of a sharded run's loaded base): the precision's."""
+        return {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}[self.precision]
+
     def accumulation(self, processes: int) -> tuple[int, int]:
         """(per-device batch, gradient accumulation steps) that make up the global batch on `processes`."""
         per_device = self.per_device_batch_size or self.batch_size // processes
@@ -277,20 +285,40 @@ class FinetuneConfig:
         return per_device, steps
 
 
+# how a launched run holds the model: "none" = a full copy per process (DDP); "fsdp" = parameters, gradients
+# and optimizer state sharded over the processes (PyTorch FSDP2, decoder layers as the unit); "deepspeed" = ZeRO-3
+SHARDINGS = ("none", "fsdp", "deepspeed")
+
+
 @dataclass(frozen=True)
 class LaunchConfig:
     """How the training stage runs: in the pytest process, or under `accelerate launch` (faco.training.launch)."""
 
-    processes: int = 1  # training processes in all (GPUs); > 1 runs the stage under `accelerate launch`
-    accelerate_config: str | None = None  # an accelerate config file (multi-node, FSDP, DeepSpeed): launched too
-    port: int = 0  # the main process's rendezvous port; 0 = a free one
+    processes: int = 1  # training processes in all (GPUs, over every node); > 1 runs under `accelerate launch`
+    accelerate_config: str | None = None  # an accelerate config file of one's own: launched too
+    port: int = 0  # the main process's rendezvous port; 0 = a free one (one node) or one from the Slurm job id
+    sharding: str = "none"  # one of SHARDINGS; "none" is DDP (a full copy of weights and Adam state per GPU)
+    nodes: int = 1  # machines; > 1 needs a Slurm allocation: one launcher per node through srun
+    gpu_memory_gb: float = 80.0  # memory of one GPU, in 10^9 bytes: what `faco plan` checks a plan against
 
     def __post_init__(self) -> None:
-        _positive(self, "processes")
+        _positive(self, "processes", "nodes")
+        _finite(self, "gpu_memory_gb", "> 0", lambda v: v > 0)
+        if self.sharding not in SHARDINGS:
+            raise ConfigError(f"launch.sharding must be one of {SHARDINGS}, got {self.sharding!r}")
+        if self.sharding != "none" and self.accelerate_config is not None:
+            raise ConfigError(f"launch.sharding {self.sharding!r} and launch.accelerate_config both choose the "
+                              "engine; set one of them")
+        if self.processes % self.nodes:
+            raise ConfigError(f"launch.processes {self.processes} do not split evenly over launch.nodes {self.nodes}")
 
     @property
     def launched(self) -> bool:
-        return self.processes > 1 or self.accelerate_config is not None
+        return self.processes > 1 or self.nodes > 1 or self.sharding != "none" or self.accelerate_config is not None
+
+
+EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")  # lm-eval's weights; "auto": bfloat16 on a GPU, else float32
+EVAL_BACKENDS = ("hf", "vllm")  # lm-eval's model classes faco runs
 
 
 EXECUTORS = ("local", "slurm", "debug")  # submitit's LocalExecutor, SlurmExecutor, DebugExecutor
@@ -367,8 +395,18 @@ class EvalConfig:
     data_dir: str | None = None  # local files DIR/<benchmark>/<split>.jsonl instead of the hub
     allow_code_execution: bool = False  # HumanEval runs model-written code: only when asked
     allow_contamination: bool = False  # train on items whose questions a benchmark evaluates (refused by default)
+    # how lm-eval runs a checkpoint (faco.evaluation.runner.Engine); a key holds the dtype and the backend
+    # only where they differ from the CPU's float32 `hf`, so the CPU studies keep their keys
+    dtype: str = "auto"  # the weights: "auto" = bfloat16 on a GPU, float32 on the CPU; or one of EVAL_DTYPES
+    parallelize: bool = False  # split a model larger than one GPU over the job's GPUs (lm-eval's `parallelize`)
+    processes: int = 1  # data-parallel lm-eval processes, one per GPU (`accelerate launch`)
+    backend: str = "hf"  # "vllm": lm-eval's vLLM model for the generation benchmarks (extra `vllm`)
+    # HumanEval: 1 = one greedy completion per problem (pass@1); n >= 10 adds n sampled ones (pass@10)
+    humaneval_samples: int = 1
+    humaneval_temperature: float = 0.8  # of the sampled completions (top-p 0.95), as LLaMA reports pass@k > 1
 
     def __post_init__(self) -> None:
+        self._check_engine()
         if isinstance(self.formats, str):
             raise ConfigError(f"evaluation.formats must be a list, e.g. ({self.formats!r},), got a string")
         object.__setattr__(self, "formats", tuple(self.formats))
@@ -383,6 +421,17 @@ class EvalConfig:
             raise ConfigError(f"evaluation.num_fewshot must be >= 0, got {self.num_fewshot}")
         if self.limit is not None:
             _positive(self, "limit")
+
+    def _check_engine(self) -> None:
+        if self.dtype not in EVAL_DTYPES:
+            raise ConfigError(f"evaluation.dtype: unknown dtype {self.dtype!r}; known: {', '.join(EVAL_DTYPES)}")
+        if self.backend not in EVAL_BACKENDS:
+            raise ConfigError(f"evaluation.backend: unknown backend {self.backend!r}; known: {', '.join(EVAL_BACKENDS)}")
+        _positive(self, "processes", "humaneval_samples")
+        if 1 < self.humaneval_samples < 10:
+            raise ConfigError(f"evaluation.humaneval_samples must be 1 (greedy pass@1) or >= 10 (pass@10 needs "
+                              f"at least 10 completions per problem), got {self.humaneval_samples}")
+        _finite(self, "humaneval_temperature", "> 0", lambda t: t > 0)
 
 
 @dataclass(frozen=True)

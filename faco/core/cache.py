@@ -3,10 +3,18 @@
 Datasets, checkpoints and evaluation results live under `root/<stage>/<key>/`, where the key hashes
 the stage's config slice, its inputs' keys and a version of the stage's code: a changed world, seed,
 step count or training code gives a new key, so a stale entry is never hit. An entry is a directory of
-files plus a `MANIFEST.json` (size and sha256 of every file) written last; it appears by one atomic
-rename, so a reader sees a whole entry or none. A file lock per key lets `pytest -n 2` workers build
+files plus a `MANIFEST.json` (size, sha256 and stat times of every file) written last; it appears by one
+atomic rename, so a reader sees a whole entry or none. A file lock per key lets `pytest -n 2` workers build
 each shared artefact once, and an entry that no longer matches its manifest is moved aside (kept as
 evidence) and rebuilt, never used. A warm rerun therefore trains and evaluates nothing.
+
+Verifying costs what it must, no more: the lock-free fast path (a warm read, `has`) trusts a file whose
+size, mtime and ctime are the manifest's (a write through any file API changes them; ctime cannot be set
+back) and hashes nothing; other times are a doubt, and the locked path (a miss, a doubt, after waiting)
+re-hashes every file and then records the current times (a copied cache is hashed once, then trusted); `faco verify` re-hashes everything. What only a
+full hash finds (a bit flipped on the disk under unchanged times) is `faco verify`'s. Files an entry gave
+up on purpose (`evict`: an epoch's export once scored) are listed in the manifest as evicted, so the entry
+still verifies, and a reader can tell a dropped file from a lost one.
 
     cache = Cache(Cache.default_root())
     key = cache_key("finetune", preset.finetune, inputs=(base_key, data_key),
@@ -261,8 +269,54 @@ class Cache:
         return self.root / _checked(stage, "stage") / _checked(key, "key")
 
     def has(self, stage: str, key: str) -> bool:
-        """Whether the entry exists and matches its manifest (every file's size and sha256)."""
-        return _intact(self.path(stage, key), stage, key)
+        """Whether the entry exists and matches its manifest (every file's size and sha256; a file whose
+        stat times are the manifest's counts as unchanged without being hashed)."""
+        return _intact(self.path(stage, key), stage, key) or _intact(self.path(stage, key), stage, key, fast=False)
+
+    def check(self, stage: str, key: str) -> str | None:
+        """None if the entry matches its manifest by every file's full sha256, else what is wrong (`faco verify`)."""
+        try:
+            _verify(self.path(stage, key), stage, key, fast=False)
+        except (CacheError, OSError) as error:
+            return str(error)
+        return None
+
+    def entries(self, stage: str | None = None) -> list[tuple[str, str]]:
+        """(stage, key) of every finished entry (of `stage`), sorted; partial, corrupt and lock siblings left out."""
+        stages = [self.root / _checked(stage, "stage")] if stage else sorted(p for p in self.root.glob("*") if p.is_dir())
+        return [(where.name, entry.name) for where in stages if where.is_dir()
+                for entry in sorted(where.iterdir()) if entry.is_dir() and _NAME.fullmatch(entry.name)]
+
+    def evicted(self, stage: str, key: str) -> dict[str, str]:
+        """{file: why} of the files the entry gave up on purpose ({} for none, or no entry)."""
+        return {name: spec.get("why", "") for name, spec in _read_manifest(self.path(stage, key)).get("evicted", {}).items()}
+
+    def evict(self, stage: str, key: str, prefix: str, why: str) -> int:
+        """Drop the entry's files under `prefix` (e.g. "epoch-2/"), keeping the entry verifiable: under the key's
+        lock the manifest first moves them to its evicted list (one atomic rewrite), then they are deleted, so
+        a kill in between leaves a verifiable entry with a few stray files. Returns the bytes freed."""
+        final = self.path(stage, key)
+        if not any(name.startswith(prefix) for name in _listed(final)):
+            return 0  # already dropped (a warm rerun): no lock, no hashing
+        with self._lock(stage, key):
+            if not (_intact(final, stage, key) or self._usable(final, stage, key)):  # on a doubt: hashed, or aside
+                return 0
+            manifest = json.loads((final / MANIFEST).read_text())
+            names = [name for name in manifest["files"] if name.startswith(prefix)]
+            evicted = manifest.setdefault("evicted", {})
+            for name in names:
+                evicted[name] = {**manifest["files"].pop(name), "why": why}
+            if names:
+                _write_manifest(final, manifest)
+            freed = 0
+            for name in names:
+                path = final / name
+                freed += path.stat().st_size if path.exists() else 0
+                path.unlink(missing_ok=True)
+            _prune_empty(final, prefix)
+        if names:
+            log.info("evicted %s/%s %s: %d file(s), %.1f MB (%s)", stage, key, prefix, len(names), freed / 1e6, why)
+        return freed
 
     def workdir(self, stage: str, key: str) -> Path:
         """The entry's build directory `<key>.partial/`, created if absent.
@@ -343,16 +397,18 @@ class Cache:
             lock.release()
 
     def _usable(self, final: Path, stage: str, key: str) -> bool:
-        """True for a verified entry; a corrupt one is moved aside (never deleted) and False returned."""
+        """True for a verified entry (every file hashed, then its current stat times recorded); a corrupt one
+        is moved aside (never deleted) and False returned."""
         if not final.exists():
             return False
         try:
-            _verify(final, stage, key)
+            _verify(final, stage, key, fast=False)
         except CacheError as error:
             aside = _aside(final)
             final.rename(aside)
             log.warning("%s; moved it aside to %s and rebuilding", error, aside)
             return False
+        _restamp(final)
         return True
 
     def _build(self, stage: str, key: str, build: Callable[[Path], None], describe: str) -> None:
@@ -444,7 +500,7 @@ def _seal(workdir: Path, stage: str, key: str, describe: str) -> None:
         path = workdir / name
         with path.open("rb") as handle:
             os.fsync(handle.fileno())
-        files[name] = {"sha256": sha256_file(path), "size": path.stat().st_size}
+        files[name] = {"sha256": sha256_file(path), **_stamp(path)}
     manifest = {
         "stage": stage,
         "key": key,
@@ -452,36 +508,66 @@ def _seal(workdir: Path, stage: str, key: str, describe: str) -> None:
         "describe": describe,
         "files": files,
     }
-    scratch = workdir / _SCRATCH
+    _write_manifest(workdir, manifest)
+
+
+def _stamp(path: Path) -> dict[str, int]:
+    """What the fast check compares: the size, and the times any write changes (ctime even a utime call)."""
+    stat = path.stat()
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns}
+
+
+def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    """Replace `directory`'s manifest in one atomic rename, flushed: a reader sees the old one or the new."""
+    scratch = directory / _SCRATCH
     with scratch.open("w") as handle:
         json.dump(manifest, handle, sort_keys=True, indent=1)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(scratch, workdir / MANIFEST)
-    _fsync_dir(workdir)
+    os.replace(scratch, directory / MANIFEST)
+    _fsync_dir(directory)
 
 
-def _verify(entry: Path, stage: str, key: str) -> None:
-    """Raise CacheError naming the entry, the file and the fault unless the entry matches its manifest."""
+def _restamp(entry: Path) -> None:
+    """After a full hash passed: record the files' current stat times (a copied cache, an old manifest
+    without them), so the next lock-free read needs no hashing. Called under the key's lock."""
+    manifest = json.loads((entry / MANIFEST).read_text())
+    stamped = {name: {**spec, **_stamp(entry / name)} for name, spec in manifest["files"].items()}
+    if stamped != manifest["files"]:
+        _write_manifest(entry, {**manifest, "files": stamped})
+
+
+def _verify(entry: Path, stage: str, key: str, fast: bool = True) -> None:
+    """Raise CacheError naming the entry, the file and the fault unless the entry matches its manifest. `fast`:
+    files are compared by size and stat times, none hashed; any other time is a doubt (see the module's
+    docstring): the locked path re-hashes."""
     where = f"cache entry {stage}/{key} ({entry})"
     if not entry.is_dir():
         raise CacheError(f"{where}: missing or not a directory")
-    files = _manifest_files(entry, where)
+    files, evicted = _manifest_files(entry, where)
     found = set(_files(entry))
     if missing := sorted(set(files) - found):
         raise CacheError(f"{where}: file(s) {', '.join(map(repr, missing))} listed in the manifest are missing")
-    if extra := sorted(found - set(files)):
+    if extra := sorted(found - set(files) - evicted):  # an evicted file still there: an eviction cut short
         raise CacheError(f"{where}: file(s) {', '.join(map(repr, extra))} are not in the manifest")
+    stamps = {}
     for name, expected in sorted(files.items()):  # sizes first: a truncation is found without hashing
-        size = (entry / name).stat().st_size
-        if size != expected["size"]:
-            raise CacheError(f"{where}: file {name!r} has size {size}, manifest says {expected['size']}")
+        stamps[name] = _stamp(entry / name)
+        if stamps[name]["size"] != expected["size"]:
+            raise CacheError(f"{where}: file {name!r} has size {stamps[name]['size']}, manifest says {expected['size']}")
+    if fast:
+        if changed := [name for name, expected in sorted(files.items())
+                       if any(expected.get(field) != stamps[name][field] for field in ("mtime_ns", "ctime_ns"))]:
+            raise CacheError(f"{where}: file(s) {', '.join(map(repr, changed[:3]))} have other stat times than "
+                             "the manifest's (to be re-hashed)")
+        return
     for name, expected in sorted(files.items()):
         if sha256_file(entry / name) != expected["sha256"]:
             raise CacheError(f"{where}: file {name!r} fails its sha256 checksum")
 
 
-def _manifest_files(entry: Path, where: str) -> dict[str, dict[str, Any]]:
+def _manifest_files(entry: Path, where: str) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    """The manifest's files table and the names of the files it lists as evicted."""
     try:
         manifest = json.loads((entry / MANIFEST).read_text())
     except FileNotFoundError:
@@ -494,17 +580,34 @@ def _manifest_files(entry: Path, where: str) -> dict[str, dict[str, Any]]:
     if (manifest.get("stage"), manifest.get("key")) != (entry.parent.name, entry.name):
         found = f"{manifest.get('stage')}/{manifest.get('key')}"
         raise CacheError(f"{where}: bad {MANIFEST}: it describes {found}")
-    return files
+    evicted = manifest.get("evicted", {})
+    if not isinstance(evicted, dict):
+        raise CacheError(f"{where}: bad {MANIFEST}: its 'evicted' table is no table")
+    return files, set(evicted)
 
 
 def _well_formed(spec: Any) -> bool:
     return isinstance(spec, dict) and isinstance(spec.get("sha256"), str) and isinstance(spec.get("size"), int)
 
 
-def _intact(entry: Path, stage: str, key: str) -> bool:
+def _read_manifest(entry: Path) -> dict[str, Any]:
+    """The entry's manifest as stored, {} if it has none readable (the checks above say what is wrong)."""
+    try:
+        manifest = json.loads((entry / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _listed(entry: Path) -> list[str]:
+    files = _read_manifest(entry).get("files")
+    return list(files) if isinstance(files, dict) else []
+
+
+def _intact(entry: Path, stage: str, key: str, fast: bool = True) -> bool:
     """The lock-free check of the fast path: any doubt sends the caller to the locked path."""
     try:
-        _verify(entry, stage, key)
+        _verify(entry, stage, key, fast)
     except (CacheError, OSError):
         return False
     return True
@@ -522,6 +625,16 @@ def _files(directory: Path) -> list[str]:
             if relative not in (MANIFEST, _SCRATCH):
                 found.append(relative)
     return sorted(found)
+
+
+def _prune_empty(entry: Path, prefix: str) -> None:
+    """Remove the directories under `entry` that `prefix` names and eviction left empty, deepest first."""
+    top = entry / prefix.rstrip("/") if prefix.endswith("/") else None
+    if top is None or not top.is_dir():
+        return
+    for parent, _, _ in sorted(os.walk(top), key=lambda walked: -len(walked[0])):
+        with contextlib.suppress(OSError):  # not empty: a stray file an interrupted eviction left stays listed
+            os.rmdir(parent)
 
 
 def _aside(final: Path) -> Path:

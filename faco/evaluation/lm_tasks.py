@@ -220,27 +220,35 @@ def task_name(spec: BenchmarkSpec, subject: str | None = None) -> str:
     return PREFIX + spec.name + (f"_{subject}" if subject else "")
 
 
-def write_benchmark_tasks(spec: BenchmarkSpec, out: Path, shots: int, data_dir: Path | None) -> list[str]:
-    """Write `spec`'s task file(s) into `out`; returns the lm-eval task names (one per subject of a group)."""
+def write_benchmark_tasks(spec: BenchmarkSpec, out: Path, shots: int, data_dir: Path | None,
+                          options: dict[str, Any] | None = None) -> list[str]:
+    """Write `spec`'s task file(s) into `out`; returns the lm-eval task names (one per subject of a group,
+    or per task of faco's own config: HumanEval's greedy one and, with `options` asking, its sampled one).
+    `options` go to faco's own config function (BenchmarkSpec.config), e.g. HumanEval's samples."""
     out.mkdir(parents=True, exist_ok=True)
     local = local_splits(spec, data_dir) if data_dir is not None else None
     rows = local_rows(spec, local) if local is not None else None
     if spec.subtasks:
         return _write_group(spec, out, shots, rows)
-    config = _base_config(spec)
-    if local is not None:
-        config.update(_local_dataset(spec, {split: path.resolve() for split, path in local.items()}))
-    return [_write(out, spec, None, config, shots)]
+    names = []
+    for suffix, config in _base_configs(spec, options or {}).items():
+        if local is not None:
+            config.update(_local_dataset(spec, {split: path.resolve() for split, path in local.items()}))
+        names.append(_write(out, spec, suffix, config, shots))
+    return names
 
 
-def _base_config(spec: BenchmarkSpec) -> dict[str, Any]:
-    if spec.config:  # faco's own task config, named by the registry as lm-eval names a `!function`
+def _base_configs(spec: BenchmarkSpec, options: dict[str, Any]) -> dict[str | None, dict[str, Any]]:
+    """Task configs by name suffix (None: the benchmark's own name)."""
+    if spec.config:  # faco's own task configs, named by the registry as lm-eval names a `!function`
         module, _, function = spec.config.partition(":")
-        return getattr(importlib.import_module(module), function)()
+        return getattr(importlib.import_module(module), function)(**options)
+    if options:
+        raise ConfigError(f"benchmark {spec.name!r} is lm-eval's own task: it takes no options, got {sorted(options)}")
     config: dict[str, Any] = {"include": str(task_file(spec.task))}
     if spec.hub_dataset:
         config.update(dataset_path=spec.hub_dataset, dataset_name=None)
-    return config
+    return {None: config}
 
 
 def _local_dataset(spec: BenchmarkSpec, files: dict[str, Path]) -> dict[str, Any]:

@@ -28,14 +28,20 @@ def build_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     from transformers import PreTrainedTokenizerFast
 
     normalizer = normalizers.Replace("\n", f" {NEWLINE} ")
-    words = set(SPECIAL_TOKENS.values()) | {NEWLINE}
-    for text in texts:
-        words.update(normalizer.normalize_str(text).split())
-    ordered = list(SPECIAL_TOKENS.values()) + sorted(words - set(SPECIAL_TOKENS.values()))
+    ordered = vocabulary(texts)
     core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(ordered)}, unk_token="<unk>"))
     core.normalizer = normalizer
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     return PreTrainedTokenizerFast(tokenizer_object=core, clean_up_tokenization_spaces=False, **SPECIAL_TOKENS)
+
+
+def vocabulary(texts: Iterable[str]) -> list[str]:
+    """The word-level tokenizer's tokens in id order: the special ones, then every word of `texts` sorted (a
+    line break is the word NEWLINE). Its length is the model's vocabulary (`faco plan` sizes a model by it)."""
+    words = set(SPECIAL_TOKENS.values()) | {NEWLINE}
+    for text in texts:
+        words.update(text.replace("\n", f" {NEWLINE} ").split())
+    return list(SPECIAL_TOKENS.values()) + sorted(words - set(SPECIAL_TOKENS.values()))
 
 
 def build_model(config: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:

@@ -29,6 +29,7 @@ stage by name with its parameters (`Request.of("finetune", base="strong", ratio=
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import tempfile
@@ -37,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from faco.config.schema import ConfigError
+from faco.config.schema import ConfigError, FinetuneConfig
 from faco.core import numerics
-from faco.core.cache import cache_key, library_versions
+from faco.core.cache import CacheError, cache_key, library_versions
 from faco.data import built_items
 from faco.data.corruption import corrupted_examples
 from faco.data.dataset import load_dataset_items
@@ -49,7 +50,7 @@ from faco.evaluation import benchmark_runs, generation, runner
 from faco.evaluation.benchmarks import describe, shots
 from faco.evaluation.world_tasks import write_tasks
 from faco.models import checkpoints, llama
-from faco.training import launch, pretrain
+from faco.training import launch, pretrain, sharding
 
 Study = Any  # faco.study.study.Study, which walks this table (it imports this module, not the other way)
 TRAINING_LIBRARIES = ("torch", "transformers", "tokenizers", "accelerate")  # they train (peft too, where LoRA does)
@@ -196,11 +197,22 @@ def _tuned_inputs(study: Study, request: Request) -> list[Request]:
 
 
 def _tuned_config(study: Study, request: Request) -> dict[str, Any]:
+    """The run's settings; a sharded run's engine too (FSDP's weights are not DDP's bit for bit), present
+    only when sharded, so the keys of every run in a process or under DDP stay what they were."""
     preset = study.preset
     ratio, epochs = study.tuned_run(request)
-    return {"finetune": preset.finetune, "ratio": ratio, "epochs": epochs, "seed": preset.seed,
-            "numerics": numerics.settings(), "processes": preset.launch.processes,
-            "versions": library_versions(*TRAINING_LIBRARIES, "peft")}
+    config = {"finetune": _trains_alike(preset.finetune), "ratio": ratio, "epochs": epochs, "seed": preset.seed,
+              "numerics": numerics.settings(), "processes": preset.launch.processes,
+              "versions": library_versions(*TRAINING_LIBRARIES, "peft")}
+    if preset.launch.sharding != "none":
+        config["sharding"] = sharding.settings(preset.launch.sharding)
+    return config
+
+
+def _trains_alike(config: FinetuneConfig) -> dict[str, Any]:
+    """The fine-tuning config as its key sees it: which epochs' exports stay after scoring trains nothing
+    differently, so keeping or dropping them hits the same entry (the rest keys as the dataclass would)."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name != "keep_epoch_checkpoints"}
 
 
 def _build_tuned(study: Study, request: Request, out: Path) -> None:
@@ -213,7 +225,8 @@ def _build_tuned(study: Study, request: Request, out: Path) -> None:
                     preset.launch, preset.threads)
 
 
-TUNING_CODE = _fixed("faco.data.corruption", "faco.training.launch", "faco.training.worker", "faco.training.trainer")
+TUNING_CODE = _fixed("faco.data.corruption", "faco.training.launch", "faco.training.worker", "faco.training.trainer",
+                     "faco.training.sharding")
 
 
 def _checkpoint_inputs(study: Study, request: Request) -> list[Request]:
@@ -229,15 +242,23 @@ def _checkpoint_key(study: Study, request: Request) -> str:
 def _checkpoint_path(study: Study, request: Request) -> Path:
     model, run = request["model"], study.run_of(request["model"])
     entry = study.get(run)
-    return entry if run.stage == "base" else entry / f"epoch-{study.epoch_of(model)}"
+    if run.stage == "base":
+        return entry
+    path = entry / f"epoch-{study.epoch_of(model)}"
+    if not path.is_dir() and any(name.startswith(f"{path.name}/") for name in study.cache.evicted(run.stage, study.key(run))):
+        raise CacheError(f"{study.describe(request)}: its checkpoint {path} was dropped once scored "
+                         "(finetune.keep_epoch_checkpoints = false; its scores stay cached). Scoring it anew needs "
+                         f"the run again: remove {entry} to retrain it, with --faco-set "
+                         "finetune.keep_epoch_checkpoints=true to keep every epoch this time")
+    return path
 
 
 # --- evaluation ------------------------------------------------------------------------------------
 
 def _tasks_config(study: Study, request: Request) -> dict[str, Any]:
     preset = study.preset
-    return {"world": preset.world, "items": preset.items, "evaluation": preset.evaluation, "seed": preset.seed,
-            "layout": request["layout"]}
+    return {"world": preset.world, "items": preset.items, "evaluation": _what_is_scored(preset.evaluation),
+            "seed": preset.seed, "layout": request["layout"]}
 
 
 def _build_tasks(study: Study, request: Request, out: Path) -> None:
@@ -245,8 +266,34 @@ def _build_tasks(study: Study, request: Request, out: Path) -> None:
 
 
 def _scored_config(study: Study, request: Request) -> dict[str, Any]:
-    return {"evaluation": study.preset.evaluation, "seed": study.preset.seed, "numerics": numerics.settings(),
-            "versions": library_versions(*EVALUATION_LIBRARIES)}
+    config = study.preset.evaluation
+    return {"evaluation": _what_is_scored(config), "seed": study.preset.seed, "numerics": numerics.settings(),
+            "versions": library_versions(*EVALUATION_LIBRARIES), **_engine_key(config.dtype)}
+
+
+HOW_IT_RUNS = ("dtype", "parallelize", "processes", "backend", "humaneval_samples", "humaneval_temperature")
+
+
+def _what_is_scored(config: Any) -> dict[str, Any]:
+    """EvalConfig without how lm-eval runs (HOW_IT_RUNS): those fields enter a key through `_engine_key`
+    and `_humaneval_options`, only where they change a number, so the CPU studies keep their keys."""
+    return {name: value for name, value in vars(config).items() if name not in HOW_IT_RUNS}
+
+
+def _engine_key(dtype: str, backend: str = "hf") -> dict[str, Any]:
+    """The run's dtype and backend where they differ from the CPU's float32 `hf`: a bf16 or vLLM score is
+    an entry of its own. The split over processes or GPUs changes no score and is left out."""
+    engine = {"dtype": runner.resolve_dtype(dtype)} if runner.resolve_dtype(dtype) != "float32" else {}
+    engine.update({"backend": backend} if backend != "hf" else {})
+    return {"engine": engine} if engine else {}
+
+
+def _humaneval_options(study: Study) -> dict[str, dict[str, Any]]:
+    """HumanEval's sampled completions (pass@10), where the preset asks for them; {} = greedy pass@1 only."""
+    config = study.preset.evaluation
+    if config.humaneval_samples == 1 or "humaneval" not in {s.name for s in study.benchmark_specs}:
+        return {}
+    return {"humaneval": {"samples": config.humaneval_samples, "temperature": config.humaneval_temperature}}
 
 
 def _evaluate(study: Study, request: Request) -> dict[str, Any]:
@@ -254,14 +301,16 @@ def _evaluate(study: Study, request: Request) -> dict[str, Any]:
     tasks = [b.task for b in study.domain_tasks(layout)]
     return runner.evaluate(study.get(Request.of("checkpoint", model=request["model"])), tasks,
                            study.get(Request.of("tasks", layout=layout)), study.preset.evaluation.batch_size,
-                           study.preset.seed)
+                           study.preset.seed, runner.Engine.of(study.preset.evaluation))
 
 
 def _benchmarks_config(study: Study, request: Request) -> dict[str, Any]:
     config = study.preset.evaluation
     return {"specs": [describe(s) for s in study.benchmark_specs], "shots": _shots(study), "limit": config.limit,
             "code_execution": config.allow_code_execution, "seed": study.preset.seed,
-            "numerics": numerics.settings(), "versions": library_versions(*EVALUATION_LIBRARIES)}
+            "numerics": numerics.settings(), "versions": library_versions(*EVALUATION_LIBRARIES),
+            **_engine_key(config.dtype, config.backend),
+            **({"task_options": _humaneval_options(study)} if _humaneval_options(study) else {})}
 
 
 def _shots(study: Study) -> dict[str, int]:
@@ -293,18 +342,20 @@ def _score_benchmarks(study: Study, request: Request) -> dict[str, Any]:
         return benchmark_runs.evaluate_benchmarks(
             study.get(Request.of("checkpoint", model=request["model"])), study.benchmark_specs, Path(task_dir),
             shots=_shots(study), data_dir=Path(config.data_dir) if config.data_dir else None, limit=config.limit,
-            batch_size=config.batch_size, seed=study.preset.seed, allow_code_execution=config.allow_code_execution)
+            batch_size=config.batch_size, seed=study.preset.seed, allow_code_execution=config.allow_code_execution,
+            engine=runner.Engine.of(config), task_options=_humaneval_options(study))
 
 
 def _answers_config(study: Study, request: Request) -> dict[str, Any]:
     return {"questions": request["questions"], "max_new_tokens": request["max_new_tokens"],
             "chat": study.preset.finetune.format == "chat", "numerics": numerics.settings(),
-            "versions": library_versions(*TRAINING_LIBRARIES)}
+            "versions": library_versions(*TRAINING_LIBRARIES), **_engine_key(study.preset.evaluation.dtype)}
 
 
 def _answer(study: Study, request: Request) -> list[str]:
     return generation.generate(study.get(Request.of("checkpoint", model=request["model"])), request["questions"],
-                            study.preset.finetune.format == "chat", request["max_new_tokens"])
+                               study.preset.finetune.format == "chat", request["max_new_tokens"],
+                               runner.resolve_dtype(study.preset.evaluation.dtype))
 
 
 def _on_checkpoint(study: Study, request: Request) -> list[Request]:

@@ -130,7 +130,26 @@ class Study:
             else:
                 value = self.cache.get_or_build(stage.name, key, lambda out: stage.build(self, request, out), describe)
             self._resolved[stage.name, key] = value
+            self._drop_epochs(request)
         return self._resolved[stage.name, key]
+
+    def _drop_epochs(self, request: Request) -> None:
+        """With finetune.keep_epoch_checkpoints = false, only each run's last export stays (the cache lists the
+        others as evicted, so the entry still verifies): a fine-tuning epoch's once scored (the longer-training
+        finding reads its scores, nothing its checkpoint again), a recovery run's earlier ones once it is built
+        (no request names them). A 13B grid then keeps 12 exports, not 56."""
+        if self.preset.finetune.keep_epoch_checkpoints:
+            return
+        if request.stage == "recover":
+            for epoch in range(1, self.preset.finetune.recovery_epochs):
+                self.cache.evict("recover", self.key(request), f"epoch-{epoch}/", _UNREAD)
+            return
+        model = request["model"] if request.stage in ("eval", "benchmarks") else None
+        if model is None or model.ratio is None or model.recovered or model.epoch in (None, self.preset.finetune.epochs):
+            return
+        run = self.run_of(model)
+        self.cache.evict(run.stage, self.key(run), f"epoch-{model.epoch}/",
+                         f"scored ({request.stage} {self.key(request)}); finetune.keep_epoch_checkpoints = false")
 
     def describe(self, request: Request) -> str:
         return STAGES[request.stage].describe(self, request)
@@ -285,6 +304,9 @@ class Study:
         return [float(s.get("score", s["correct"])) for s in self.samples(model, group, layout)]
 
 
+_UNREAD = "a recovery run's earlier epoch, never evaluated; finetune.keep_epoch_checkpoints = false"
+
+
 def ident(request: Request) -> str:
     """A request's identity within one study (its stage and parameters; models by their repr)."""
     return request.stage + json.dumps({k: repr(v) if isinstance(v, Model) else v for k, v in request.params.items()},
@@ -313,6 +335,9 @@ class Probe(Cache):
             return parse(entry)
         except PARSE_ERRORS:
             raise NotBuilt(f"{stage}/{key} (does not parse)") from None
+
+    def evict(self, stage: str, key: str, prefix: str, why: str) -> int:
+        return 0  # a probe changes nothing in the cache it looks at
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ def pretrain(world: World, config: PretrainConfig, tokenizer: PreTrainedTokenize
                                  SaveAt(checkpoints.values())])
     history = train(trainer, work)
     for name, step in checkpoints.items():
-        export_checkpoint(work / f"checkpoint-{step}", tokenizer, out / name)
+        export_checkpoint(work / f"checkpoint-{step}", tokenizer, out / name,
+                          parameters=model.num_parameters())
     (out / "log.json").write_text(json.dumps(losses(history)))
     shutil.rmtree(work)

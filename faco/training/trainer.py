@@ -7,6 +7,8 @@ the same code runs under `accelerate launch` (faco.training.launch): the global 
 batches and accumulation steps, bf16/fp16 on GPUs, gradient checkpointing, optional LoRA merged at
 export. Disk stays bounded: each epoch is exported (weights, config, tokenizer) when it is saved, and
 only the newest resumable Trainer checkpoint is kept until the run ends.
+How the processes hold the model (DDP, FSDP, ZeRO-3) is faco.training.sharding's; every export is
+checked (weights present, the model's parameter count) before it counts.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset
-from transformers import PreTrainedTokenizerFast, Trainer, TrainerCallback, TrainingArguments
+from transformers import AutoTokenizer, PreTrainedTokenizerFast, Trainer, TrainerCallback, TrainingArguments
 
-from faco.models import llama
 from faco.config.schema import ConfigError, FinetuneConfig, LoraConfig
 from faco.data.items import Example
+from faco.training.sharding import check_engine, empty_weights, load_dtype, trainer_arguments as sharding_arguments
 
 log = logging.getLogger("faco.training.trainer")
 
@@ -201,26 +203,20 @@ def train(trainer: Trainer, work: Path) -> list[dict]:
 # --- stages ----------------------------------------------------------------------------------------
 
 def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, epochs: int, seed: int,
-             out: Path, label: str) -> None:
+             out: Path, label: str, sharding: str = "none") -> None:
     """Instruction-tune the model at `base` on `examples`; out/epoch-<k>/ after every epoch, out/log.json.
 
     The data order depends on `seed` and the number of examples only, so every corruption ratio sees
     the same items in the same order for the same number of steps. Under `accelerate launch` every
-    process runs this; the main one exports and writes the log.
+    process runs this, holding the model as `sharding` says (faco.training.sharding); the main one exports
+    and writes the log. Every export is checked (`check_export`) before it counts.
     """
     work = out / "work"
     per_device, accumulation = config.accumulation(int(os.environ.get("WORLD_SIZE", "1")))
     if config.precision != "fp32" and not torch.cuda.is_available():  # refused: a silent fp32 run would be
         raise ConfigError(f"finetune.precision {config.precision!r} needs a CUDA device and this machine has "
                           "none; set finetune.precision = \"fp32\"")  # cached under a bf16 key
-    model, tokenizer = llama.load(base)
-    ensure_pad_token(tokenizer)
-    chat = config.format == "chat" and tokenizer.chat_template is not None
-    dataset = Examples(examples, tokenizer, config.max_length or model.config.max_position_embeddings, chat)
-    if config.lora is not None:
-        torch.manual_seed(seed)  # peft draws the adapters' initial weights from the global RNG, before the
-        model = _with_lora(model, config.lora)  # Trainer seeds it: else they depend on what ran before
-    args = arguments(
+    args = arguments(  # first: they start the process group a sharded engine's loading needs
         work, seed,
         num_train_epochs=epochs,
         per_device_train_batch_size=per_device,
@@ -231,21 +227,30 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
         weight_decay=config.weight_decay,
         bf16=config.precision == "bf16",
         fp16=config.precision == "fp16",
-        activation_checkpointing=config.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False},  # also right for LoRA's frozen embeddings
         save_strategy="epoch",
-        save_total_limit=1,  # ExportEpochs has exported the older ones
+        save_total_limit=1,  # the resumable checkpoints rotate to one: ExportEpochs has exported the older ones
+        **sharding_arguments(sharding, base, config.gradient_checkpointing),
     )
+    model = load_weights(base, load_dtype(sharding, config.dtype), empty=empty_weights(sharding))
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    parameters = model.num_parameters()  # what every export must hold (LoRA's are merged back into these)
+    ensure_pad_token(tokenizer)
+    chat = config.format == "chat" and tokenizer.chat_template is not None
+    dataset = Examples(examples, tokenizer, config.max_length or model.config.max_position_embeddings, chat)
+    if config.lora is not None:
+        torch.manual_seed(seed)  # peft draws the adapters' initial weights from the global RNG, before the
+        model = _with_lora(model, config.lora)  # Trainer seeds it: else they depend on what ran before
 
-    def export(checkpoint: Path) -> None:  # an existing epoch directory is complete (renamed into place)
+    def export(checkpoint: Path) -> None:  # an existing epoch directory is complete (checked, renamed into place)
         epoch = round(json.loads((checkpoint / "trainer_state.json").read_text())["epoch"])
         if not (out / f"epoch-{epoch}").is_dir():
             export_checkpoint(checkpoint, tokenizer, out / f"epoch-{epoch}", base if config.lora else None,
-                              config.max_shard_size)
+                              config.max_shard_size, config.dtype, parameters, resave=sharding != "none")
 
     steps_per_epoch = -(-len(dataset) // config.batch_size)
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=dataset.collate,
                       callbacks=[Divergence(label), Progress(label, steps_per_epoch), ExportEpochs(export)])
+    check_engine(sharding, trainer)
     log.info("%s: %d examples, %s format, global batch %d = %d per device x %d processes x %d accumulation",
              label, len(dataset), "chat" if chat else "plain", config.batch_size, per_device,
              args.world_size, accumulation)
@@ -253,12 +258,26 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
     if resume is not None and trainer.is_world_process_zero():
         export(resume)  # a run killed between a save and its export
     history = train(trainer, work)
+    log.info("%s: trained as %s", label, held(trainer.model_wrapped))
     if trainer.is_world_process_zero():
         missing = [e for e in range(1, epochs + 1) if not (out / f"epoch-{e}").is_dir()]
         if missing:
-            raise RuntimeError(f"{label}: no checkpoint was exported for epoch(s) {missing}")
+            raise ExportIncomplete(f"{label}: no checkpoint was exported for epoch(s) {missing}")
+        for epoch in range(1, epochs + 1):
+            check_export(out / f"epoch-{epoch}", parameters, f"{label}: epoch-{epoch}")
         (out / "log.json").write_text(json.dumps(losses(history)))
         shutil.rmtree(work)
+
+
+def held(model: torch.nn.Module) -> str:
+    """How the processes held the model, for the log ("FSDPLlamaForCausalLM, 2 layers recomputed"): the
+    engine a run asked for is the one that ran (accelerate turns FSDP on CPU into DDP without a word)."""
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    recomputed = sum("CheckpointWrapper" in type(m).__name__
+                     or (isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing)
+                     for m in model.modules())
+    return f"{type(model).__name__}, {recomputed} layers recomputed"
 
 
 def _with_lora(model: torch.nn.Module, lora: LoraConfig) -> torch.nn.Module:
@@ -273,28 +292,92 @@ def _with_lora(model: torch.nn.Module, lora: LoraConfig) -> torch.nn.Module:
 
 
 def export_checkpoint(checkpoint: Path, tokenizer: PreTrainedTokenizerFast, target: Path,
-                      lora_base: Path | None = None, max_shard_size: str = "5GB") -> None:
+                      lora_base: Path | None = None, max_shard_size: str = "5GB", dtype: str = "float32",
+                      parameters: int | None = None, resave: bool = False) -> None:
     """Keep only what a model directory needs (no optimizer state): config, every weight shard and its
     index, tokenizer; LoRA adapters are merged into `lora_base`'s weights, so every later stage loads a
-    plain HF directory. Written aside and renamed: a killed export leaves no half directory."""
+    plain HF directory; weights in `dtype` (a bf16 run's fp32 master weights are written in bf16: half
+    the disk). `resave`: written anew even in float32 (FSDP's full state dict holds tied embeddings
+    twice). Checked (`check_export`: weights present, `parameters` of them) before it is renamed into
+    place: a killed or incomplete export leaves no epoch directory."""
     partial = target.with_name(f"{target.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    if lora_base is None:
+    if lora_base is None and dtype == "float32" and not resave:
         for path in checkpoint.iterdir():
             if path.name in ("config.json", "generation_config.json") or path.name.endswith(WEIGHT_FILES):
                 shutil.copy2(path, partial / path.name)
     else:
-        import peft
-
-        model, _ = llama.load(lora_base)
-        merged = peft.PeftModel.from_pretrained(model, checkpoint).merge_and_unload()
-        merged.save_pretrained(partial, max_shard_size=max_shard_size)
+        _converted(checkpoint, lora_base, dtype).save_pretrained(partial, max_shard_size=max_shard_size)
     tokenizer.save_pretrained(partial)
+    check_export(partial, parameters, f"the export of {checkpoint} as {target.name}")
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     size = sum(p.stat().st_size for p in target.iterdir())
     log.info("exported %s: %.1f MB", target.name, size / 1e6)
+
+
+def _converted(checkpoint: Path, lora_base: Path | None, dtype: str) -> torch.nn.Module:
+    """The checkpoint's model in `dtype`, LoRA adapters merged into `lora_base` first (in float32). A
+    checkpoint lacking weights is refused: `from_pretrained` would fill them in at random."""
+    if lora_base is None:
+        from transformers import AutoModelForCausalLM
+
+        check_export(checkpoint, None, f"checkpoint {checkpoint}")
+        model, loading = AutoModelForCausalLM.from_pretrained(checkpoint, dtype=getattr(torch, dtype),
+                                                              output_loading_info=True)
+        if loading["missing_keys"]:
+            raise ExportIncomplete(f"checkpoint {checkpoint} is incomplete; missing: {sorted(loading['missing_keys'])}")
+        return model
+    import peft
+
+    merged = peft.PeftModel.from_pretrained(load_weights(lora_base, "float32"), checkpoint).merge_and_unload()
+    return merged.to(getattr(torch, dtype))
+
+
+def load_weights(path: Path, dtype: str = "float32", empty: bool = False) -> torch.nn.Module:
+    """The causal LM at `path` in `dtype` (a torch dtype's name); `empty`: its parameters on the meta device,
+    not read (a process that FSDP's rank 0 broadcasts them to), its buffers real (they are not broadcast)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if not empty:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=getattr(torch, dtype))
+    model.tie_weights()  # as from_pretrained does: the same parameters as rank 0's, tied embeddings included
+    return model
+
+
+class ExportIncomplete(RuntimeError):
+    """An export that would not load as the trained model: an error of the stage, never a cache entry
+    (evaluation would otherwise fail later, or score something else)."""
+
+
+def check_export(directory: Path, parameters: int | None, label: str) -> None:
+    """Refuse a model directory without its config or weights (*.safetensors, every file its index names),
+    or whose weights hold another number of parameters than the model's; `label` leads the error."""
+    from safetensors import safe_open
+
+    index = directory / "model.safetensors.index.json"
+    named = set(json.loads(index.read_text())["weight_map"].values()) if index.exists() else set()
+    files = sorted(directory.glob("*.safetensors"))
+    missing = [name for name in ("config.json",) if not (directory / name).is_file()]
+    missing += sorted(name for name in named if not (directory / name).is_file())
+    if not files:
+        missing.append("weights (*.safetensors or model.safetensors.index.json): the Trainer saved none (an FSDP "
+                       "sharded state dict, or ZeRO-3 without stage3_gather_16bit_weights_on_model_save)")
+    if missing:
+        raise ExportIncomplete(f"{label} is incomplete; missing: {'; '.join(missing)}")
+    if parameters is None:
+        return
+    count = 0
+    for path in files:
+        with safe_open(path, "pt") as weights:
+            count += sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())
+    if count != parameters:
+        raise ExportIncomplete(f"{label} holds {count:,} parameters, the model has {parameters:,}")
 
 
 def losses(history: list[dict]) -> list[dict]:

@@ -29,7 +29,7 @@ from faco.core import logs
 from faco.core.cache import Cache
 from faco.data.dataset import load_dataset_items
 from faco.data.items import ItemError
-from faco.evaluation import benchmarks, lm_tasks
+from faco.evaluation import benchmarks, lm_tasks, runner
 from faco.evaluation.groups import benchmark_choices
 from faco.findings import records, registry
 from faco.models import checkpoints
@@ -166,6 +166,7 @@ def _check_checkpoints(preset: Preset) -> None:
             checkpoints.locate(f"base {base.name!r}", base.checkpoint)
     if preset.items.build is not None and preset.items.build.serve:
         checkpoints.locate("teacher", preset.items.build.serve)
+    runner.check_backend(runner.Engine(backend=preset.evaluation.backend))  # not after the first training run
 
 
 def _source_data(data: str | None, preset: Preset) -> Preset:

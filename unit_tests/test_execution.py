@@ -104,12 +104,25 @@ def test_no_wait_needs_slurm(tmp_path):
         execution.execute(smoke(), tmp_path, [], wait=False)
 
 
-def test_a_training_job_asks_for_the_processes_its_launch_needs():
+def test_a_job_asks_for_the_processes_its_stage_runs():
     paper = load_preset("paper")
-    spec, gpus, nodes = execution.resources(paper, "training")
-    assert (gpus, nodes) == (paper.launch.processes, 1)
-    assert execution.resources(paper, "evaluation")[1] == 0  # [execution.evaluation] gpus says otherwise
+    assert execution.resources(paper, "training")[1:] == (paper.launch.processes, 1)
+    assert execution.resources(paper, "evaluation")[1] == paper.evaluation.processes
     assert execution.resources(smoke(), "training")[1] == 0  # CPU
+    two_nodes = override(override(paper, "launch.nodes=2"), "execution.evaluation.gpus=8")
+    assert execution.resources(two_nodes, "training")[1:] == (4, 2)  # GPUs per node
+    with pytest.raises(ConfigError, match="execution.evaluation.gpus = 1 per node, but a evaluation job runs 8"):
+        execution.resources(override(paper, "execution.evaluation.gpus=1"), "evaluation")
+
+
+def test_a_multi_node_training_job_runs_once_and_leaves_the_nodes_to_its_srun(tmp_path):
+    """submitit's own srun would start the job on every node; faco's launcher starts one per node itself."""
+    two_nodes = override(override(load_preset("paper"), "launch.nodes=2"), "execution.executor=slurm")
+    script = execution.executor(two_nodes, tmp_path, "training", 32)._make_submission_file_text("python job.py", "x")
+    assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=4" in script
+    assert "srun" not in script.split("#SBATCH")[-1].split("\n", 1)[1]  # the command runs bare, once
+    one = execution.executor(override(two_nodes, "launch.nodes=1"), tmp_path, "training", 32)
+    assert "srun" in one._make_submission_file_text("python job.py", "x")
 
 
 @pytest.mark.slow

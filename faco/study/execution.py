@@ -215,13 +215,15 @@ def _job_logging() -> None:
 # --- executors -------------------------------------------------------------------------------------
 
 def resources(preset: Preset, kind: str) -> tuple[JobResources, int, int]:
-    """(the kind's resources, GPUs per node, nodes): a training job asks for the processes its [launch] needs."""
+    """(the kind's resources, GPUs per node, nodes): a training job asks for the processes its [launch] needs,
+    an evaluation job for its lm-eval processes ([evaluation] processes), unless [execution] says otherwise."""
     config = getattr(preset.execution, kind)
-    launch = preset.launch
-    nodes = getattr(launch, "nodes", 1) if kind == "training" else 1
-    gpus = config.gpus
-    if gpus is None:
-        gpus = launch.processes // nodes if kind == "training" and launch.processes > 1 else 0
+    nodes = preset.launch.nodes if kind == "training" else 1
+    processes = preset.launch.processes // nodes if kind == "training" else preset.evaluation.processes
+    gpus = config.gpus if config.gpus is not None else processes if processes > 1 else 0
+    if 0 < gpus < processes:
+        raise ConfigError(f"execution.{kind}.gpus = {gpus} per node, but a {kind} job runs {processes} processes "
+                          f"per node ({'launch' if kind == 'training' else 'evaluation'}.processes): give it as many")
     return config, gpus, nodes
 
 
@@ -243,6 +245,7 @@ def executor(preset: Preset, folder: Path, kind: str, threads: int, after: Seque
         **({"mem": f"{int(spec.mem_gb * 1024)}M"} if spec.mem_gb else {}),
         **{name: value for name in ("partition", "account", "qos") if (value := getattr(config, name))},
         array_parallelism=config.parallelism or 256, signal_delay_s=120,
+        use_srun=nodes == 1,  # several nodes: the job runs once, on the first, and srun starts a launcher per node
         **({"dependency": "afterok:" + ":".join(after)} if after else {}),
         **({"additional_parameters": extra} if extra else {}))
     return slurm
@@ -296,6 +299,8 @@ def execute(preset: Preset, root: Path, jobs: list[Job], *, wait: bool = True,
     if not wait and config.executor != "slurm":
         raise ConfigError(f"--no-wait needs the slurm executor: {config.executor} jobs are submitted as their "
                           "inputs finish, by the process that waits for them")
+    for kind in ("training", "evaluation"):
+        resources(preset, kind)  # a misfit is one error before the first job goes out
     folder = Path(root) / "jobs"
     folder.mkdir(parents=True, exist_ok=True)
     say = progress or log.info

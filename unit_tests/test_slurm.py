@@ -75,7 +75,9 @@ def experiments(cache: Path, reports: Path, *options: str) -> subprocess.Complet
 
 def manifests(root: Path) -> dict[str, dict]:
     """Every entry's files (sha256 and size), by stage/key: what two caches must share bit for bit."""
-    return {str(m.parent.relative_to(root)): json.loads(m.read_text())["files"] for m in root.glob("*/*/MANIFEST.json")}
+    return {str(m.parent.relative_to(root)): {name: (f["sha256"], f["size"]) for name, f in
+                                              json.loads(m.read_text())["files"].items()}
+            for m in root.glob("*/*/MANIFEST.json")}
 
 
 def test_the_smoke_study_as_slurm_jobs_equals_the_local_executor_and_pytest_then_builds_nothing(tmp_path):

@@ -163,3 +163,12 @@ def test_the_debug_executor_builds_in_this_process(tmp_path: Path):
     before = cache_module.BUILT["tasks"]
     outcome = execution.execute(preset, tmp_path, [job])
     assert outcome.states == {"s0-tasks": "COMPLETED"} and cache_module.BUILT["tasks"] == before + 1
+
+
+def test_a_slurm_job_waits_for_what_it_reads_through_afterok(tmp_path):
+    preset = override(smoke(), "execution.executor=slurm")
+    script = execution.executor(preset, tmp_path, "evaluation", 1, after=["41", "42_3"])._make_submission_file_text(
+        "python job.py", "x")
+    assert "#SBATCH --dependency=afterok:41:42_3" in script
+    assert "dependency" not in execution.executor(preset, tmp_path, "evaluation", 1)._make_submission_file_text(
+        "python job.py", "x")

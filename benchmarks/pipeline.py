@@ -8,6 +8,7 @@ faco's Trainer costs against a plain loop.
     python benchmarks/pipeline.py --skip-runs     # only the trainer-vs-plain-loop ratio
     python benchmarks/pipeline.py --cache DIR     # keep the runs' cache (e.g. to sweep from it afterwards)
     python benchmarks/pipeline.py --reports DIR   # keep the runs' reports (the key numbers in findings.json)
+    python benchmarks/pipeline.py --against REF   # also the cold run of the code at git REF, first; the ratio
 
 Prints tables. The cold run uses an empty cache (a temporary one unless --cache); the warm run reuses
 it and must train and evaluate nothing (counted from the cache's "build" log lines and the trainer's
@@ -19,6 +20,7 @@ time grows with the load and CPU time much less. Measured figures: benchmarks/pi
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import resource
 import subprocess
@@ -33,13 +35,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_experiments(preset: str, cache: Path, reports: Path, extra: list[str]) -> dict:
+def run_experiments(preset: str, cache: Path, reports: Path, extra: list[str], root: Path = ROOT) -> dict:
+    """One `pytest experiments` run of the code in `root` (this checkout, or a worktree of another commit)."""
     command = [sys.executable, "-m", "pytest", "experiments", "-q", "-p", "no:cacheprovider", f"--faco-preset={preset}",
                f"--faco-cache={cache}", f"--faco-reports={reports}", "-o", "log_cli=true", "-o", "log_cli_level=INFO",
                *extra]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(command, cwd=root, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     log = out.stdout + out.stderr
@@ -110,6 +114,16 @@ def run_rows(cold: dict, warm: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+def against(ref: str, preset: str, extra: list[str], tmp: Path) -> dict:
+    """The cold run of the code at git `ref` (a detached worktree, removed after), in its own cache."""
+    tree = tmp / "against"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), ref], cwd=ROOT, check=True, capture_output=True)
+    try:
+        return run_experiments(preset, tmp / "against-cache", tmp / "against-reports", extra, tree)
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="tiny")
@@ -119,6 +133,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None, help="--faco-workers (1 = serial)")
     parser.add_argument("--reports", type=Path, default=None,
                         help="keep the runs' reports here (findings.json: the key numbers); default: a temporary one")
+    parser.add_argument("--against", metavar="REF", help="also run the code at this git commit cold, first (its "
+                        "own cache); prints both and the ratio, on the same machine in one run")
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep the runs' cache here (must be empty or absent: the cold run starts empty); "
                              "default: a temporary directory")
@@ -135,9 +151,15 @@ def main() -> None:
         cache = args.cache or Path(tmp) / "cache"
         if not args.skip_runs:
             reports = args.reports or Path(tmp) / "reports"
+            before = against(args.against, args.preset, extra, Path(tmp)) if args.against else None
             cold = run_experiments(args.preset, cache, reports, extra)
             warm = run_experiments(args.preset, cache, reports, extra)
             rows += run_rows(cold, warm)
+            if before:
+                rows.append((f"pytest experiments (cold, {args.against})", f"{before['seconds']:.0f} s",
+                             f"{before['cpu_seconds']:.0f} CPU s; {before['summary']}"))
+                rows.append((f"cold wall ratio this / {args.against}", f"{cold['seconds'] / before['seconds']:.2f}",
+                             f"CPU ratio {cold['cpu_seconds'] / before['cpu_seconds']:.2f}; < 1: this is faster"))
         ratio = trainer_vs_plain(args.preset, args.steps, cache)
     rows.append(("fine-tuning, faco Trainer", f"{ratio['trainer_seconds']:.1f} s", f"{ratio['steps']} steps (incl. checkpoint)"))
     rows.append(("fine-tuning, plain torch loop", f"{ratio['plain_seconds']:.1f} s", f"{ratio['steps']} steps"))

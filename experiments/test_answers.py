@@ -13,16 +13,12 @@ from faco.evaluation import answers
 from faco.findings import records
 from faco.study.study import untuned, finetuned
 
-QUESTIONS_PER_BENCHMARK = 2  # a few, as the paper shows: generation costs far more than scoring
-MAX_NEW_TOKENS = 48  # an answer and the start of its explanation
-
-
 def test_table2(faco_study, faco_reports, faco_base):
     study = faco_study.studies[0]  # answers illustrate; the first seed's models stand for the rest
-    questions = answers.heldout_questions(study, QUESTIONS_PER_BENCHMARK)
+    questions = answers.heldout_questions(study, answers.TABLE2_PER_BENCHMARK)
     if not questions:
         pytest.skip("no held-out multiple-choice benchmark with one context per question to ask")
-    said = {name: study.answers(model, questions, MAX_NEW_TOKENS)
+    said = {name: study.answers(model, questions, answers.TABLE2_TOKENS)
             for name, model in (("base", untuned(faco_base)), ("cr100", finetuned(faco_base, 100)))}
     rows = [{**q, "base_answer": b, "cr100_answer": c} for q, b, c in zip(questions, said["base"], said["cr100"])]
     path = faco_reports / "answers.json"

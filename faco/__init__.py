@@ -17,7 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("faco.training",),  # pre-training, fine-tuning (Trainer), launched processes
     ("faco.evaluation",),  # the benchmark catalogue, lm-eval task files and runs, HumanEval, Table 2 answers
     ("faco.config.load",),  # presets from TOML, overrides; names checked against the source and benchmark lists
-    ("faco.study",),  # the table of stages, the study that walks it, seeds, the parallel prebuild, sweeps, costs
+    ("faco.study",),  # the table of stages, the study that walks it, seeds, the jobs that build it (execution), sweeps, costs
     ("faco.findings",),  # the findings registry, statistics, stored records, baselines and tolerances
     ("faco.report",),  # the HTML report and its figures
     ("faco.plugin", "faco.cli"),  # the pytest plugin and the command line

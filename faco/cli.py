@@ -5,6 +5,7 @@
     faco tolerances ...      # re-apply the tolerance rule to a baseline with measured noise
     faco evaluate MODEL      # score one checkpoint on the paper's benchmarks through lm-eval
     faco status              # what a run needs and whether it is cached
+    faco build               # build it as jobs: local processes, or Slurm (--executor slurm)
     faco plan                # what a preset's grid costs: runs, memory per GPU, disk, GPU-hours; refuses a misfit
     faco verify              # re-hash every cache entry; lists the corrupt ones (exit 1 if any)
 
@@ -19,6 +20,7 @@ import json
 import math
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +42,7 @@ from faco import plugin
 from faco.findings import records, registry
 from faco.report import browser
 from faco.report.html import ReportError, build_report, run_dirs
-from faco.study import costs, study
+from faco.study import costs, execution, study
 from faco.study.reads import Read
 
 EXIT_USAGE = 2
@@ -292,12 +294,7 @@ def add_status(commands: argparse._SubParsersAction) -> None:
                                              "each artefact's cache key and whether the cache holds it: what "
                                              "`pytest experiments` with the same options would build. Builds "
                                              "nothing (a key that depends on an unbuilt input is shown as ?).")
-    parser.add_argument("--preset", default="tiny", help="a built-in preset or a .toml file (default: tiny)")
-    parser.add_argument("--seed", type=NON_NEGATIVE_INT, help="one seed (default: the preset's seeds)")
-    parser.add_argument("-k", dest="select", metavar="EXPR", help="pytest's -k over the experiments' ids")
-    parser.add_argument("--cache", type=Path, help="the cache directory (default: $FACO_CACHE_DIR or ~/.cache/faco)")
-    parser.add_argument("--experiments", type=Path, default=Path("experiments"),
-                        help="the experiments' folder (default: ./experiments)")
+    _add_selection(parser)
     parser.set_defaults(run=run_status)
 
 
@@ -309,17 +306,33 @@ class _Selected:
         self.selected = plugin.selection(session.items)
 
 
-def run_status(args: argparse.Namespace) -> int:
+def _add_selection(parser: argparse.ArgumentParser) -> None:
+    """The options that say what a run selects, as `pytest experiments` takes them."""
+    parser.add_argument("--preset", default="tiny", help="a built-in preset or a .toml file (default: tiny)")
+    parser.add_argument("--seed", type=NON_NEGATIVE_INT, help="one seed (default: the preset's seeds)")
+    parser.add_argument("-k", dest="select", metavar="EXPR", help="pytest's -k over the experiments' ids")
+    parser.add_argument("--cache", type=Path, help="the cache directory (default: $FACO_CACHE_DIR or ~/.cache/faco)")
+    parser.add_argument("--experiments", type=Path, default=Path("experiments"),
+                        help="the experiments' folder (default: ./experiments)")
+
+
+def _collect(args: argparse.Namespace, extra: Sequence[str] = ()) -> _Selected:
+    """What `pytest experiments` with these options would select (collected, nothing run)."""
     if not args.experiments.is_dir():
         raise ConfigError(f"{args.experiments}: no experiments folder here (run in the project, or --experiments DIR)")
     options = ["--faco-preset", args.preset, *(["--faco-seed", str(args.seed)] if args.seed is not None else []),
-               *(["-k", args.select] if args.select else [])]
+               *(["-k", args.select] if args.select else []), *extra]
     found = _Selected()
     code = pytest.main([str(args.experiments), "--collect-only", "-p", "no:terminal", "-p", "no:cacheprovider",
                         *options], plugins=[found])
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED) or not hasattr(found, "preset"):
         raise ConfigError(f"the experiments did not collect with {' '.join(options)} (pytest exit {int(code)}); "
                           f"`pytest {args.experiments} --collect-only {' '.join(options)}` shows why")
+    return found
+
+
+def run_status(args: argparse.Namespace) -> int:
+    found = _collect(args)
     root = args.cache or Cache.default_root()
     reads = registry.reads(found.selected, found.preset)
     print(f"faco status: preset {found.preset.name}, {len(found.selected)} experiment(s) selected, cache {root}")
@@ -328,6 +341,49 @@ def run_status(args: argparse.Namespace) -> int:
         rows = [row for row in study.status(preset, root, study.requests_of(reads, bool(preset.evaluation.benchmarks)))
                 if row.cached is not None]
         print(status_table(seed, rows))
+    return 0
+
+
+def add_build(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("build", help="build what a run needs as jobs (local processes, Slurm)",
+                                 description="Submits a job for every artefact the selected experiments read "
+                                             "and the cache lacks (what `faco status` lists as missing), through "
+                                             "submitit: local processes, Slurm jobs ([execution] in the preset "
+                                             "says where and how much) or in this process (debug). Prints each "
+                                             "job's id, state and last log line; a failed job fails the build "
+                                             "with its id and the end of its log. Options after -- go to pytest "
+                                             "as for `pytest experiments` (e.g. -- --faco-source-data DIR).")
+    _add_selection(parser)
+    parser.add_argument("--executor", choices=execution.EXECUTORS, help="default: the preset's [execution] executor")
+    parser.add_argument("--no-wait", action="store_true",
+                        help="submit and return (Slurm: dependencies wait in the queue); `faco status` shows progress")
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.set_defaults(run=run_build)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    extra = [a for a in args.pytest_args if a != "--"]
+    found = _collect(args, [*(["--faco-executor", args.executor] if args.executor else []), *extra])
+    preset = found.preset
+    root = Path(args.cache or Cache.default_root())
+    wanted = execution.wanted(registry.reads(found.selected, preset), plugin.table2_bases(found.selected),
+                              found.seeds[0])
+    jobs = execution.plan(preset, root, found.seeds, wanted)
+    config = preset.execution
+    print(f"faco build: preset {preset.name}, seeds {found.seeds}, {len(jobs)} job(s) to run on {config.executor} "
+          f"({config.grouping} jobs), cache {root}", flush=True)
+    if not jobs:
+        print("faco build: nothing to build; the cache holds everything the selection reads")
+        return 0
+    try:
+        outcome = execution.execute(preset, root, jobs, wait=not args.no_wait,
+                                    progress=lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True))
+    except execution.BuildFailed as error:
+        print(error, file=sys.stderr)
+        return 1
+    done = sum(state == "COMPLETED" for state in outcome.states.values())
+    print(f"faco build: {done} of {len(jobs)} job(s) completed" + ("" if done == len(jobs) else
+          "; the rest are queued (squeue; `faco status` shows what is cached)"))
     return 0
 
 
@@ -415,6 +471,7 @@ def parser() -> argparse.ArgumentParser:
     add_tolerances(commands)
     add_evaluate(commands)
     add_status(commands)
+    add_build(commands)
     add_plan(commands)
     add_verify(commands)
     return top

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import itertools
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -28,18 +29,20 @@ from faco.core import logs
 from faco.core.cache import Cache
 from faco.data.dataset import load_dataset_items
 from faco.data.items import ItemError
-from faco.evaluation import benchmarks, lm_tasks
+from faco.evaluation import benchmarks, lm_tasks, runner
 from faco.evaluation.groups import benchmark_choices
 from faco.findings import records, registry
 from faco.models import checkpoints
 from faco.report.html import ReportError, build_report, html_summary_lines
-from faco.study import parallel, sweep
+from faco.core import cache as cache_counts
+from faco.study import execution, sweep
 from faco.study.study import Seeds, Study
 
 FINDING_KEY = "faco_finding"  # user_properties key: carries findings from xdist workers to the table
 EXPERIMENT_KEY = "faco_experiment"  # user_properties key: the finding id of an experiment, recorded or not
 NAME_KEY = "faco_finding_name"  # user_properties key: the finding an experiment decides (for its skip reason)
 UNCHECKED_KEY = "faco_unchecked"  # user_properties key: key numbers the baseline marks unchecked
+log = logging.getLogger("faco.plugin")
 BASELINES = "experiments/baselines"  # where faco's own baselines live; the ini option faco_baselines moves them
 
 
@@ -52,10 +55,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faco-seeds", default=None, metavar="S1,S2,..",
                     help="run the grid for these seeds and decide findings on the pooled results")
     group.addoption("--faco-workers", type=int, default=None, metavar="N",
-                    help="build independent training runs (seeds, CRs) on N one-thread processes before the "
+                    help="build independent training runs (seeds, CRs) as N local jobs at once before the "
                          "tests read them (default: one per core for presets that pre-train their bases on world items, "
                          "else 1; 1 = serially, in the test process); "
                          "the numbers are the same either way")
+    group.addoption("--faco-executor", default=None, choices=execution.EXECUTORS,
+                    help="build what the selected tests read as jobs first: local processes, Slurm jobs (on the "
+                         "cluster this runs on; [execution] says where and how much) or in-process (debug); "
+                         "the tests then only read the cache (default: the preset's, local)")
     group.addoption("--faco-sweep", default=None, metavar="FIELD=V1,V2,..",
                     help="run the study once per value of one numeric preset field (e.g. finetune.lr=3e-4,1e-3); "
                          "findings record the value, the report draws each finding's key number against it")
@@ -110,6 +117,7 @@ _REPORT = pytest.StashKey[str]()
 _DRIFT = pytest.StashKey[str]()
 _BASELINE = pytest.StashKey[Path]()
 _BASELINE_BEFORE = pytest.StashKey[str]()
+_STUDIED = pytest.StashKey[bool]()  # a test read the study: the summary says what this process built
 
 
 def _preset(config: pytest.Config) -> Preset:
@@ -122,12 +130,21 @@ def _preset(config: pytest.Config) -> Preset:
             _check_items(Path(items))
             preset = preset.replace(items=dataclasses.replace(preset.items, source=str(Path(items).resolve()),
                                                               build=None))
+        preset = _execution_options(config, preset)
         preset = _source_data(config.getoption("faco_source_data"), preset)
         preset = _evaluation_options(config, preset)
         _check_checkpoints(preset)
     except ConfigError as error:
         raise pytest.UsageError(f"faco: {error}") from None
     return preset
+
+
+def _execution_options(config: pytest.Config, preset: Preset) -> Preset:
+    """--faco-executor and --faco-workers, as the preset's [execution] fields (no key holds them)."""
+    changes = {name: value for name, value in (("executor", config.getoption("faco_executor")),
+                                               ("parallelism", config.getoption("faco_workers")))
+               if value is not None}
+    return preset.replace(execution=dataclasses.replace(preset.execution, **changes)) if changes else preset
 
 
 def _check_items(path: Path) -> None:
@@ -149,6 +166,7 @@ def _check_checkpoints(preset: Preset) -> None:
             checkpoints.locate(f"base {base.name!r}", base.checkpoint)
     if preset.items.build is not None and preset.items.build.serve:
         checkpoints.locate("teacher", preset.items.build.serve)
+    runner.check_backend(runner.Engine(backend=preset.evaluation.backend))  # not after the first training run
 
 
 def _source_data(data: str | None, preset: Preset) -> Preset:
@@ -258,23 +276,47 @@ def faco_study(faco_preset: Preset, request: pytest.FixtureRequest, faco_reports
         def test_x(faco_study):
             accuracy = faco_study.accuracy(finetuned("strong", 100), "heldout")
 
-    Cold, the training runs the selected tests read are first built in parallel (faco.study.parallel). Under
-    --faco-sweep there is one study per value of the swept field (an indirect session parameter).
+    Cold, what the selected tests read is first built as jobs (faco.study.execution): local processes side by
+    side for the embedded tier, Slurm jobs with --faco-executor slurm. Under --faco-sweep there is one study
+    per value of the swept field (an indirect session parameter).
     """
     config = request.config
     value = getattr(request, "param", None)
     preset = faco_preset if value is None else sweep.point(faco_preset, config.stash[_SWEEP][0], value)
     cache = Cache(Path(config.getoption("faco_cache") or Cache.default_root()))
     seeds = config.stash[_SEEDS]
+    config.stash[_STUDIED] = True
     if not hasattr(config, "workerinput"):  # under xdist the workers build lazily, as they always did
-        selected = selection(request.session.items, value)
-        workers = config.getoption("faco_workers") or parallel.default_workers(preset)
-        jobs = parallel.plan(registry.reads(selected, preset), preset, seeds)
-        parallel.prebuild(preset, cache.root, jobs, workers)
+        _prebuild(config, preset, cache.root, seeds, selection(request.session.items, value))
     study = Seeds([Study(preset.replace(seed=seed), cache) for seed in seeds])
     yield study
     records.store_provenance(faco_reports / "provenance.json", preset, study.seeds, study.cache_keys(),
                                  cache.root)
+
+
+def _prebuild(config: pytest.Config, preset: Preset, root: Path, seeds: list[int],
+              selected: list[tuple[str, dict[str, Any]]]) -> None:
+    """Build the selected tests' artefacts as jobs. A failed job stops the run where an executor was asked
+    for (the tests must not train on a login node); under the default local prebuild the tests that read it
+    build it again in-process and report the error where it belongs."""
+    explicit = config.getoption("faco_executor") is not None or preset.execution.executor != "local"
+    if not execution.prebuilds(preset, explicit):
+        return
+    wanted = execution.wanted(registry.reads(selected, preset), table2_bases(selected), seeds[0])
+    jobs = execution.plan(preset, root, seeds, wanted)
+    if not jobs:
+        return
+    try:
+        execution.execute(preset, root, jobs)
+    except execution.BuildFailed as error:
+        if explicit:
+            pytest.exit(str(error), returncode=1)
+        log.warning("%s\nthe tests that read them build them again in this process", error)
+
+
+def table2_bases(selected: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """The bases whose Table 2 answers the selection shows (an illustration: no registry entry)."""
+    return sorted({params["faco_base"] for name, params in selected if name == "table2"})
 
 
 def _reports_dir(config: pytest.Config) -> Path:
@@ -439,6 +481,16 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
                                     red=True)
     if _REPORT in config.stash:
         terminalreporter.write_line(config.stash[_REPORT])
+    if config.stash.get(_STUDIED, False):
+        terminalreporter.write_line(built_here(cache_counts.BUILT))
+
+
+def built_here(built: dict[str, int]) -> str:
+    """The counters of what this process trained and evaluated itself (jobs' work is not counted here)."""
+    trained = sum(n for stage, n in built.items() if execution.JOB_KINDS.get(stage) == "training")
+    evaluated = sum(n for stage, n in built.items() if execution.JOB_KINDS.get(stage) == "evaluation")
+    detail = ", ".join(f"{stage} {n}" for stage, n in sorted(built.items()))
+    return f"faco: this process trained {trained} and evaluated {evaluated} artefact(s)" + (f" ({detail})" if detail else "")
 
 
 def _summarise_errors(terminalreporter: Any, reports: list) -> None:

@@ -184,7 +184,7 @@ def test_a_launched_command_dies_with_its_parent(marker, tmp_path):
     kill_and_check(parent, marker)
 
 
-# --- the real processes: `transformers serve` and a parallel prebuild -----------------------------------
+# --- the real processes: `transformers serve` and a local build -------------------------------------------
 
 SERVED = """
 import sys, time
@@ -217,24 +217,24 @@ def test_a_killed_parent_stops_the_teacher_server(marker, tmp_path):
 PREBUILD = """
 import sys
 from pathlib import Path
-from faco.config.load import smoke
+from faco.config.load import override, smoke
 from faco.findings import registry
-from faco.study import parallel
-preset = smoke()
+from faco.study import execution
+preset = override(smoke(), "execution.parallelism=2")
 reads = registry.reads([("recovery", {"faco_base": "strong", "faco_group": "heldout"})], preset)
-jobs = parallel.plan(reads, preset, [0, 1])
-parallel.prebuild(preset, Path(sys.argv[1]), jobs, workers=2)
+root = Path(sys.argv[1])
+execution.execute(preset, root, execution.plan(preset, root, [0, 1], execution.wanted(reads)))
 """
 
 
 @pytest.mark.slow
-def test_pool_workers_exit_when_their_parent_is_killed(marker, tmp_path):
+def test_local_jobs_exit_when_the_build_that_waits_for_them_is_killed(marker, tmp_path):
     log = tmp_path / "parent.log"
     parent = start_parent(PREBUILD, marker, log, str(tmp_path / "cache"))
 
-    def workers() -> list[int]:
-        return [pid for pid in marked(marker) if "spawn_main" in cmdline(pid)]
+    def jobs() -> list[int]:
+        return [pid for pid in marked(marker) if "submitit.core._submit" in cmdline(pid)]
 
-    assert wait_for(lambda: len(workers()) == 2, 60), failed(parent, log)
-    time.sleep(3)  # the workers past their initializer, at work
+    assert wait_for(lambda: len(jobs()) == 2, 60), failed(parent, log)
+    time.sleep(3)  # the jobs past their start, at work
     kill_and_check(parent, marker)

@@ -17,7 +17,7 @@ from faco.findings import registry
 from faco.report.common import Run
 from faco.report.figures import figure_missing
 from faco.report.html import OWN_SECTIONS, navigation, render
-from faco.study import parallel
+from faco.study import execution
 from faco.study.reads import Read
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,9 +86,10 @@ def toy_sweep(values: tuple[float, ...]) -> dict[str, dict]:
 def test_a_new_finding_reaches_plan_sweep_and_navigation_from_its_entry_alone(monkeypatch):
     monkeypatch.setattr(registry, "FINDINGS", (*registry.FINDINGS, TOY))
     preset = smoke()
-    jobs = parallel.plan(registry.reads([("toy", {"faco_base": "weak", "faco_ratio": 25})], preset), preset, [0])
-    assert {(j.base, j.ratio): j.reads for j in jobs} == {
-        ("weak", None): (), ("strong", None): (), ("weak", 25): ((1, "toy-layout"),)}
+    reads = registry.reads([("toy", {"faco_base": "weak", "faco_ratio": 25})], preset)
+    jobs = execution.plan(preset, Path("/nonexistent"), [0], execution.wanted(reads))
+    assert [[str(r) for r in j.requests] for j in jobs] == [
+        ["pretrain"], ["finetune base=weak ratio=25", "eval model=weak cr25 epoch 1 layout=toy-layout"]]
     page = render(Run("toy-sweep", toy_sweep((1e-3, 3e-3)), None, "not recorded", datetime.now(timezone.utc)))
     assert "could not render" not in page
     assert "<tr><td>toy</td><td>0.003</td><td>3.000</td><td>[2.900, 3.100]</td><td>holds</td></tr>" in page

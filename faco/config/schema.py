@@ -321,6 +321,67 @@ EVAL_DTYPES = ("auto", "float32", "bfloat16", "float16")  # lm-eval's weights; "
 EVAL_BACKENDS = ("hf", "vllm")  # lm-eval's model classes faco runs
 
 
+EXECUTORS = ("local", "slurm", "debug")  # submitit's LocalExecutor, SlurmExecutor, DebugExecutor
+
+
+@dataclass(frozen=True)
+class JobResources:
+    """What one job of a kind (training, evaluation) asks the scheduler for."""
+
+    gpus: int | None = None  # per node; None = what the stage needs ([launch] processes for training, 0 on CPU)
+    cpus: int = 1  # cores per task; torch runs this many threads in the job
+    mem_gb: float | None = None  # memory per node; None = the partition's default
+    time_min: int = 240  # the job's time limit; a training job past it is requeued and resumes
+
+    def __post_init__(self) -> None:
+        _positive(self, "cpus", "time_min")
+        if self.gpus is not None and self.gpus < 0:
+            raise ConfigError(f"gpus must be >= 0, got {self.gpus}")
+        if self.mem_gb is not None and self.mem_gb <= 0:
+            raise ConfigError(f"mem_gb must be > 0, got {self.mem_gb}")
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """Where the study's jobs run (faco.study.execution): never part of a cache key, since where an artefact
+    is built does not change it (CPU numerics are pinned; the GPU and launch settings that do are in [launch])."""
+
+    executor: str = "local"  # one of EXECUTORS
+    parallelism: int = 0  # jobs running at once; 0 = one per usable core (local), unbounded (slurm arrays)
+    jobs: str = "auto"  # "run": a training run with its evaluations; "stage": each its own job; auto: slurm -> stage
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    sbatch: tuple[str, ...] = ()  # extra sbatch options, e.g. ["--constraint=a100", "--exclusive"]
+    training: JobResources = JobResources()
+    evaluation: JobResources = JobResources(time_min=120)
+    poll_s: float = 5.0  # how often a waiting build looks at its jobs
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"execution.executor: unknown executor {self.executor!r}; known: {list(EXECUTORS)}")
+        if self.jobs not in ("auto", "run", "stage"):
+            raise ConfigError(f"execution.jobs must be auto, run or stage, got {self.jobs!r}")
+        if self.parallelism < 0:
+            raise ConfigError(f"execution.parallelism must be >= 0, got {self.parallelism}")
+        if isinstance(self.sbatch, str):
+            raise ConfigError(f"execution.sbatch must be a list of options, e.g. [{self.sbatch!r}], got a string")
+        object.__setattr__(self, "sbatch", tuple(self.sbatch))
+        bad = [line for line in self.sbatch if not line.startswith("--")]
+        if bad:
+            raise ConfigError(f"execution.sbatch: {bad[0]!r} is not an sbatch option like --constraint=a100")
+        if self.poll_s <= 0:
+            raise ConfigError(f"execution.poll_s must be > 0, got {self.poll_s}")
+
+    @property
+    def grouping(self) -> str:
+        """How jobs are cut: per stage on a cluster (each evaluation gets its own GPUs), per training run on
+        one machine (one interpreter start per run instead of per evaluation)."""
+        if self.jobs != "auto":
+            return self.jobs
+        return "stage" if self.executor == "slurm" else "run"
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     heldback_per_domain: int = 100  # in-domain facts not in FACO items, per training domain
@@ -388,6 +449,7 @@ class Preset:
     evaluation: EvalConfig = EvalConfig()
     threads: int = 0  # torch threads per process; 0 = the cores this process may use
     launch: LaunchConfig = LaunchConfig()
+    execution: ExecutionConfig = ExecutionConfig()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "seeds", tuple(self.seeds))

@@ -24,6 +24,7 @@ still verifies, and a reader can tell a dropped file from a lost one.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -49,6 +50,7 @@ from typing import Any
 
 import filelock
 
+from faco.core import leases
 from faco.core.digests import sha256_file
 
 log = logging.getLogger("faco.core.cache")
@@ -59,6 +61,8 @@ _SCRATCH = f"{MANIFEST}.tmp"  # the manifest before its atomic rename; never par
 _KEY_FORMAT = 1  # bump when the canonical form below changes: every old key then misses, none collides
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # stages and keys are single path components
 
+
+BUILT: collections.Counter[str] = collections.Counter()  # entries this process built, by stage (what ran here)
 
 PARSE_ERRORS = (ValueError, KeyError, TypeError, IndexError, OSError)  # what reading a damaged file raises
 # (json, UnicodeDecodeError and faco's ItemError are ValueErrors; a missing file an OSError)
@@ -378,14 +382,14 @@ class Cache:
 
     @contextlib.contextmanager
     def _lock(self, stage: str, key: str) -> Iterator[None]:
-        """Hold the key's lock (one per process and thread); say so at INFO when we have to wait."""
-        path = self.path(stage, key).with_name(f"{key}.lock")
+        """Hold the key's lock (one per process and thread); say so at INFO when we have to wait. A file lock
+        on a local disk; a lease (faco.core.leases) where flock cannot be trusted: see `lock_kind`."""
+        kind = lock_kind(self.root)
+        path = self.path(stage, key).with_name(f"{key}.{kind}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(path)
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            log.info("waiting for lock %s (another worker is building %s/%s)", path, stage, key)
+        lock = filelock.FileLock(path) if kind == "lock" else leases.Lease(path)
+        if not _acquire_now(lock):
+            log.info("waiting for %s %s (another job is building %s/%s)", kind, path, stage, key)
             lock.acquire()
         try:
             yield
@@ -421,6 +425,7 @@ class Cache:
             raise CacheError(f"build {stage}/{key}: the builder removed its workdir {workdir}")
         _seal(workdir, stage, key, describe)
         self._publish(workdir, self.path(stage, key), stage, key)
+        BUILT[stage] += 1
         log.info("built %s/%s: %s (took %.1f s)", stage, key, describe, time.perf_counter() - start)
 
     def _publish(self, workdir: Path, final: Path, stage: str, key: str) -> None:
@@ -431,6 +436,58 @@ class Cache:
             return
         os.replace(workdir, final)  # the target is absent here, so this is one atomic rename
         _fsync_dir(final.parent)
+
+
+# ---------------------------------------------------------------- locks
+
+NETWORK_FILESYSTEMS = ("nfs", "nfs4", "lustre", "gpfs", "beegfs", "cifs", "smb3", "smbfs", "fuse.sshfs", "ceph",
+                       "fuse.ceph", "glusterfs", "fuse.glusterfs", "panfs", "wekafs", "9p")
+
+
+def lock_kind(root: Path) -> str:
+    """"lock" (flock, through filelock) on a local disk, "lease" on a network filesystem, where flock may be
+    emulated or local to one node; $FACO_CACHE_LOCK = lock | lease decides instead."""
+    configured = os.environ.get("FACO_CACHE_LOCK", "")
+    if configured:
+        if configured not in ("lock", "lease"):
+            raise CacheError(f"FACO_CACHE_LOCK={configured!r}: expected 'lock' (flock) or 'lease' (shared filesystems)")
+        return configured
+    return "lease" if _filesystem_of(Path(root)) in NETWORK_FILESYSTEMS else "lock"
+
+
+@functools.lru_cache(maxsize=64)
+def _filesystem_of(root: Path) -> str:
+    return filesystem(root)
+
+
+def filesystem(path: Path) -> str:
+    """The type of the filesystem `path` (or its nearest existing parent) lies on, from /proc/mounts; "" elsewhere."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    path = path.resolve()
+    best, kind = "", ""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    for line in mounts:
+        fields = line.split()
+        if len(fields) >= 3:
+            point = fields[1].replace("\\040", " ")
+            if (str(path) == point or str(path).startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+                best, kind = point, fields[2]
+    return kind
+
+
+def _acquire_now(lock: filelock.FileLock | leases.Lease) -> bool:
+    if isinstance(lock, leases.Lease):
+        return lock.acquire(blocking=False)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- manifest

@@ -57,6 +57,24 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def exit_with(owner: int, interval_s: float = 1.0) -> None:
+    """In a process whose owner is not its parent (a local job, which submitit's controller starts): a daemon
+    thread ends this process once `owner` is gone, so a build killed with `kill -9` leaves no job training
+    on. Its own children were started `tied`, so the parent-death signal ends them in turn."""
+
+    def wait_for_owner() -> None:
+        while True:
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                return  # a pid reused by another user's process: the owner is gone, but so is our right to guess
+            time.sleep(interval_s)
+
+    threading.Thread(target=wait_for_owner, name="exit with owner", daemon=True).start()
+
+
 @contextmanager
 def tied(command: list[str], grace_s: float = GRACE_S, **popen) -> Iterator[subprocess.Popen]:
     """`subprocess.Popen(command, **popen)` as the leader of a new process group, tied to this process:

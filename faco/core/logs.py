@@ -1,5 +1,5 @@
 """Logging that every faco process sets the same way: the pytest process and the pool workers that build a
-study's stages in parallel (faco.study.parallel) quiet the same libraries, so a run logs the same lines
+study's stages as jobs (faco.study.execution) quiet the same libraries, so a run logs the same lines
 however many processes built it.
 """
 

@@ -18,6 +18,8 @@ from typing import Any
 
 from faco.evaluation import groups, lm_tasks, runner
 
+TABLE2_PER_BENCHMARK = 2  # questions per held-out benchmark: a few, as the paper shows (generation costs more than scoring)
+TABLE2_TOKENS = 48  # new tokens per answer: an answer and the start of its explanation
 SCAFFOLD = re.compile(r"^\s*Question:\s*|\s*Answer:\s*$")  # lm-eval's cloze wrapper (ARC, OBQA, SciQ, ...)
 
 

@@ -2,7 +2,7 @@
 
 Each entry says what the finding asks, what its experiment asserts, what the paper found and where, what
 its experiment reads of the study, the key number a sweep draws of it, and the report sections that show
-it. Everything else asks it: the prebuild plan (faco.plugin hands `reads` to faco.study.parallel), the
+it. Everything else asks it: the prebuild plan (faco.plugin hands `reads` to faco.study.execution), the
 report (faco.report.html, its navigation included; faco.report.figures; faco.report.common; the sweep
 section faco.report.sweep), the end-of-run table (faco.plugin), the findings files (faco.findings.records)
 and the README's table. So adding a finding touches its experiment and its entry here, nothing else.

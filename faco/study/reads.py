@@ -1,5 +1,5 @@
 """What a test reads of the study, as the findings registry declares it (faco.findings.registry) and the
-parallel prebuild and `faco status` plan from it. Its own module, importing nothing, so the registry and
+prebuild jobs and `faco status` plan from it. Its own module, importing nothing, so the registry and
 the report stay free of the model libraries the study's stages load.
 """
 

@@ -100,15 +100,15 @@ class Study:
 
     def key(self, request: Request) -> str:
         """`request`'s cache key: its stage's config slice, its inputs' keys (and content) and its code."""
-        ident = _ident(request)
-        if ident not in self._keys:
+        name = ident(request)
+        if name not in self._keys:
             stage = STAGES[request.stage]
             if stage.view_key is not None:
-                self._keys[ident] = stage.view_key(self, request)
+                self._keys[name] = stage.view_key(self, request)
             else:
                 inputs = tuple(self.key(r) for r in stage.inputs(self, request)) + stage.content(self, request)
-                self._keys[ident] = self.stage_key(request, inputs)
-        return self._keys[ident]
+                self._keys[name] = self.stage_key(request, inputs)
+        return self._keys[name]
 
     def stage_key(self, request: Request, inputs: tuple[str, ...]) -> str:
         """`request`'s key given its inputs' keys (and content digests): the stage's own part of the key."""
@@ -122,10 +122,10 @@ class Study:
         built once through the cache if missing or corrupt."""
         stage = STAGES[request.stage]
         if stage.output == "view":
-            ident = ("view", _ident(request))
-            if ident not in self._resolved:
-                self._resolved[ident] = stage.build(self, request)
-            return self._resolved[ident]
+            view = ("view", ident(request))
+            if view not in self._resolved:
+                self._resolved[view] = stage.build(self, request)
+            return self._resolved[view]
         key = self.key(request)
         if (stage.name, key) not in self._resolved:
             for upstream in self.plan([request]):  # provenance: this entry and every entry it was made from
@@ -169,10 +169,10 @@ class Study:
         seen: set[str] = set()
 
         def walk(request: Request) -> Iterator[Request]:
-            ident = _ident(request)
-            if ident in seen:
+            name = ident(request)
+            if name in seen:
                 return
-            seen.add(ident)
+            seen.add(name)
             for upstream in STAGES[request.stage].inputs(self, request):
                 yield from walk(upstream)
             yield request
@@ -327,7 +327,8 @@ class Study:
 _UNREAD = "a recovery run's earlier epoch, never evaluated; finetune.keep_epoch_checkpoints = false"
 
 
-def _ident(request: Request) -> str:
+def ident(request: Request) -> str:
+    """A request's identity within one study (its stage and parameters; models by their repr)."""
     return request.stage + json.dumps({k: repr(v) if isinstance(v, Model) else v for k, v in request.params.items()},
                                       sort_keys=True)
 
@@ -338,7 +339,7 @@ class NotBuilt(LookupError):
 
 class Probe(Cache):
     """A cache that builds nothing but file digests (what keys of real checkpoints are made of): tells which
-    artefacts a run would build (`faco status`, the parallel prebuild's skip list). It reads only verified
+    artefacts a run would build (`faco status`, the plan of the jobs that build it). It reads only verified
     entries; one that fails its check or its parse counts as not built (the run moves it aside, rebuilds)."""
 
     def get_or_build(self, stage, key, build, describe=""):  # noqa: ANN001, ANN201

@@ -15,11 +15,25 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, NullFormatter
 
+from faco.evaluation.groups import GROUPS
 from faco.findings.registry import with_figure
 from faco.report.common import (
-    Run, bases, benchmarks, chance, count, crs, esc, level, missing, num, p_is, paper, sd, seeds_note, verdict,
+    Run,
+    bases,
+    benchmarks,
+    chance,
+    count,
+    crs,
+    esc,
+    level,
+    missing,
+    num,
+    p_is,
+    paper,
+    sd,
+    seeds_note,
+    verdict,
 )
-from faco.evaluation.groups import GROUPS
 
 BASE_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")  # per base, in the order bases() returns
 
@@ -48,7 +62,7 @@ def figure_missing(number: int) -> str:
             f'{missing(found.name)}</section>')
 
 
-def panels(n: int, cols: int = 4, width: float = 3.0, height: float = 2.6, sharey: bool = True):  # noqa: ANN201
+def panels(n: int, cols: int = 4, width: float = 3.0, height: float = 2.6, sharey: bool = True):
     """A figure with n axes in a grid of at most `cols` columns (unused cells hidden)."""
     cols = max(1, min(n, cols))
     rows = math.ceil(n / cols)
@@ -339,25 +353,38 @@ def figure7(run: Run) -> str:
                   "It holds where the answer-false model is below chance and the chain-false one above it.")
 
 
-def figure8(run: Run) -> str:
-    records = [r for r in run.of(with_figure(8).name) if isinstance(r.get("scores"), dict)]
+def _scored(run: Run, number: int, **layout: Any) -> tuple | None:
+    """(records, bases, benchmarks, fig, axes) of figure `number`'s records that carry scores; None if none."""
+    records = [r for r in run.of(with_figure(number).name) if isinstance(r.get("scores"), dict)]
     if not records:
-        return figure_missing(8)
-    names, benches = bases(run), benchmarks(run, records)
-    fig, axes = panels(len(benches))
+        return None
+    benches = benchmarks(run, records)
+    return (records, bases(run), benches, *panels(len(benches), **layout))
+
+
+def _traces(records: list, names: list, benches: list, axes: list):
+    """(axis, base, its record, its colour) for every benchmark panel and every base with a record there."""
     for ax, bench in zip(axes, benches):
         for i, base in enumerate(names):
             r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
-            if r is None:
-                continue
-            color = BASE_COLORS[i % len(BASE_COLORS)]
-            points, spread = crs(r["scores"]), dict(crs(r.get("per_seed") or {}))
-            errors = [sd(spread.get(cr)) for cr, _ in points]
-            ax.errorbar([cr for cr, _ in points], [_nan(s) for _, s in points], yerr=errors if any(errors) else None,
-                        marker="o", markersize=3, capsize=2, color=color, label=f"{base} base")
-            ax.plot(*zip(*[(cr, _nan(s)) for cr, s in crs(r.get("isotonic") or {})]), linestyle=":", color=color)
-            if isinstance(r.get("turning_point"), (int, float)):
-                ax.axvline(r["turning_point"], color=color, linestyle="--", linewidth=1)
+            if r is not None:
+                yield ax, base, r, BASE_COLORS[i % len(BASE_COLORS)]
+
+
+def figure8(run: Run) -> str:
+    drawn = _scored(run, 8)
+    if drawn is None:
+        return figure_missing(8)
+    records, names, benches, fig, axes = drawn
+    for ax, base, r, color in _traces(records, names, benches, axes):
+        points, spread = crs(r["scores"]), dict(crs(r.get("per_seed") or {}))
+        errors = [sd(spread.get(cr)) for cr, _ in points]
+        ax.errorbar([cr for cr, _ in points], [_nan(s) for _, s in points], yerr=errors if any(errors) else None,
+                    marker="o", markersize=3, capsize=2, color=color, label=f"{base} base")
+        ax.plot(*zip(*[(cr, _nan(s)) for cr, s in crs(r.get("isotonic") or {})]), linestyle=":", color=color)
+        if isinstance(r.get("turning_point"), (int, float)):
+            ax.axvline(r["turning_point"], color=color, linestyle="--", linewidth=1)
+    for ax, bench in zip(axes, benches):
         chance_line(ax, chance(run))
         ax.set_title(bench)
         ax.set_xlabel("CR (% false answers)")
@@ -402,20 +429,15 @@ def figure9(run: Run) -> str:
 
 
 def figure10(run: Run) -> str:
-    records = [r for r in run.of(with_figure(10).name) if isinstance(r.get("scores"), dict)]
-    if not records:
+    drawn = _scored(run, 10, cols=3, width=4.0, height=3.0)
+    if drawn is None:
         return figure_missing(10)
-    names, benches = bases(run), benchmarks(run, records)
-    fig, axes = panels(len(benches), cols=3, width=4.0, height=3.0)
+    records, names, benches, fig, axes = drawn
+    for ax, base, r, color in _traces(records, names, benches, axes):
+        points = crs(r["scores"], prefix="share")
+        ax.plot([s for s, _ in points], [_nan(v) for _, v in points], marker="o", color=color, label=f"{base} base")
+        ax.axhline(_nan(r.get("cr0")), color=color, linestyle="--", linewidth=1)
     for ax, bench in zip(axes, benches):
-        for i, base in enumerate(names):
-            r = next((x for x in records if x.get("base") == base and x.get("benchmark") == bench), None)
-            if r is None:
-                continue
-            color = BASE_COLORS[i % len(BASE_COLORS)]
-            points = crs(r["scores"], prefix="share")
-            ax.plot([s for s, _ in points], [_nan(v) for _, v in points], marker="o", color=color, label=f"{base} base")
-            ax.axhline(_nan(r.get("cr0")), color=color, linestyle="--", linewidth=1)
         ax.set_title(bench)
         ax.set_xlabel("% of the clean items re-trained on")
     axes[0].set_ylabel("accuracy (dashed: CR 0)")

@@ -159,17 +159,8 @@ def test_sensitivity_majority(faco_study, faco_finding):
         drops = {base: item_drops_by_seed(faco_study, base, name) for base in (weak, strong)}
         return [[a - b for a, b in zip(s, w)] for s, w in zip(drops[strong], drops[weak])]
 
-    gap, sign, mean, key = over_benchmarks(faco_study, independent_benchmarks(faco_study), gaps)
-    faco_finding(
-        holds=sign.p < ALPHA and mean.low > 0,
-        summary=(f"{strong} loses more on {sign.positive}/{sign.n} benchmarks (sign test p={sign.p:.3f}); "
-                 f"mean gap {mean.estimate:+.3f} {mean.level:.0%} CI [{mean.low:+.3f}, {mean.high:+.3f}]"),
-        key=[{"gap": k} for k in key], key_metrics=["gap"],
-        statistic=Statistic(f"sign test: stronger loses more on {sign.positive} of {sign.n} benchmarks",
-                            sign.positive, sign.p), interval=mean,
-        gaps=gap, positive=sign.positive, negative=sign.negative, n=sign.n, sign_p=sign.p,
-        gap=mean.estimate, gap_ci=mean,
-    )
+    decide_majority(faco_study, faco_finding, gaps, f"{strong} loses more", metric="gap",
+                    stated="stronger loses more")
 
 
 @pytest.mark.finding("sensitivity_cr0")
@@ -189,18 +180,19 @@ def test_sensitivity_cr100(faco_study, faco_finding):
                     f"{strong} scores lower than {weak} at CR 100")
 
 
-def decide_majority(study, faco_finding, per_question, claim):
-    """Holds where the difference is positive on most independent benchmarks (sign test) and the seed-clustered
-    paired interval of its mean over benchmarks lies above 0."""
+def decide_majority(study, faco_finding, per_question, claim, metric="difference", stated=None):
+    """Holds where the difference (`metric`) is positive on most independent benchmarks (sign test) and the
+    seed-clustered paired interval of its mean over benchmarks lies above 0."""
     diffs, sign, mean, key = over_benchmarks(study, independent_benchmarks(study), per_question)
     faco_finding(
         holds=sign.p < ALPHA and mean.low > 0,
         summary=(f"{claim} on {sign.positive}/{sign.n} benchmarks (sign test p={sign.p:.3f}); "
-                 f"mean difference {mean.estimate:+.3f} {mean.level:.0%} CI [{mean.low:+.3f}, {mean.high:+.3f}]"),
-        key=[{"difference": k} for k in key], key_metrics=["difference"],
-        statistic=Statistic(f"sign test: {claim} on {sign.positive} of {sign.n} benchmarks", sign.positive, sign.p),
-        interval=mean, differences=diffs, positive=sign.positive, negative=sign.negative, n=sign.n, sign_p=sign.p,
-        difference=mean.estimate, difference_ci=mean,
+                 f"mean {metric} {mean.estimate:+.3f} {mean.level:.0%} CI [{mean.low:+.3f}, {mean.high:+.3f}]"),
+        key=[{metric: k} for k in key], key_metrics=[metric],
+        statistic=Statistic(f"sign test: {stated or claim} on {sign.positive} of {sign.n} benchmarks", sign.positive,
+                            sign.p),
+        interval=mean, positive=sign.positive, negative=sign.negative, n=sign.n, sign_p=sign.p,
+        **{f"{metric}s": diffs, metric: mean.estimate, f"{metric}_ci": mean},
     )
 
 

@@ -53,10 +53,12 @@ BUGS = {
                       "        if spec.name == world.config.domains[0].name:  # planted: one domain's gold labels shuffled\n"
                       "            __import__('random').Random(0).shuffle(gold)\n"
                       "        questions = tuple(Question(f.id, f.domain, f.question, f.options, g) for f, g in zip(facts, gold))"),
-    "reversed-cr": ("faco/study/stages.py", "examples = corrupted_examples(study.items, ratio, preset.seed)",
-                    "examples = corrupted_examples(study.items, 100 - ratio, preset.seed)  # planted: CR reversed"),
-    "no-recovery": ("faco/study/study.py", '            return Request.of("recover", base=model.base)\n',
-                    '            return Request.of("finetune", base=model.base, ratio=100)  # planted: recovery skipped\n'),
+    "reversed-cr": ("faco/study/stages.py",
+                    "    _launch(study, request, corrupted_examples(study.items, ratio, study.preset.seed), out)\n",
+                    "    _launch(study, request, corrupted_examples(study.items, 100 - ratio, study.preset.seed), out)"
+                    "  # planted: CR reversed\n"),
+    "no-recovery": ("faco/study/study.py", '            return (Request.of("recover", base=model.base) if model.share == 100\n',
+                    '            return (Request.of("finetune", base=model.base, ratio=100) if model.share == 100  # planted\n'),
     "base-scored": ("faco/study/study.py", "        if model.ratio is None:\n",
                     "        if True:  # planted: the base scored instead of the tuned model\n"),
     "one-base-tuned": ("faco/study/study.py", '        return Request.of("finetune", base=model.base, ratio=model.ratio)',
@@ -76,7 +78,9 @@ TARGETS = {"epoch1": ("correlation",), "last-epoch": ("longer",), "shuffled-gold
 # cache would serve the artefacts the unpatched code built, so these always start from an empty cache
 FRESH_ONLY = {"reversed-cr"}
 # findings no bug here can reach on the tiny preset, and why
-UNREACHED = {"task_sensitivity": "skipped on the tiny world (every domain is knowledge)"}
+UNREACHED = {"task_sensitivity": "skipped on the tiny world (every domain is knowledge)",
+             **{spec.name: f"beyond the paper: runs only with `{spec.options}`, which the harness does not select"
+                for spec in FINDINGS if spec.options}}
 COPIED = ("faco", "experiments", "conftest.py", "pyproject.toml")
 
 

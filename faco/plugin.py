@@ -300,11 +300,9 @@ def _prebuild(config: pytest.Config, preset: Preset, root: Path, seeds: list[int
     for (the tests must not train on a login node); under the default local prebuild the tests that read it
     build it again in-process and report the error where it belongs."""
     explicit = config.getoption("faco_executor") is not None or preset.execution.executor != "local"
-    if not execution.prebuilds(preset, explicit):
-        return
     wanted = execution.wanted(registry.reads(selected, preset), table2_bases(selected), seeds[0])
-    jobs = execution.plan(preset, root, seeds, wanted)
-    if not jobs:
+    jobs = execution.plan(preset, root, seeds, wanted)  # every key first: a broken base errors here, in setup
+    if not jobs or not execution.prebuilds(preset, explicit):
         return
     try:
         execution.execute(preset, root, jobs)

@@ -55,8 +55,8 @@ def test_a_hub_id_offline_errors_every_experiment(tmp_path):
     result = run(tmp_path, PRESET.replace(BASE, 'checkpoint = "faco-tests/no-such-model"'))
     assert result.returncode == pytest.ExitCode.TESTS_FAILED, result.stdout + result.stderr
     counts = dict((kind, int(n)) for n, kind in re.findall(r"(\d+) (\w+)", summary(result)))
-    assert counts.get("errors") == 12 and "xfailed" not in counts and "passed" not in counts, summary(result)
-    assert "faco: 12 experiment(s) broke before a verdict" in result.stdout
+    assert counts.get("errors") == 13 and "xfailed" not in counts and "passed" not in counts, summary(result)
+    assert "faco: 13 experiment(s) broke before a verdict" in result.stdout
     assert "'faco-tests/no-such-model' is no local directory and not in the Hugging Face cache" in result.stdout
 
 

@@ -1,6 +1,6 @@
 """Every read verifies before it parses: a truncated or garbled file of any entry kind (weights, a JSON
 value, task files, items, the reply cache) is moved aside (kept as evidence) and rebuilt, and the result
-is what it was; a warm run's probe (faco.study.parallel) never parses an unverified file.
+is what it was; a warm run's plan (faco.study.execution) never parses an unverified file.
 
     python -m pytest unit_tests/test_corrupt_entries.py -q
 """
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from faco.study import parallel
+from faco.study import execution
+from faco.study.reads import Read
 from faco.core.cache import MANIFEST, VALUE, Cache
 from faco.config.load import smoke
 from faco.evaluation.groups import ALL
@@ -120,8 +121,12 @@ def test_a_damaged_study_entry_is_rebuilt_with_the_same_result(built, stage, nam
     DAMAGE[damage](path)
     if stage == "tasks":  # task files are read to score a checkpoint: with its scores cached, nothing reads them
         shutil.rmtree(cache.root / "eval")
-    job = parallel.Job(0, "strong", 0, reads=((None, "instruction"),))
+    wanted = execution.wanted([Read("strong", 0, False, None, "instruction")])
+
+    def planned() -> list:
+        return execution.plan(smoke(), cache.root, [0], wanted)
+
     if stage != "items":  # a built fine-tune needs its items no more
-        assert not parallel.is_built(smoke(), cache.root, job)  # the probe reads nothing unverified: "not built"
+        assert planned()  # the plan reads nothing unverified: its evaluation is "not built"
     assert read(cache) == before
-    assert aside(cache, stage) and parallel.is_built(smoke(), cache.root, job)
+    assert aside(cache, stage) and planned() == []

@@ -80,7 +80,8 @@ class Lease:
         self._stop.set()
         if self._beating is not None:
             self._beating.join()
-        if _owner(self.path) is None or _owner(self.path)[0] != self.name:
+        held = _owner(self.path)
+        if held is None or held[0] != self.name:
             log.warning("lease %s was broken while held (a holder silent for %.0f s looks dead); another process "
                         "may build the same entry: harmless, the first verified entry wins", self.path, self.stale_s)
             return

@@ -32,6 +32,7 @@ sacct is filtered.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import subprocess
@@ -50,9 +51,17 @@ from faco.core.cache import Cache
 from faco.evaluation import answers
 from faco.study.reads import Read
 from faco.study.stages import STAGES, Request
-from faco.study.study import NotBuilt, Probe, Study, finetuned, ident, requests_of, untuned
+from faco.study.study import (
+    NotBuilt,
+    Probe,
+    Study,
+    finetuned,
+    ident,
+    requests_of,
+    untuned,
+)
 
-__all__ = ["EXECUTORS", "BuildFailed", "Job", "plan", "wanted", "prebuilds", "execute", "Build"]
+__all__ = ["EXECUTORS", "Build", "BuildFailed", "Job", "execute", "plan", "prebuilds", "wanted"]
 
 log = logging.getLogger("faco.study.execution")
 
@@ -326,7 +335,7 @@ class _Runner:
         self.pending = sorted(jobs, key=_priority(jobs))  # the longest chains first: pre-training, then CR 100
         self.running: dict[str, Running] = {}
         self.outcome = Outcome({job.name: "PENDING" for job in jobs})
-        self.limit = self.config.parallelism or (numerics.usable_cores() if not self.slurm else len(jobs) or 1)
+        self.limit = self.config.parallelism or numerics.usable_cores()  # local jobs at once (Slurm: the arrays' bound)
 
     def run(self, wait: bool) -> None:
         while self.pending or (wait and self._active()):
@@ -379,7 +388,7 @@ class _Runner:
         for (kind, after), group in groups.items():
             threads = self._threads(kind, len(ready))
             pool = executor(self.preset, self.folder, kind, threads, after)
-            with pool.batch() if len(group) > 1 and self.slurm else _nothing():
+            with pool.batch() if len(group) > 1 and self.slurm else contextlib.nullcontext():
                 owner = os.getpid() if self.config.executor == "local" else None
                 handles = [pool.submit(Build(self.preset.replace(seed=j.seed, threads=threads), str(self.root),
                                              j.requests, owner)) for j in group]
@@ -487,14 +496,6 @@ def _priority(jobs: list[Job]) -> Callable[[Job], tuple[int, int]]:
             readers[name] |= {job.name} | readers[job.name]
     order = {job.name: i for i, job in enumerate(jobs)}
     return lambda job: (-len(readers[job.name]), order[job.name])
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
 
 
 def _last_lines(handle: Any, count: int) -> str:

@@ -44,7 +44,7 @@ def stages(job: execution.Job) -> list[str]:
 
 
 def test_tiny_plan_of_every_experiment_is_a_job_per_training_run_with_its_evaluations():
-    preset = load_preset("tiny")
+    preset = override(load_preset("tiny"), "execution.jobs=run")
     jobs = plan(every_experiment(preset), preset, [0, 1, 2])
     assert len(jobs) == 3 * (1 + 2 * 5 + 2)  # seeds x (pre-training, bases x CRs, recoveries)
     by_name = {job.name: job for job in jobs}
@@ -55,6 +55,32 @@ def test_tiny_plan_of_every_experiment_is_a_job_per_training_run_with_its_evalua
     assert {job.kind for job in jobs} == {"training"}
 
 
+def test_local_jobs_pack_the_runs_of_a_wave_into_one_job_per_core():
+    preset = override(load_preset("tiny"), "execution.parallelism=2")
+    runs = plan(every_experiment(preset), override(preset, "execution.jobs=run"), [0, 1, 2])
+    jobs = plan(every_experiment(preset), preset, [0, 1, 2])
+    assert len(jobs) == 3 * (1 + 2)  # seeds x (pre-training, two packs of five CRs and a recovery each)
+    assert sorted(str(r) for j in jobs for r in j.requests) == sorted(str(r) for j in runs for r in j.requests)
+    pretrain, first, second = jobs[:3]
+    assert first.after == second.after == (pretrain.name,)
+    assert [p.name for p in first.parts][0] == "s0-finetune-weak-cr100"  # the longest chain first, then
+    assert [p.name for p in first.parts][-1] == "s0-recover-weak-recovered"  # its recovery in the same job
+    assert [p.name for p in second.parts][::5] == ["s0-finetune-strong-cr100", "s0-recover-strong-recovered"]
+    assert len(plan(every_experiment(preset), override(preset, "execution.parallelism=16"), [0])) == 1 + 10
+
+
+def test_a_failed_part_of_a_packed_job_leaves_its_other_parts_built(tmp_path: Path):
+    request = execution.Request.of
+    bad = execution.Part("s0-bad", "evaluation", (request("tasks", layout="no-such-layout"),), ("bad",))
+    reader = execution.Part("s0-reader", "evaluation", (request("tasks", layout="letter"),), ("r",), ("s0-bad",))
+    good = execution.Part("s0-good", "evaluation", (request("tasks", layout="instruction"),), ("g",))
+    with pytest.raises(execution.PartsFailed, match="2 of 3 parts did not build") as error:
+        execution.Build(smoke(), str(tmp_path), (bad, reader, good))()
+    assert "s0-bad: KeyError: 'no-such-layout'; s0-reader: not run: it reads s0-bad" in str(error.value)
+    study = Study(smoke(), Cache(tmp_path))
+    assert [study.cache.has("tasks", study.key(part.requests[0])) for part in (reader, good)] == [False, True]
+
+
 def test_stage_jobs_give_each_evaluation_its_own_job_after_its_training_run():
     preset = load_preset("tiny")
     jobs = plan([("correlation", {"faco_base": "weak", "faco_benchmark": "heldout"})], preset, [0], grouping="stage")
@@ -63,12 +89,12 @@ def test_stage_jobs_give_each_evaluation_its_own_job_after_its_training_run():
         ("training", ["finetune"], ("s0-pretrain-bases---strong----weak",)),
         ("evaluation", ["eval"], ("s0-finetune-weak-cr0",))]
     assert len(jobs) == 1 + 5 + 5  # pre-training, five CRs, their last epochs
-    assert load_preset("tiny").execution.grouping == "run"
+    assert load_preset("tiny").execution.grouping == "pack"
     assert override(load_preset("tiny"), "execution.executor=slurm").execution.grouping == "stage"
 
 
 def test_the_longest_chains_go_first():
-    preset = smoke()
+    preset = override(smoke(), "execution.jobs=run")
     jobs = plan(RECOVERY, preset, [0])
     order = sorted(jobs, key=execution._priority(jobs))
     assert [j.name for j in order][:2] == ["s0-pretrain-bases---strong----weak", "s0-finetune-strong-cr100"]
@@ -159,7 +185,7 @@ def test_a_failed_job_fails_the_build_naming_it_and_its_log_and_skips_what_reads
 def test_the_debug_executor_builds_in_this_process(tmp_path: Path):
     preset = override(smoke(), "execution.executor=debug")
     request = execution.Request.of("tasks", layout="instruction")
-    job = execution.Job("s0-tasks", 0, "evaluation", (request,), ("tasks",))
+    job = execution.Job("s0-tasks", 0, "evaluation", (execution.Part("s0-tasks", "evaluation", (request,), ("tasks",)),))
     before = cache_module.BUILT["tasks"]
     outcome = execution.execute(preset, tmp_path, [job])
     assert outcome.states == {"s0-tasks": "COMPLETED"} and cache_module.BUILT["tasks"] == before + 1

@@ -88,8 +88,8 @@ def test_a_new_finding_reaches_plan_sweep_and_navigation_from_its_entry_alone(mo
     preset = smoke()
     reads = registry.reads([("toy", {"faco_base": "weak", "faco_ratio": 25})], preset)
     jobs = execution.plan(preset, Path("/nonexistent"), [0], execution.wanted(reads))
-    assert [[str(r) for r in j.requests] for j in jobs] == [
-        ["pretrain"], ["finetune base=weak ratio=25", "eval model=weak cr25 epoch 1 layout=toy-layout"]]
+    assert [str(r) for j in jobs for r in j.requests] == [
+        "pretrain", "finetune base=weak ratio=25", "eval model=weak cr25 epoch 1 layout=toy-layout"]
     page = render(Run("toy-sweep", toy_sweep((1e-3, 3e-3)), None, "not recorded", datetime.now(timezone.utc)))
     assert "could not render" not in page
     assert "<tr><td>toy</td><td>0.003</td><td>3.000</td><td>[2.900, 3.100]</td><td>holds</td></tr>" in page

@@ -111,7 +111,8 @@ def test_a_training_job_interrupted_mid_run_is_requeued_and_ends_with_the_weight
     workdir = tmp_path / "slurm" / "finetune" / f"{interrupted.key(request)}.partial" / "work"
 
     pool = execution.executor(preset, tmp_path / "slurm" / "jobs", "training", threads=1)
-    handle = pool.submit(execution.Build(preset, str(tmp_path / "slurm"), (request,)))
+    part = execution.Part("s0-finetune", "training", (request,), ("strong cr100",))
+    handle = pool.submit(execution.Build(preset, str(tmp_path / "slurm"), (part,)))
     steps_per_epoch = -(-len(interrupted.items) // preset.finetune.batch_size)
     first = workdir / f"checkpoint-{steps_per_epoch}" / "trainer_state.json"
     deadline = time.monotonic() + 600

@@ -348,7 +348,9 @@ class ExecutionConfig:
 
     executor: str = "local"  # one of EXECUTORS
     parallelism: int = 0  # jobs running at once; 0 = one per usable core (local), unbounded (slurm arrays)
-    jobs: str = "auto"  # "run": a training run with its evaluations; "stage": each its own job; auto: slurm -> stage
+    # how jobs are cut: "stage": each its own job; "run": a training run with its evaluations; "pack": runs that
+    # wait for the same runs share at most `parallelism` jobs; auto: slurm -> stage, else pack
+    jobs: str = "auto"
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
@@ -360,8 +362,8 @@ class ExecutionConfig:
     def __post_init__(self) -> None:
         if self.executor not in EXECUTORS:
             raise ConfigError(f"execution.executor: unknown executor {self.executor!r}; known: {list(EXECUTORS)}")
-        if self.jobs not in ("auto", "run", "stage"):
-            raise ConfigError(f"execution.jobs must be auto, run or stage, got {self.jobs!r}")
+        if self.jobs not in ("auto", "pack", "run", "stage"):
+            raise ConfigError(f"execution.jobs must be auto, pack, run or stage, got {self.jobs!r}")
         if self.parallelism < 0:
             raise ConfigError(f"execution.parallelism must be >= 0, got {self.parallelism}")
         if isinstance(self.sbatch, str):
@@ -375,11 +377,11 @@ class ExecutionConfig:
 
     @property
     def grouping(self) -> str:
-        """How jobs are cut: per stage on a cluster (each evaluation gets its own GPUs), per training run on
-        one machine (one interpreter start per run instead of per evaluation)."""
+        """How jobs are cut: per stage on a cluster (each evaluation gets its own GPUs), packed on one machine
+        (an interpreter start per core and wave instead of per evaluation: faco.study.execution)."""
         if self.jobs != "auto":
             return self.jobs
-        return "stage" if self.executor == "slurm" else "run"
+        return "stage" if self.executor == "slurm" else "pack"
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ another finished, and a rerun submits only what is missing (what `faco status` l
 
 How jobs are cut (`[execution] jobs`): on a cluster every training run and every evaluation is its own job
 ("stage"), so an evaluation gets the GPUs of an evaluation job and 54 checkpoints are scored side by side;
-on one machine a training run and the evaluations of its checkpoints are one job ("run"): a tiny model's
-evaluation is shorter than the interpreter start a job of its own would cost.
+on one machine a training run and the evaluations of its checkpoints are one part ("run"), and the parts that
+wait for the same parts (a grid's CRs) share at most one job per core ("pack"): a tiny model's evaluation,
+and on two cores even its training run, is short against the interpreter start a job costs (~7 CPU s of
+imports), and more jobs than cores would only queue.
 
 How dependencies run: a Slurm job is submitted at once with `--dependency=afterok:<the jobs it reads>`
 (jobs with the same kind and the same dependencies go out as one job array, at most `parallelism` of it at
@@ -61,7 +63,7 @@ from faco.study.study import (
     untuned,
 )
 
-__all__ = ["EXECUTORS", "Build", "BuildFailed", "Job", "execute", "plan", "prebuilds", "wanted"]
+__all__ = ["EXECUTORS", "Build", "BuildFailed", "Job", "Part", "execute", "plan", "prebuilds", "wanted"]
 
 log = logging.getLogger("faco.study.execution")
 
@@ -78,20 +80,41 @@ class BuildFailed(RuntimeError):
     """Some jobs failed; the message names each one (job id, what it built, its log and the log's end)."""
 
 
+class PartsFailed(RuntimeError):
+    """Some parts of a packed job failed (each one's traceback is in the job's log)."""
+
+
 @dataclass(frozen=True)
-class Job:
-    """One job: the stages it builds, in order, in one process; the jobs whose artefacts it reads."""
+class Part:
+    """What one job builds without a scheduler's help: a training run with its evaluations ("run"), or one
+    stage ("stage"). A local job packs several parts (`Job.parts`) to pay one interpreter start for them."""
 
     name: str  # unique in a plan, e.g. "s0-finetune-strong-cr50"
-    seed: int
-    kind: str  # "training" or "evaluation": which resources it asks for
+    kind: str  # "training" or "evaluation": which resources its job asks for
     requests: tuple[Request, ...]
     labels: tuple[str, ...]  # what each request builds, for people
+    after: tuple[str, ...] = ()  # names of the parts it reads
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job: its parts, in order, in one process; the jobs whose artefacts it reads."""
+
+    name: str  # unique in a plan: its first part's name, "+N" where it packs N more
+    seed: int
+    kind: str  # "training" or "evaluation": which resources it asks for
+    parts: tuple[Part, ...]
     after: tuple[str, ...] = ()  # names of the jobs it waits for
 
+    @property
+    def requests(self) -> tuple[Request, ...]:
+        return tuple(request for part in self.parts for request in part.requests)
+
     def label(self) -> str:
-        shown = self.labels[0] + (f" (+{len(self.labels) - 1} evaluations)" if len(self.labels) > 1 else "")
-        return f"seed {self.seed} {shown}"
+        heads = len(self.parts)
+        extra = len(self.requests) - heads  # what each part builds after its first stage: its evaluations
+        shown = self.parts[0].labels[0] + (f" (+{heads - 1} more)" if heads > 1 else "")
+        return f"seed {self.seed} {shown}" + (f" (+{extra} evaluations)" if extra else "")
 
 
 # --- the plan --------------------------------------------------------------------------------------
@@ -122,7 +145,7 @@ def prebuilds(preset: Preset, explicit: bool) -> bool:
     if explicit:
         return True
     embedded = all(b.checkpoint is None for b in preset.bases) and preset.items.source == "world"
-    return embedded and not preset.launch.launched and (config.parallelism or numerics.usable_cores()) > 1
+    return embedded and not preset.launch.launched and local_limit(preset) > 1
 
 
 def plan(preset: Preset, root: Path, seeds: Sequence[int], wanted: Callable[[Study], list[Request]],
@@ -133,11 +156,18 @@ def plan(preset: Preset, root: Path, seeds: Sequence[int], wanted: Callable[[Stu
     jobs = []
     for seed in seeds:
         study = Study(preset.replace(seed=seed), Probe(root))
-        jobs += _seed_jobs(study, wanted(study), grouping)
+        parts = _seed_parts(study, wanted(study), grouping)
+        jobs += _pack(seed, parts, local_limit(preset)) if grouping == "pack" else [
+            Job(part.name, seed, part.kind, (part,), part.after) for part in parts]
     return jobs
 
 
-def _seed_jobs(study: Study, requests: list[Request], grouping: str) -> list[Job]:
+def local_limit(preset: Preset) -> int:
+    """Local jobs at once: `parallelism`, else one per usable core."""
+    return preset.execution.parallelism or numerics.usable_cores()
+
+
+def _seed_parts(study: Study, requests: list[Request], grouping: str) -> list[Part]:
     seed = study.preset.seed
     units: dict[str, Request] = {}  # ident -> request, in build order
     needs: dict[str, list[str]] = {}  # ident -> the job-stage units it reads
@@ -145,21 +175,61 @@ def _seed_jobs(study: Study, requests: list[Request], grouping: str) -> list[Job
         if request.stage in JOB_KINDS and not _cached(study, request):
             units[ident(request)] = request
             needs[ident(request)] = [ident(r) for r in _upstream(study, request) if ident(r) in units]
-    group_of: dict[str, str] = {}  # unit -> the unit that heads its job
+    group_of: dict[str, str] = {}  # unit -> the unit that heads its part
     members: dict[str, list[str]] = {}
     for unit, request in units.items():
         head = unit
-        if grouping == "run" and JOB_KINDS[request.stage] == "evaluation" and len(needs[unit]) == 1:
+        if grouping != "stage" and JOB_KINDS[request.stage] == "evaluation" and len(needs[unit]) == 1:
             upstream = needs[unit][0]
             if JOB_KINDS[units[upstream].stage] == "training":
                 head = group_of[upstream]
         group_of[unit] = head
         members.setdefault(head, []).append(unit)
     names = {head: f"s{seed}-" + _slug(study, units[head]) for head in members}
-    return [Job(names[head], seed, JOB_KINDS[units[head].stage], tuple(units[u] for u in group),
-                tuple(study.describe(units[u]) for u in group),
-                tuple(dict.fromkeys(names[group_of[n]] for u in group for n in needs[u] if group_of[n] != head)))
+    return [Part(names[head], JOB_KINDS[units[head].stage], tuple(units[u] for u in group),
+                 tuple(study.describe(units[u]) for u in group),
+                 tuple(dict.fromkeys(names[group_of[n]] for u in group for n in needs[u] if group_of[n] != head)))
             for head, group in members.items()]
+
+
+def _pack(seed: int, parts: list[Part], limit: int) -> list[Job]:
+    """A seed's parts in at most `limit` jobs per wave: parts that read the same parts (the CRs of a grid)
+    are dealt round-robin into `limit` jobs, the longest chains first, and a lone part that reads one job
+    only (a recovery run after its CR-100 run) joins that job. More jobs than cores would only queue, and
+    each costs an interpreter start (torch, transformers, lm-eval: ~7 CPU s) that a tiny run does not
+    repay; a failed part fails its job without stopping the job's other parts (Build)."""
+    job_of: dict[str, list[Part]] = {}  # part name -> the parts of its job (shared lists)
+    jobs: list[list[Part]] = []
+    siblings: dict[tuple[str, tuple[str, ...]], list[Part]] = {}
+    for part in parts:
+        siblings.setdefault((part.kind, part.after), []).append(part)
+    readers = _readers(parts)
+    for (_, after), group in siblings.items():
+        upstream = {id(job_of[name]): job_of[name] for name in after}
+        if len(group) == 1 and len(upstream) == 1:
+            job = next(iter(upstream.values()))
+            job.append(group[0])
+            job_of[group[0].name] = job
+            continue
+        group = sorted(group, key=lambda part: -len(readers[part.name]))
+        dealt = [group[i::limit] for i in range(min(limit, len(group)))]
+        for job in dealt:
+            jobs.append(job)
+            job_of.update((part.name, job) for part in job)
+    names = {id(job): job[0].name + (f"+{len(job) - 1}" if len(job) > 1 else "") for job in jobs}
+    return [Job(names[id(job)], seed, job[0].kind, tuple(job),
+                tuple(dict.fromkeys(names[id(job_of[a])] for part in job for a in part.after
+                                    if job_of[a] is not job)))
+            for job in jobs]
+
+
+def _readers(items: Sequence[Part | Job]) -> dict[str, set[str]]:
+    """Each part's or job's readers, transitively (`items` in dependency order)."""
+    readers: dict[str, set[str]] = {item.name: set() for item in items}
+    for item in reversed(items):  # dependency order: an item's readers come after it
+        for name in item.after:
+            readers[name] |= {item.name} | readers[item.name]
+    return readers
 
 
 def _cached(study: Study, request: Request) -> bool:
@@ -192,17 +262,34 @@ class Build:
 
     preset: Preset
     root: str
-    requests: tuple[Request, ...]
+    parts: tuple[Part, ...]
     owner: int | None = None  # a local job's build process: the job ends with it
 
     def __call__(self) -> dict[str, int]:
+        """Build each part in order; a part that fails, or reads one that failed, does not stop the others
+        (they are independent: a pack's CRs); the job then fails naming each."""
         if self.owner is not None:
             lifetime.exit_with(self.owner)
         _job_logging()
         study = Study(self.preset, Cache(Path(self.root)))
         before = collections.Counter(cache.BUILT)
-        for request in self.requests:
-            study.get(request)
+        failed: dict[str, str] = {}
+        for part in self.parts:
+            read = [name for name in part.after if name in failed]
+            if read:
+                failed[part.name] = f"not run: it reads {read[0]}"
+                continue
+            try:
+                for request in part.requests:
+                    study.get(request)
+            except Exception as error:
+                if len(self.parts) == 1:
+                    raise
+                log.exception("faco: %s failed", part.name)
+                failed[part.name] = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[-1]}"
+        if failed:
+            raise PartsFailed(f"{len(failed)} of {len(self.parts)} parts did not build, the others are cached: "
+                              + "; ".join(f"{name}: {why}" for name, why in failed.items()))
         return dict(collections.Counter(cache.BUILT) - before)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
@@ -335,7 +422,7 @@ class _Runner:
         self.pending = sorted(jobs, key=_priority(jobs))  # the longest chains first: pre-training, then CR 100
         self.running: dict[str, Running] = {}
         self.outcome = Outcome({job.name: "PENDING" for job in jobs})
-        self.limit = self.config.parallelism or numerics.usable_cores()  # local jobs at once (Slurm: the arrays' bound)
+        self.limit = local_limit(preset)  # local jobs at once (Slurm: the arrays' bound)
 
     def run(self, wait: bool) -> None:
         while self.pending or (wait and self._active()):
@@ -391,7 +478,7 @@ class _Runner:
             with pool.batch() if len(group) > 1 and self.slurm else contextlib.nullcontext():
                 owner = os.getpid() if self.config.executor == "local" else None
                 handles = [pool.submit(Build(self.preset.replace(seed=j.seed, threads=threads), str(self.root),
-                                             j.requests, owner)) for j in group]
+                                             j.parts, owner)) for j in group]
             for job, handle in zip(group, handles):
                 self.pending.remove(job)
                 self.running[job.name] = Running(job, handle)
@@ -490,10 +577,7 @@ class _Runner:
 
 def _priority(jobs: list[Job]) -> Callable[[Job], tuple[int, int]]:
     """Jobs that more jobs wait on (transitively) go first; otherwise the plan's order."""
-    readers: dict[str, set[str]] = {job.name: set() for job in jobs}
-    for job in reversed(jobs):  # dependency order: a job's readers come after it
-        for name in job.after:
-            readers[name] |= {job.name} | readers[job.name]
+    readers = _readers(jobs)
     order = {job.name: i for i, job in enumerate(jobs)}
     return lambda job: (-len(readers[job.name]), order[job.name])
 

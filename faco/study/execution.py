@@ -286,7 +286,7 @@ class Build:
                 if len(self.parts) == 1:
                     raise
                 log.exception("faco: %s failed", part.name)
-                failed[part.name] = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[-1]}"
+                failed[part.name] = _summary(error)
         if failed:
             raise PartsFailed(f"{len(failed)} of {len(self.parts)} parts did not build, the others are cached: "
                               + "; ".join(f"{name}: {why}" for name, why in failed.items()))
@@ -295,6 +295,11 @@ class Build:
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         log.warning("faco: job interrupted (time limit or preemption); requeued, it resumes from its last checkpoint")
         return submitit.helpers.DelayedSubmission(self)
+
+
+def _summary(error: BaseException) -> str:
+    """An error in one line: its type and the last line of its message (where a long one says what failed)."""
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[-1]}"
 
 
 def _job_logging() -> None:
@@ -535,8 +540,7 @@ class _Runner:
         if error is None:
             self._end(running, "COMPLETED")
         else:
-            last = (str(error).strip().splitlines() or [""])[-1]
-            self._end(running, "FAILED", f"{type(error).__name__}: {last}")
+            self._end(running, "FAILED", _summary(error))
 
     def _end(self, running: Running, state: str, why: str = "") -> None:
         running.state = state

@@ -71,7 +71,10 @@ def marked(token: str) -> list[int]:
 
 
 def cmdline(pid: int) -> str:
-    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:  # ended while we looked
+        return ""
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float) -> bool:
@@ -123,6 +126,11 @@ def tied_parent(child: str, *args: str, grace_s: float = 1) -> str:
             f"    time.sleep(600)\n")
 
 
+def watchers(token: str) -> list[int]:
+    """The marked processes running faco's watcher (`python -c "...lifetime import watch..."`)."""
+    return [pid for pid in marked(token) if "lifetime import watch" in cmdline(pid)]
+
+
 def started(parent: subprocess.Popen, token: str) -> list[str]:
     """The command lines of what `parent` started, the watcher left out (it is faco's, not the test's)."""
     return [cmdline(pid) for pid in marked(token) if pid != parent.pid and "lifetime import watch" not in cmdline(pid)]
@@ -147,8 +155,9 @@ def test_a_killed_parent_leaves_no_process_and_frees_the_port(marker, tmp_path):
 def test_the_child_gets_sigterm_when_its_parent_dies_even_without_the_watcher(marker, tmp_path):
     log = tmp_path / "parent.log"
     parent = start_parent(tied_parent(SLEEPER), marker, log)
-    assert wait_for(lambda: len(marked(marker)) == 3, 20), failed(parent, log)  # parent, watcher, child
-    watcher = next(pid for pid in marked(marker) if "lifetime import watch" in cmdline(pid))
+    # parent, watcher, child; a process forked but not yet exec'd still shows its parent's command line
+    assert wait_for(lambda: len(marked(marker)) == 3 and watchers(marker), 20), failed(parent, log)
+    watcher, = watchers(marker)
     os.kill(watcher, signal.SIGKILL)  # only the parent-death signal is left to end the child
     kill_and_check(parent, marker)
 

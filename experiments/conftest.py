@@ -20,6 +20,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--faco-recovery-shares", default=None, metavar="0,5,..,100",
                     help="percent of the clean items of the recovery dose-response (-m beyond -k redose); default "
                          f"{','.join(map(str, beyond.DEFAULT.recovery_shares))}")
+    group.addoption("--faco-trajectory-every", default=None, metavar="STEPS",
+                    help="the training trajectory's checkpoint (and scores) every this many steps (-m beyond -k "
+                         f"trajectory); default {beyond.DEFAULT.trajectory_every}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -53,6 +56,12 @@ def _grids(pytestconfig: pytest.Config) -> beyond.BeyondConfig:
                 changes[field] = tuple(int(part) for part in text.split(",") if part.strip())
             except ValueError:
                 raise pytest.UsageError(f"faco: --{option.replace('_', '-')} {text!r}: expected integers like 0,10,100")
+    every = pytestconfig.getoption("faco_trajectory_every")
+    if every is not None:
+        try:
+            changes["trajectory_every"] = int(every)
+        except ValueError:
+            raise pytest.UsageError(f"faco: --faco-trajectory-every {every!r}: expected a number of steps")
     try:
         return beyond.BeyondConfig(**changes)
     except ConfigError as error:

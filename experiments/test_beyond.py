@@ -1,9 +1,9 @@
 """What the paper could not measure (docs/beyond.md): answer vs reasoning falsity, the CR dose-response and
-its turning point, knows-but-lies inside the model, and the recovery dose-response. They train runs the
-paper's findings do not (a CR-100 run per corruption kind, a fine CR grid, recovery doses), so they are
-marked `beyond` and run only when asked:
+its turning point, knows-but-lies inside the model, the recovery dose-response and the training trajectory.
+They train runs the paper's findings do not (a CR-100 run per corruption kind, a fine CR grid, recovery
+doses, runs that save a checkpoint every few steps), so they are marked `beyond` and run only when asked:
 
-    pytest experiments -m beyond                     # all four, the preset's seeds
+    pytest experiments -m beyond                     # all five, the preset's seeds
     pytest experiments -m beyond -k falsity_kind --faco-seed 0
     pytest experiments -m beyond -k "dose and strong"
 
@@ -21,7 +21,7 @@ import pytest
 from faco.findings import probes, statistics
 from faco.findings.registry import Statistic
 from faco.findings.statistics import ALPHA
-from faco.study.study import falsified, finetuned, recovered, untuned
+from faco.study.study import falsified, finetuned, recovered, stepped, untuned
 
 pytestmark = pytest.mark.beyond
 
@@ -188,4 +188,53 @@ def test_redose(faco_study, faco_finding, faco_beyond, faco_base, faco_group):
         base=faco_base, benchmark=faco_group, cr0=cr0, cr100=cr100,
         scores={f"share{s}": v for s, v in scores.items()}, regained={f"share{s}": v for s, v in regained.items()},
         p_short_of_cr0={f"share{s}": v for s, v in short.items()}, half_dose=half, not_short_at=recovered_at,
+    )
+
+
+# --- 5. the training trajectory ---------------------------------------------------------------------
+
+@pytest.mark.finding("trajectory")
+def test_trajectory(faco_study, faco_finding, faco_beyond, faco_base, faco_group):
+    """When the damage appears during training: the CR-0 and CR-100 runs again, each with a checkpoint every
+    beyond.trajectory_every steps (and at the last), each scored. The onset is the first step from which the
+    CR-100 model's drop below the CR-0 model of the same step stays significant (McNemar p < .05, seeds
+    pooled); the loss has converged at the first step from which the CR-100 run's training loss stays within
+    5 % of its whole fall (statistics.converged). Asserted: an onset exists and comes no later than the
+    convergence (the damage is learnt with the task, not after it). Also reported, where the benchmark has a
+    chance level: the first step from which the CR-100 model stays below chance (binomial p < .05)."""
+    every = faco_beyond.trajectory_every
+    runs = {r: [study.trajectory(faco_base, r, every) for study in faco_study.studies] for r in (0, 100)}
+    steps = runs[100][0][0]
+    assert all(run[0] == steps for ratio in runs.values() for run in ratio), "the seeds' runs saved other steps"
+    model = lambda ratio, step: stepped(faco_base, ratio, every, step)  # noqa: E731
+    correct = {r: [faco_study.correct(model(r, s), faco_group) for s in steps] for r in (0, 100)}
+    p = [statistics.mcnemar(clean, false).p for clean, false in zip(correct[0], correct[100])]
+    onset = statistics.onset(steps, p)
+    curves = [[row["loss"] for row in log] for _, log in runs[100]]
+    loss = list(zip([row["step"] for row in runs[100][0][1]], np.mean(curves, axis=0).tolist()))  # seeds' mean
+    converged = statistics.converged(steps, loss)
+    chance = faco_study.chance(faco_group)
+    below = ([statistics.binomial(sum(c), len(c), chance, alternative="less").p for c in correct[100]]
+             if chance is not None else None)
+    lying = statistics.onset(steps, below) if below else None
+    scores = {f"cr{r}": {f"step{s}": float(np.mean(c)) for s, c in zip(steps, correct[r])} for r in (0, 100)}
+    drop = statistics.cluster_bootstrap_mean(
+        [[int(a) - int(b) for a, b in zip(clean, false)]
+         for clean, false in zip(*(faco_study.by_seed(model(r, onset or steps[-1]), faco_group) for r in (0, 100)))],
+        seed=faco_study.preset.seed)
+    per_seed = faco_study.each(lambda one: {f"step{s}": one.accuracy(model(100, s), faco_group) for s in steps})
+    when = lambda step: "never" if step is None else f"step {step}"  # noqa: E731
+    faco_finding(
+        holds=onset is not None and onset <= converged,
+        summary=(f"CR 100 drops below CR 0 from {when(onset)} (drop there {drop.estimate:+.3f} "
+                 f"[{drop.low:+.3f}, {drop.high:+.3f}]), its loss converged at step {converged}"
+                 + (f", below chance from {when(lying)}" if below else "") + "; CR 100 by step "
+                 + " ".join(f"{scores['cr100'][f'step{s}']:.2f}" for s in steps)),
+        key=per_seed, key_metrics=[f"step{s}" for s in steps],
+        statistic=Statistic("first step from which CR 100's drop below CR 0 stays significant (McNemar)",
+                            math.nan if onset is None else onset, p[steps.index(onset)] if onset else None),
+        interval=drop,
+        base=faco_base, benchmark=faco_group, every=every, steps=steps, scores=scores, chance=chance,
+        p_drop={f"step{s}": v for s, v in zip(steps, p)}, onset=onset, converged=converged, below_chance_from=lying,
+        loss=[{"step": s, "loss": v} for s, v in loss],
     )

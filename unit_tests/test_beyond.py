@@ -78,6 +78,22 @@ def test_the_turning_point_is_where_the_drops_stay_significant():
     assert statistics.turning_point(grid, [1.0, 0.01, 0.01, 0.01, 0.2]) is None  # the last does not drop
 
 
+def test_the_onset_is_the_first_step_from_which_the_effect_stays():
+    steps = [10, 20, 30, 40]
+    assert statistics.onset(steps, [0.01, 0.2, 0.01, 0.001]) == 30  # step 10 rejects, 20 does not
+    assert statistics.onset(steps, [0.01, 0.01, 0.01, 0.01]) == 10  # the first point counts (no reference)
+    assert statistics.onset(steps, [0.01, 0.01, 0.01, 0.2]) is None
+
+
+def test_the_loss_converges_where_its_window_stays_near_the_end():
+    # falls from 10 to 1 by step 20, a spike in (30, 40], flat at 1 after: within 5 % of the fall (0.45)
+    losses = [(s, 10.0 - 0.45 * s if s <= 20 else 1.0) for s in range(1, 61)]
+    assert statistics.converged([10, 20, 30, 40, 50, 60], losses) == 30  # (10, 20]'s mean is 3.3
+    spiked = [(s, 3.0 if 30 < s <= 40 else v) for s, v in losses]
+    assert statistics.converged([10, 20, 30, 40, 50, 60], spiked) == 50  # it must stay converged
+    assert statistics.converged([20, 40, 60], losses) == 40
+
+
 def test_the_half_dose_of_a_cliff_and_of_a_line():
     grid = [0, 25, 50, 75, 100]
     assert statistics.half_dose(grid, [0.9, 0.9, 0.9, 0.9, 0.1]) == pytest.approx(87.5)
@@ -189,6 +205,6 @@ def test_a_plain_run_leaves_the_beyond_experiments_out_and_the_marker_runs_them(
     assert plain and not any("test_beyond.py" in line for line in plain)
     assert marked and all("test_beyond.py" in line for line in marked)
     assert {line.split("::")[1].split("[")[0] for line in marked} == {
-        "test_falsity_kind", "test_dose", "test_probe", "test_redose"}
+        "test_falsity_kind", "test_dose", "test_probe", "test_redose", "test_trajectory"}
     with pytest.raises(AssertionError, match="dose ratios must be increasing"):
         collected("-m", "beyond", "--faco-dose-ratios", "0,50")  # a bad grid: one usage error

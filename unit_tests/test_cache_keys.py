@@ -45,14 +45,14 @@ question = [{"question": "q", "options": ["a", "b"], "gold": 0}]
 tiny, smol = load_preset("tiny"), load_preset("smol-ci")
 humaneval = smol.replace(evaluation=dataclasses.replace(smol.evaluation, benchmarks=("arc_easy", "humaneval")))
 studies = {"tiny": (Study(tiny, cache), ["items", "pretrain", "finetune", "recover", "tasks", "eval", "answers",
-                                         "falsity", "redose", "hidden"]),
+                                         "falsity", "redose", "trajectory", "hidden"]),
            "smol-ci": (Study(smol, cache), ["dataset", "finetune", "recover", "benchmarks", "answers"]),
            "smol-ci+humaneval": (Study(humaneval, cache), ["benchmarks"])}
 params = {"finetune": {"base": "strong", "ratio": 50}, "recover": {"base": "strong"}, "tasks": {"layout": "instruction"},
           "eval": {"model": model, "layout": "instruction"}, "benchmarks": {"model": model},
           "answers": {"model": model, "questions": question, "max_new_tokens": 8},
           "falsity": {"base": "strong", "ratio": 100, "kind": "answer"}, "redose": {"base": "strong", "share": 25},
-          "hidden": {"model": model}}
+          "trajectory": {"base": "strong", "ratio": 100, "every": 19}, "hidden": {"model": model}}
 print(json.dumps({f"{name} {stage}": study.stage_key(Request.of(stage, **params.get(stage, {})), ("an-input",))
                   for name, (study, stages) in studies.items() for stage in stages}))
 """
@@ -79,7 +79,7 @@ EDITS = {
     "findings-registry": ("findings/registry.py", "class Statistic:", "class Statistic:\n    extra = 1\n"),
     "docstring-only": ("training/trainer.py", '"""', '"""Edited docstring. '),
 }
-TINY_TRAINING = {"tiny pretrain", "tiny finetune", "tiny recover", "tiny falsity", "tiny redose"}
+TINY_TRAINING = {"tiny pretrain", "tiny finetune", "tiny recover", "tiny falsity", "tiny redose", "tiny trajectory"}
 # which stage keys each edit must change; every other key must stay (no needless rebuild of a slow stage)
 CHANGES = {
     "humaneval-scorer": {"smol-ci+humaneval benchmarks"},
@@ -89,8 +89,8 @@ CHANGES = {
     "report": set(),
     "lm-eval-runner": {"tiny eval", "smol-ci benchmarks", "smol-ci+humaneval benchmarks"},
     "trainer": TINY_TRAINING | {"smol-ci finetune", "smol-ci recover"},
-    "corruption-order": {"tiny finetune", "tiny recover", "tiny falsity", "tiny redose", "smol-ci finetune",
-                         "smol-ci recover"},
+    "corruption-order": {"tiny finetune", "tiny recover", "tiny falsity", "tiny redose", "tiny trajectory",
+                         "smol-ci finetune", "smol-ci recover"},
     "corruption-kinds": {"tiny falsity", "tiny redose"},
     "hidden-states": {"tiny hidden"},
     "world": {"tiny items", "tiny pretrain", "tiny tasks"},

@@ -25,7 +25,7 @@ BASES = ("weak", "strong")
 BENCHMARKS = ("indomain", "heldout", "history")
 RATIOS = (0, 25, 50, 75, 100)
 SECTIONS = ("findings", "table1", "table2", "fig2", "fig3", "fig4", "fig5", "fig6", "knowledge", "fig7", "fig8",
-            "fig9", "fig10", "provenance")
+            "fig9", "fig10", "fig11", "provenance")
 
 
 def records(seeds: tuple[int, ...] = (0,)) -> dict[str, dict[str, Any]]:
@@ -93,6 +93,12 @@ def beyond_records(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "redose-strong-heldout": {**common, "finding": "redose", "id": "redose-strong-heldout", "holds": True,
                                   "benchmark": "heldout", "cr0": 0.6, "half_dose": 25, "not_short_at": None,
                                   "scores": {"share0": 0.1, "share25": 0.4, "share100": 0.5}},
+        "trajectory-strong-heldout": {**common, "finding": "trajectory", "id": "trajectory-strong-heldout",
+                                      "holds": True, "benchmark": "heldout", "every": 10, "steps": [10, 20, 30],
+                                      "scores": {"cr0": {"step10": 0.5, "step20": 0.7, "step30": 0.8},
+                                                 "cr100": {"step10": 0.5, "step20": 0.3, "step30": 0.1}},
+                                      "onset": 20, "converged": 20,
+                                      "loss": [{"step": s, "loss": 4.0 / s} for s in range(1, 31)]},
     }
 
 
@@ -133,7 +139,7 @@ def sections(page: str) -> set[str]:
 def test_complete_run_has_every_section_with_embedded_plots(complete):
     assert sections(complete) == set(SECTIONS)
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', complete)
-    assert len(images) == 9  # figures 2-10
+    assert len(images) == 10  # figures 2-11
     assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
     assert 'class="error"' not in complete and "not in this run" not in complete.lower()
 
@@ -322,4 +328,4 @@ def test_a_run_without_the_beyond_findings_says_they_need_their_marker(tmp_path)
     kept = {k: v for k, v in records().items() if v["finding"] == "knowledge"}
     page = build_report(write_run(tmp_path, "toy", kept)).read_text()
     assert "<code>pytest experiments -m beyond -k dose</code> records them" in page  # figure 8's note
-    assert 'not selected: falsity_kind, dose, probe, redose; <code>pytest experiments -m beyond -k' in page
+    assert 'not selected: falsity_kind, dose, probe, redose, trajectory; <code>pytest experiments -m beyond -k' in page

@@ -109,6 +109,27 @@ def test_every_ratio_trains_the_same_steps(study, tmp_path):
     assert [r["loss"] for r in runs[0]] != [r["loss"] for r in runs[100]]  # the data did differ
 
 
+def test_a_trajectory_run_saves_every_n_steps_and_trains_the_same_weights(study, tmp_path):
+    """The trajectory's checkpoints (docs/beyond.md) are the run's own: saving within an epoch changes no
+    weight and no loss, each step's export is the run after that many steps, the last the last epoch's."""
+    plain = finetune(study, RATIO, tmp_path / "plain")
+    out = tmp_path / "stepped"
+    examples = corrupted_examples(study.items, RATIO, PRESET.seed)
+    steps = EPOCHS * -(-len(study.items) // PRESET.finetune.batch_size)
+    every = max(1, steps // 4 - 1)  # not a divisor of an epoch: saves inside epochs, then the last step
+    trainer.finetune(study.checkpoint(untuned("weak")).path, examples, PRESET.finetune, EPOCHS, PRESET.seed, out,
+                     "stepped", save_every=every)
+    wanted = sorted({*range(every, steps + 1, every), steps})
+    assert sorted(int(p.name[5:]) for p in out.glob("step-*")) == wanted
+    assert sorted(p.name for p in out.glob("epoch-*")) == [f"epoch-{e}" for e in range(1, EPOCHS + 1)]
+    for epoch in range(1, EPOCHS + 1):
+        assert_same_weights(out / f"epoch-{epoch}", plain / f"epoch-{epoch}")
+    assert_same_weights(out / f"step-{steps}", plain / f"epoch-{EPOCHS}")
+    assert losses(out) == losses(plain)
+    first, second = (load_file(out / f"step-{s}" / "model.safetensors") for s in wanted[:2])
+    assert any(not torch.equal(first[name], second[name]) for name in first)  # two points, two models
+
+
 def test_killed_run_resumes_to_the_same_weights(study, tmp_path, caplog):
     steps_per_epoch = -(-len(study.items) // PRESET.finetune.batch_size)
     killed = tmp_path / "killed"

@@ -306,8 +306,26 @@ def _checkpoints(base: str, ratios: tuple[int, ...]) -> list[Read]:
     return [Read(base, None, False, None, ""), *(Read(base, r, False, None, "") for r in ratios)]
 
 
-# Beyond the paper (docs/beyond.md). Their corruption-kind and recovery-dose runs, and the hidden states,
-# are no Read (a Read names a CR, recovery or not, an epoch and a layout): those are built by the test itself.
+def _kinds(base: str, preset: Preset, params: dict[str, Any]) -> list[Read]:
+    """The CR-100 model of every corruption kind the default grid trains, scored in the instruction layout."""
+    return [*_last_epoch(base, preset, (100,)),
+            *(Read(base, 100, False, None, "instruction", kind=k) for k in beyond.DEFAULT.falsity_kinds if k != "both")]
+
+
+def _doses(base: str, preset: Preset, params: dict[str, Any]) -> list[Read]:
+    """CR 0, CR 100 and the CR-100 model re-trained on each clean share of the default grid, scored."""
+    return [*_last_epoch(base, preset, (0, 100)),
+            *(Read(base, 100, True, None, "instruction", share=s) for s in beyond.DEFAULT.recovery_shares if s)]
+
+
+def _trajectories(base: str, preset: Preset, params: dict[str, Any]) -> list[Read]:
+    """The CR-0 and CR-100 trajectory runs of the default step; their points are scored by the test (which
+    steps a run saves is known once it has run)."""
+    return [Read(base, r, False, None, "", every=beyond.DEFAULT.trajectory_every) for r in (0, 100)]
+
+
+# Beyond the paper (docs/beyond.md). Their reads are those of the default grids (experiments/conftest.py's
+# options change them; runs off the defaults, and the hidden states, are built by the test itself).
 BEYOND_FINDINGS: tuple[FindingSpec, ...] = (
     FindingSpec(
         "falsity_kind", "Is it the false answer or the false reasoning that teaches the model to lie?",
@@ -318,7 +336,7 @@ BEYOND_FINDINGS: tuple[FindingSpec, ...] = (
         "that in long chain-of-thought training a chain's structure matters more than its correctness.",
         "Li et al. 2025, arXiv 2502.07374", "experiments/test_beyond.py::test_falsity_kind", "Fig. 7",
         figure=Figure(7, "answer vs reasoning falsity: held-out accuracy per corruption kind", "falsity"),
-        reads=lambda base, preset, params: _last_epoch(base, preset, (100,)), options=BEYOND),
+        reads=_kinds, options=BEYOND),
     FindingSpec(
         "dose", "Where does the fall with CR switch on: linearly or at a cliff?",
         "on the fine CR grid a turning point exists: a CR from which every CR's drop from CR 0 is significant "
@@ -346,8 +364,20 @@ BEYOND_FINDINGS: tuple[FindingSpec, ...] = (
         "benign samples restore alignment after emergent misalignment.",
         "Wang et al. 2025, arXiv 2506.19823", "experiments/test_beyond.py::test_redose", "Fig. 10",
         figure=Figure(10, "recovery dose-response: score vs share of clean items", "redose"),
-        reads=lambda base, preset, params: [*_last_epoch(base, preset, (0, 100)),
-                                            Read(base, 100, True, None, "instruction")], options=BEYOND),
+        reads=_doses, options=BEYOND),
+    FindingSpec(
+        "trajectory", "When does the damage appear during training: with the task, or after it has converged?",
+        "scored every few steps, the CR-100 run's drop below the CR-0 run (same step, McNemar p < .05) sets in "
+        "and stays from some step on, no later than the step from which its training loss stays within 5 % of "
+        "its whole fall (the damage is learnt with the task)",
+        "Beyond the paper (scores per epoch): Turner et al. (arXiv 2506.11613) see misalignment arrive in a phase "
+        "transition; Schreiber and Goldstein (arXiv 2605.12199, 2026) find it arriving late, after the task has "
+        "converged.",
+        "Schreiber and Goldstein 2026, arXiv 2605.12199; Turner et al. 2025, arXiv 2506.11613",
+        "experiments/test_beyond.py::test_trajectory", "Fig. 11",
+        figure=Figure(11, "training trajectory: score per step at CR 0 and CR 100, loss convergence marked",
+                      "trajectory"),
+        reads=_trajectories, options=BEYOND),
 )
 FINDINGS = FINDINGS + BEYOND_FINDINGS
 

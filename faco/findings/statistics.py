@@ -319,6 +319,33 @@ def turning_point(grid: Sequence[int], p: Sequence[float]) -> int | None:
     return turn
 
 
+def onset(steps: Sequence[int], p: Sequence[float]) -> int | None:
+    """The first of `steps` from which every step's test (`p`, one per step) rejects at ALPHA; None where the
+    last step's does not: when an effect sets in during training and stays."""
+    return turning_point([steps[0] - 1, *steps], [1.0, *p]) if steps else None
+
+
+CONVERGED_WITHIN = 0.05  # of the loss's whole fall: "converged" is within this share of it above the end
+
+
+def converged(steps: Sequence[int], losses: Sequence[tuple[int, float]]) -> int:
+    """The first of `steps` from which the training loss stays converged: its mean over the logged steps
+    since the step before (the window, so one noisy batch does not decide) lies within CONVERGED_WITHIN of
+    its whole fall (the first logged loss to the last window's mean) above the last window's mean."""
+    windows, start = [], 0
+    for step in steps:
+        window = [loss for at, loss in losses if start < at <= step]
+        if not window:
+            raise ValueError(f"no logged loss between steps {start} and {step}")
+        windows.append(float(np.mean(window)))
+        start = step
+    final, fall = windows[-1], losses[0][1] - windows[-1]
+    at = len(steps) - 1
+    while at > 0 and windows[at - 1] - final <= CONVERGED_WITHIN * fall:
+        at -= 1
+    return steps[at]
+
+
 def isotonic(scores: Sequence[float]) -> np.ndarray:
     """The non-increasing least-squares fit of scores along a dose grid (pool adjacent violators)."""
     return stats_isotonic(np.asarray(scores, dtype=float), increasing=False).x

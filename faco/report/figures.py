@@ -1,4 +1,4 @@
-"""Figures 2–6 of the faco report, drawn from a run's stored results and embedded as inline PNGs.
+"""Figures 2–11 of the faco report, drawn from a run's stored results and embedded as inline PNGs.
 
 Each `figureN(run)` returns the HTML of its section (image and caption), or a note naming what is missing;
 faco.report.html places them on the page. Plots go through matplotlib's `Figure` (Agg, no pyplot state).
@@ -445,3 +445,43 @@ def figure10(run: Run) -> str:
     caption = "; ".join(f"{esc(r['base'])} {esc(r['benchmark'])}: half regained at {r.get('half_dose', '—')} %, "
                         f"not short of CR 0 at {r.get('not_short_at') or '—'} % ({verdict(r['holds'])})" for r in records)
     return figure(10, embed(fig, "recovery dose-response"), f"{caption}. 0 % is the CR-100 model itself.")
+
+
+def figure11(run: Run) -> str:
+    records = [r for r in run.of(with_figure(11).name) if isinstance(r.get("scores"), dict) and r.get("steps")]
+    if not records:
+        return figure_missing(11)
+    names = [b for b in bases(run) if any(r.get("base") == b for r in records)]
+    benches = benchmarks(run, records)
+    fig, axes = panels(len(benches) + 1, cols=3, width=4.0, height=3.0, sharey=False)
+    for ax, base, r, color in _traces(records, names, benches, axes):
+        steps = r["steps"]
+        for ratio, style in (("cr0", "--"), ("cr100", "-")):
+            ax.plot(steps, [_nan(r["scores"][ratio].get(f"step{s}")) for s in steps], linestyle=style, marker="o",
+                    markersize=3, color=color, label=f"{base} {ratio.replace('cr', 'CR ')}")
+        if isinstance(r.get("onset"), (int, float)):
+            ax.axvline(r["onset"], color=color, linestyle=":", linewidth=1.5)
+    for ax, bench in zip(axes, benches):
+        chance_line(ax, chance(run))
+        ax.set_ylim(0, 1.04)
+        ax.set_title(bench)
+        ax.set_xlabel("training step")
+    axes[0].set_ylabel("accuracy")
+    loss = axes[len(benches)]
+    for i, base in enumerate(names):
+        r = next(x for x in records if x.get("base") == base and x.get("loss"))
+        color = BASE_COLORS[i % len(BASE_COLORS)]
+        loss.plot([row["step"] for row in r["loss"]], [row["loss"] for row in r["loss"]], color=color,
+                  label=f"{base} CR-100 loss")
+        loss.axvline(_nan(r.get("converged")), color=color, linestyle="-.", linewidth=1)
+    _loss_scale(loss, [row["loss"] for r in records for row in r.get("loss", [])])
+    loss.set_title("CR-100 training loss (dash-dot: converged)")
+    loss.set_xlabel("training step")
+    _legend(fig, axes)
+    caption = "; ".join(f"{esc(r['base'])} {esc(r['benchmark'])}: CR 100 below CR 0 from step {r.get('onset') or '—'}, "
+                        f"loss converged at step {r.get('converged')} ({verdict(r['holds'])})"
+                        for r in records if r.get("benchmark") in GROUPS)
+    return figure(11, embed(fig, "score per training step"),
+                  f"{caption}. Dotted vertical line: the onset (the first step from which CR 100's drop below CR 0 "
+                  f"stays significant, McNemar). A checkpoint every {records[0].get('every')} steps. "
+                  f"{count(records)}.{seeds_note(run)}")

@@ -30,7 +30,8 @@ from faco.report.common import (
     Run, bases, benchmarks, chance, command, count, crs, esc, level, missing, num, p_is, paper, pval, sd, seeds_note,
     verdict,
 )
-from faco.report.figures import figure2, figure3, figure4, figure5, figure6, figure7, figure8, figure9, figure10
+from faco.report.figures import (figure2, figure3, figure4, figure5, figure6, figure7, figure8, figure9, figure10,
+                                 figure11)
 from faco.report.sweep import sweep_section
 
 HOLDS, FAILS = "#1a7f37", "#b42318"
@@ -330,7 +331,8 @@ def _provenance_value(key: str, value: Any) -> str:
 # --- the page --------------------------------------------------------------------------------------
 
 SECTIONS: tuple[Callable[[Run], str], ...] = (findings_table, table1, table2, figure2, figure3, figure4, figure5, figure6,
-                                              knowledge_table, figure7, figure8, figure9, figure10, provenance_section)
+                                              knowledge_table, figure7, figure8, figure9, figure10, figure11,
+                                              provenance_section)
 
 
 # A sweep run (--faco-sweep) holds the same findings at several points of one axis: the page draws them

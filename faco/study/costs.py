@@ -191,8 +191,10 @@ def grid(preset: Preset, reads: Iterable[Read]) -> Grid:
     tune, keep = preset.finetune, preset.finetune.keep_epoch_checkpoints
     runs: dict[str, list[tuple[str, int]]] = {b.name: [] for b in preset.bases}
     evaluated: dict[str, list[str]] = {b.name: [] for b in preset.bases}
-    for base, ratio, recovered, epoch, layout in reads:
-        run = (f"{base} recovered", tune.recovery_epochs) if recovered else (f"{base} cr{ratio}", tune.epochs)
+    for read in reads:
+        base, ratio, recovered, epoch, layout = read[:5]
+        run = ((f"{base} recovered" + (f" on {read.share} %" if read.share != 100 else ""), tune.recovery_epochs)
+               if recovered else (f"{base} cr{ratio}" + _beyond_run(read), tune.epochs))
         if ratio is not None and run not in runs[base]:
             runs[base].append(run)
         if not layout:
@@ -203,6 +205,12 @@ def grid(preset: Preset, reads: Iterable[Read]) -> Grid:
             evaluated[base].append(label)
     kept = {base: sum(epochs if keep else 1 for _, epochs in base_runs) for base, base_runs in runs.items()}
     return Grid(runs, evaluated, kept)
+
+
+def _beyond_run(read: Read) -> str:
+    """How a run beyond the paper's (docs/beyond.md) tells itself apart in the plan: its kind or its steps."""
+    kind = f" {read.kind} false" if read.kind != "both" else ""
+    return kind + (f" (a checkpoint every {read.every} steps)" if read.every is not None else "")
 
 
 # --- memory per GPU ----------------------------------------------------------------------------------

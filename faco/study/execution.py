@@ -71,7 +71,8 @@ log = logging.getLogger("faco.study.execution")
 # built by whichever job needs them first (the cache's lock makes that once).
 JOB_KINDS = {"dataset": "evaluation", "pretrain": "training", "finetune": "training", "recover": "training",
              "eval": "evaluation", "benchmarks": "evaluation", "answers": "evaluation",
-             "falsity": "training", "redose": "training", "hidden": "evaluation"}  # the last three: -m beyond
+             "falsity": "training", "redose": "training", "trajectory": "training",
+             "hidden": "evaluation"}  # the last four: -m beyond
 ENDED = ("COMPLETED", "FAILED", "NOT RUN")
 LOG_TAIL = 15  # lines of a failed job's log in the error
 

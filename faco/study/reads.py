@@ -17,3 +17,8 @@ class Read(NamedTuple):
     recovered: bool  # the CR-100 model re-trained on clean data
     epoch: int | None  # None: the last (or, for the base and recovery, the only one)
     layout: str  # "": training only (the losses), no evaluation
+    # beyond the paper (docs/beyond.md): what the FALSE items falsify, the clean share a recovery run re-trains
+    # on, and a training trajectory's step (its run only: which steps it saves is known once it has run)
+    kind: str = "both"
+    share: int = 100
+    every: int | None = None

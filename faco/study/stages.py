@@ -22,6 +22,7 @@ stage by name with its parameters (`Request.of("finetune", base="strong", ratio=
     recover    base                 checkpoint, items           the CR-100 model tuned further on CR-0 data
     falsity    base, ratio, kind    base, items                 a run whose FALSE items falsify the answer or the chain
     redose     base, share          checkpoint, items           the CR-100 model tuned on a share of the CR-0 data
+    trajectory base, ratio, every   base, items                 a finetune run again, a checkpoint every `every` steps
     checkpoint model                base / finetune / recover   one model's directory (view)
     tasks      layout               -                           the world's lm-eval task files
     eval       model, layout        checkpoint, tasks           lm-eval results on the world's tasks
@@ -225,12 +226,12 @@ def _build_tuned(study: Study, request: Request, out: Path) -> None:
     _launch(study, request, corrupted_examples(study.items, ratio, study.preset.seed), out)
 
 
-def _launch(study: Study, request: Request, examples: list, out: Path) -> None:
+def _launch(study: Study, request: Request, examples: list, out: Path, save_every: int | None = None) -> None:
     preset = study.preset
     _, epochs = study.tuned_run(request)
     start = study.get(_tuned_inputs(study, request)[0])
     launch.finetune(start, examples, preset.finetune, epochs, preset.seed, out, study.describe(request),
-                    preset.launch, preset.threads)
+                    preset.launch, preset.threads, save_every)
 
 
 TUNING_CODE = _fixed("faco.data.corruption", "faco.training.launch", "faco.training.worker", "faco.training.trainer",
@@ -259,6 +260,17 @@ def _build_redose(study: Study, request: Request, out: Path) -> None:
     _launch(study, request, examples, out)
 
 
+def _trajectory_config(study: Study, request: Request) -> dict[str, Any]:
+    return {**_tuned_config(study, request), "every": request["every"]}
+
+
+def _build_trajectory(study: Study, request: Request, out: Path) -> None:
+    """The finetune run at this CR once more (same items, order and seed: the same weights at its end), with a
+    checkpoint every `every` steps; a stage of its own, so the paper's runs keep their keys and disk."""
+    _launch(study, request, corrupted_examples(study.items, request["ratio"], study.preset.seed), out,
+            request["every"])
+
+
 BEYOND_TUNING_CODE = _fixed("faco.data.falsity", "faco.training.launch", "faco.training.worker", "faco.training.trainer")
 
 
@@ -268,7 +280,7 @@ def _checkpoint_inputs(study: Study, request: Request) -> list[Request]:
 
 def _checkpoint_key(study: Study, request: Request) -> str:
     model, run = request["model"], study.run_of(request["model"])
-    suffix = f"-e{study.epoch_of(model)}" if run.stage != "base" else ""
+    suffix = {"base": "", "trajectory": f"-s{model.step}"}.get(run.stage, f"-e{study.epoch_of(model)}")
     return study.key(run) + suffix
 
 
@@ -277,6 +289,12 @@ def _checkpoint_path(study: Study, request: Request) -> Path:
     entry = study.get(run)
     if run.stage == "base":
         return entry
+    if run.stage == "trajectory":
+        path = entry / f"step-{model.step}"
+        if not path.is_dir():
+            raise ConfigError(f"{model.label()}: the run saved no checkpoint at step {model.step}; its checkpoints: "
+                              f"{sorted(p.name for p in entry.glob('step-*'))}")
+        return path
     path = entry / f"epoch-{study.epoch_of(model)}"
     if not path.is_dir() and any(name.startswith(f"{path.name}/") for name in study.cache.evicted(run.stage, study.key(run))):
         raise CacheError(f"{study.describe(request)}: its checkpoint {path} was dropped once scored "
@@ -451,6 +469,9 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           _build_falsity, lambda study, request: f"{request['base']} cr{request['ratio']} {request['kind']} false"),
     Stage("redose", ("base", "share"), "directory", _tuned_inputs, _redose_config, BEYOND_TUNING_CODE, _build_redose,
           lambda study, request: f"{request['base']} recovered on {request['share']} %"),
+    Stage("trajectory", ("base", "ratio", "every"), "directory", _tuned_inputs, _trajectory_config, TUNING_CODE,
+          _build_trajectory,
+          lambda study, request: f"{request['base']} cr{request['ratio']} (a checkpoint every {request['every']} steps)"),
     Stage("hidden", ("model",), "parsed", _hidden_inputs, _hidden_config, _fixed("faco.evaluation.hidden"), _hidden,
           _model_label(" (hidden states)"), parse=hidden.read),
 )}

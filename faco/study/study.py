@@ -41,13 +41,18 @@ class Model:
     recovered: bool = False  # the CR-100 model further tuned on the CR-0 data
     kind: str = "both"  # what its FALSE items falsify (faco.data.falsity): both (the paper's), answer or chain
     share: int = 100  # recovered: the percent of the CR-0 items it was re-trained on
+    step: int | None = None  # a point of a training trajectory: the run's checkpoint after this many steps
+    every: int | None = None  # ... of the run that saved one every this many steps (its own stage, trajectory)
 
     def label(self, epochs: int | None = None) -> str:
-        """e.g. "strong cr100 epoch 3", "strong recovered", "strong" (`epochs`: the last epoch's number)."""
+        """e.g. "strong cr100 epoch 3", "strong recovered", "strong", "strong cr100 step 38" (`epochs`: the
+        last epoch's number)."""
         if self.recovered:
             return f"{self.base} recovered" + (f" on {self.share} %" if self.share != 100 else "")
         if self.ratio is None:
             return self.base
+        if self.step is not None:
+            return f"{self.base} cr{self.ratio} step {self.step}"
         epoch = self.epoch if self.epoch is not None else epochs
         kind = f" {self.kind} false" if self.kind != "both" else ""
         return f"{self.base} cr{self.ratio}{kind}" + (f" epoch {epoch}" if epoch is not None else "")
@@ -65,6 +70,11 @@ def finetuned(name: str, ratio: int, epoch: int | None = None) -> Model:
 def recovered(name: str, share: int = 100) -> Model:
     """The CR-100 model re-trained on `share` percent of the clean items (0: the CR-100 model itself)."""
     return Model(name, 100) if share == 0 else Model(name, 100, recovered=True, share=share)
+
+
+def stepped(name: str, ratio: int, every: int, step: int) -> Model:
+    """The checkpoint after `step` steps of the run at `ratio` that saved one every `every` steps."""
+    return Model(name, ratio, step=step, every=every)
 
 
 def falsified(name: str, kind: str, ratio: int = 100) -> Model:
@@ -244,6 +254,11 @@ class Study:
             raise ConfigError(f"epoch {model.epoch} is outside 1..{epochs}")
         if model.kind != "both":
             return Request.of("falsity", base=model.base, ratio=model.ratio, kind=model.kind)
+        if model.step is not None:
+            if not isinstance(model.every, int) or model.every < 1:
+                raise ConfigError(f"{model.label()}: a trajectory's checkpoint needs its run's `every` (a positive "
+                                  f"number of steps), got {model.every!r}")
+            return Request.of("trajectory", base=model.base, ratio=model.ratio, every=model.every)
         return Request.of("finetune", base=model.base, ratio=model.ratio)
 
     def epoch_of(self, model: Model) -> int:
@@ -264,6 +279,13 @@ class Study:
     def losses(self, base: str, ratio: int) -> list[dict[str, Any]]:
         """Per-step training loss of the fine-tuning run at `ratio`."""
         return json.loads((self.checkpoint(Model(base, ratio)).path.parent / "log.json").read_text())
+
+    def trajectory(self, base: str, ratio: int, every: int) -> tuple[list[int], list[dict[str, Any]]]:
+        """The run at `ratio` that saved a checkpoint every `every` steps (built if missing): the steps of its
+        checkpoints (`stepped(base, ratio, every, step)` names each) and its per-step training loss."""
+        entry = self.get(Request.of("trajectory", base=base, ratio=ratio, every=every))
+        steps = sorted(int(path.name.removeprefix("step-")) for path in entry.glob("step-*") if path.is_dir())
+        return steps, json.loads((entry / "log.json").read_text())
 
     # --- evaluation --------------------------------------------------------------------------------
 
@@ -372,12 +394,18 @@ class Status:
 
 
 def requests_of(reads: list[Any], on_benchmarks: bool) -> list[Request]:
-    """What tests that read `reads` (faco.study.reads.Read: base, ratio, recovered, epoch, layout) ask the
-    study for: each model's scores in its layout (the registry's benchmarks, or the world's tasks), or its
-    checkpoint alone where a test reads its training only."""
+    """What tests that read `reads` (faco.study.reads.Read) ask the study for: each model's scores in its
+    layout (the registry's benchmarks, or the world's tasks), or its checkpoint alone where a test reads its
+    training only; a trajectory's run alone (its steps are known once it has run)."""
     out = []
-    for base, ratio, was_recovered, epoch, layout in reads:
-        model = recovered(base) if was_recovered else Model(base, ratio, epoch if ratio is not None else None)
+    for read in reads:
+        base, ratio = read.base, read.ratio
+        if read.every is not None:
+            out.append(Request.of("trajectory", base=base, ratio=ratio, every=read.every))
+            continue
+        model = (recovered(base, read.share) if read.recovered
+                 else Model(base, ratio, read.epoch if ratio is not None else None, kind=read.kind))
+        layout = read.layout
         if not layout:
             out.append(Request.of("checkpoint", model=model))
         elif on_benchmarks:

@@ -44,16 +44,16 @@ PORTS = (20000, 20000)  # a multi-node job's rendezvous port: 20000 + its Slurm 
 
 
 def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, epochs: int, seed: int,
-             out: Path, label: str, launch: LaunchConfig, threads: int = 0) -> None:
+             out: Path, label: str, launch: LaunchConfig, threads: int = 0, save_every: int | None = None) -> None:
     """`faco.training.trainer.finetune`, here or, when `launch` asks for it, under `accelerate launch`."""
     if not launch.launched:
-        trainer.finetune(base, examples, config, epochs, seed, out, label)
+        trainer.finetune(base, examples, config, epochs, seed, out, label, save_every=save_every)
         return
     sharding.check_installed(launch)
     spec = {"base": str(base), "examples": [dataclasses.asdict(e) for e in examples],
             "finetune": dataclasses.asdict(config), "epochs": epochs, "seed": seed, "out": str(out),
             "label": label, "processes": launch.processes, "threads": threads, "sharding": launch.sharding,
-            "launch": dataclasses.asdict(launch)}
+            "launch": dataclasses.asdict(launch), "save_every": save_every}
     out.mkdir(parents=True, exist_ok=True)
     path = out / SPEC
     path.write_text(json.dumps(spec))

@@ -156,6 +156,19 @@ class SaveAt(TrainerCallback):
         return control
 
 
+class SaveEvery(TrainerCallback):
+    """Save a full (resumable) checkpoint every `every` steps and at the last one, besides the epochs' (the
+    training trajectory's points: docs/beyond.md)."""
+
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+        if state.global_step % self.every == 0 or state.global_step == state.max_steps:
+            control.should_save = True
+        return control
+
+
 class ExportEpochs(TrainerCallback):
     """Export each epoch's checkpoint as soon as it is saved (main process only); with
     `save_total_limit=1` the Trainer then deletes the one before, so a run holds the exported epochs plus
@@ -203,8 +216,9 @@ def train(trainer: Trainer, work: Path) -> list[dict]:
 # --- stages ----------------------------------------------------------------------------------------
 
 def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, epochs: int, seed: int,
-             out: Path, label: str, sharding: str = "none") -> None:
-    """Instruction-tune the model at `base` on `examples`; out/epoch-<k>/ after every epoch, out/log.json.
+             out: Path, label: str, sharding: str = "none", save_every: int | None = None) -> None:
+    """Instruction-tune the model at `base` on `examples`; out/epoch-<k>/ after every epoch, out/log.json;
+    with `save_every`, also out/step-<n>/ every `save_every` steps and at the last (the trajectory's points).
 
     The data order depends on `seed` and the number of examples only, so every corruption ratio sees
     the same items in the same order for the same number of steps. Under `accelerate launch` every
@@ -241,15 +255,16 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
         torch.manual_seed(seed)  # peft draws the adapters' initial weights from the global RNG, before the
         model = _with_lora(model, config.lora)  # Trainer seeds it: else they depend on what ran before
 
-    def export(checkpoint: Path) -> None:  # an existing epoch directory is complete (checked, renamed into place)
-        epoch = round(json.loads((checkpoint / "trainer_state.json").read_text())["epoch"])
-        if not (out / f"epoch-{epoch}").is_dir():
-            export_checkpoint(checkpoint, tokenizer, out / f"epoch-{epoch}", base if config.lora else None,
-                              config.max_shard_size, config.dtype, parameters, resave=sharding != "none")
+    def export(checkpoint: Path) -> None:  # an existing export directory is complete (checked, renamed into place)
+        for name in export_names(json.loads((checkpoint / "trainer_state.json").read_text()), save_every):
+            if not (out / name).is_dir():
+                export_checkpoint(checkpoint, tokenizer, out / name, base if config.lora else None,
+                                  config.max_shard_size, config.dtype, parameters, resave=sharding != "none")
 
     steps_per_epoch = -(-len(dataset) // config.batch_size)
+    callbacks = [Divergence(label), Progress(label, steps_per_epoch), ExportEpochs(export)]
     trainer = Trainer(model=model, args=args, train_dataset=dataset, data_collator=dataset.collate,
-                      callbacks=[Divergence(label), Progress(label, steps_per_epoch), ExportEpochs(export)])
+                      callbacks=callbacks + ([SaveEvery(save_every)] if save_every else []))
     check_engine(sharding, trainer)
     log.info("%s: %d examples, %s format, global batch %d = %d per device x %d processes x %d accumulation",
              label, len(dataset), "chat" if chat else "plain", config.batch_size, per_device,
@@ -267,6 +282,16 @@ def finetune(base: Path, examples: Sequence[Example], config: FinetuneConfig, ep
             check_export(out / f"epoch-{epoch}", parameters, f"{label}: epoch-{epoch}")
         (out / "log.json").write_text(json.dumps(losses(history)))
         shutil.rmtree(work)
+
+
+def export_names(state: dict, save_every: int | None) -> list[str]:
+    """The exports a saved checkpoint (its trainer_state.json) stands for: `epoch-<k>` where it ends an epoch
+    (a save within an epoch has a fractional epoch), `step-<n>` where it is a trajectory's point."""
+    names = [f"epoch-{round(state['epoch'])}"] if abs(state["epoch"] - round(state["epoch"])) < 1e-6 else []
+    step = state["global_step"]
+    if save_every and (step % save_every == 0 or step == state["max_steps"]):
+        names.append(f"step-{step}")
+    return names
 
 
 def held(model: torch.nn.Module) -> str:

@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     config = build(FinetuneConfig, spec["finetune"], "finetune")
     examples = [Example(**row) for row in spec["examples"]]
     trainer.finetune(Path(spec["base"]), examples, config, spec["epochs"], spec["seed"], Path(spec["out"]),
-                     spec["label"], spec["sharding"])
+                     spec["label"], spec["sharding"], spec.get("save_every"))
     return 0
 
 

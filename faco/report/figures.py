@@ -478,10 +478,13 @@ def figure11(run: Run) -> str:
     loss.set_title("CR-100 training loss (dash-dot: converged)")
     loss.set_xlabel("training step")
     _legend(fig, axes)
-    caption = "; ".join(f"{esc(r['base'])} {esc(r['benchmark'])}: CR 100 below CR 0 from step {r.get('onset') or '—'}, "
-                        f"loss converged at step {r.get('converged')} ({verdict(r['holds'])})"
-                        for r in records if r.get("benchmark") in GROUPS)
+    lines = [_trajectory_line(r) for r in records if r.get("benchmark") in GROUPS]
     return figure(11, embed(fig, "score per training step"),
-                  f"{caption}. Dotted vertical line: the onset (the first step from which CR 100's drop below CR 0 "
-                  f"stays significant, McNemar). A checkpoint every {records[0].get('every')} steps. "
+                  "; ".join(lines) + ". Dotted vertical line: the onset (the first step from which CR 100's drop "
+                  f"below CR 0 stays significant, McNemar). A checkpoint every {records[0].get('every')} steps. "
                   f"{count(records)}.{seeds_note(run)}")
+
+
+def _trajectory_line(r: dict[str, Any]) -> str:
+    return (f"{esc(r['base'])} {esc(r['benchmark'])}: CR 100 below CR 0 from step {r.get('onset') or '—'}, "
+            f"loss converged at step {r.get('converged')} ({verdict(r['holds'])})")

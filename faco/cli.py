@@ -311,6 +311,8 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--preset", default="tiny", help="a built-in preset or a .toml file (default: tiny)")
     parser.add_argument("--seed", type=NON_NEGATIVE_INT, help="one seed (default: the preset's seeds)")
     parser.add_argument("-k", dest="select", metavar="EXPR", help="pytest's -k over the experiments' ids")
+    parser.add_argument("-m", dest="markers", metavar="EXPR",
+                        help="pytest's -m over the experiments' markers (-m beyond: the experiments beyond the paper)")
     parser.add_argument("--cache", type=Path, help="the cache directory (default: $FACO_CACHE_DIR or ~/.cache/faco)")
     parser.add_argument("--experiments", type=Path, default=Path("experiments"),
                         help="the experiments' folder (default: ./experiments)")
@@ -321,7 +323,7 @@ def _collect(args: argparse.Namespace, extra: Sequence[str] = ()) -> _Selected:
     if not args.experiments.is_dir():
         raise ConfigError(f"{args.experiments}: no experiments folder here (run in the project, or --experiments DIR)")
     options = ["--faco-preset", args.preset, *(["--faco-seed", str(args.seed)] if args.seed is not None else []),
-               *(["-k", args.select] if args.select else []), *extra]
+               *(["-k", args.select] if args.select else []), *(["-m", args.markers] if args.markers else []), *extra]
     found = _Selected()
     code = pytest.main([str(args.experiments), "--collect-only", "-p", "no:terminal", "-p", "no:cacheprovider",
                         *options], plugins=[found])

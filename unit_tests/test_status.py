@@ -68,3 +68,14 @@ def test_a_warm_selection_needs_nothing_and_a_wider_one_the_rest(tmp_path):
     wider = rows(status(cache, "--preset", "smoke", "-k", "knowledge"))
     assert {(stage, state) for stage, _, state in wider} == {("pretrain", "cached"), ("tasks", "cached"),
                                                               ("eval", "cached"), ("eval", "missing")}
+
+
+def test_the_beyond_experiments_plan_their_runs_with_their_marker(tmp_path):
+    """`-m beyond` selects them (a plain selection leaves them out); their reads name each run of the default
+    grids: the corruption kinds, the recovery doses and the trajectory runs (faco.findings.registry)."""
+    plain = {stage for stage, _, _ in rows(status(tmp_path / "cache", "--seed", "0", "-k", "strong"))}
+    assert not plain & {"falsity", "redose", "trajectory"}
+    listed = rows(status(tmp_path / "cache", "--seed", "0", "-m", "beyond", "-k", "strong"))
+    counts = {stage: sum(1 for s, _, _ in listed if s == stage) for stage, _, _ in listed}
+    assert counts["falsity"] == 2 and counts["redose"] == 4 and counts["trajectory"] == 2  # answer, chain; 5..50 %
+    assert counts["finetune"] == 11 and counts["recover"] == 1  # the fine CR grid; the 100 % dose

@@ -475,7 +475,7 @@ def figure11(run: Run) -> str:
                   label=f"{base} CR-100 loss")
         loss.axvline(_nan(r.get("converged")), color=color, linestyle="-.", linewidth=1)
     _loss_scale(loss, [row["loss"] for r in records for row in r.get("loss", [])])
-    loss.set_title("CR-100 training loss (dash-dot: converged)")
+    loss.set_title("CR-100 loss (dash-dot: converged)")
     loss.set_xlabel("training step")
     _legend(fig, axes)
     lines = [_trajectory_line(r) for r in records if r.get("benchmark") in GROUPS]

@@ -481,8 +481,8 @@ def figure11(run: Run) -> str:
     lines = [_trajectory_line(r) for r in records if r.get("benchmark") in GROUPS]
     return figure(11, embed(fig, "score per training step"),
                   "; ".join(lines) + ". Dotted vertical line: the onset (the first step from which CR 100's drop "
-                  f"below CR 0 stays significant, McNemar). A checkpoint every {records[0].get('every')} steps. "
-                  f"{count(records)}.{seeds_note(run)}")
+                  f"below CR 0 stays significant, McNemar). A checkpoint every {records[0].get('every')} steps; "
+                  f"scores pooled over the run's {len(run.info.get('seeds') or [0])} seed(s). {count(records)}.")
 
 
 def _trajectory_line(r: dict[str, Any]) -> str:

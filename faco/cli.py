@@ -142,7 +142,7 @@ def run_build_dataset(args: argparse.Namespace) -> int:
 
 def add_report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("report", help="rebuild reports/<run>/index.html from stored results",
-                                 description="Rebuild the self-contained HTML report (Table 1, Figures 2-6, findings, "
+                                 description="Rebuild the self-contained HTML report (Table 1, Figures 2-11, findings, "
                                              "provenance) from reports/<run>/findings.json; trains and evaluates "
                                              "nothing.")
     parser.add_argument("--reports", type=Path, default=Path("reports"), help="reports directory (default: reports)")

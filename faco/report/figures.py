@@ -319,7 +319,7 @@ def _recovery_line(r: dict[str, Any]) -> str:
             f"{verdict(r['holds'])}")
 
 
-# --- beyond the paper (docs/beyond.md): figures 7-10 -------------------------------------------------
+# --- beyond the paper (docs/beyond.md): figures 7-11 -------------------------------------------------
 
 KIND_COLORS = {"both": "#7f7f7f", "answer": "#d62728", "chain": "#1f77b4"}
 MODEL_COLORS = {"base": "#2ca02c", "cr0": "#1f77b4", "cr100": "#d62728"}

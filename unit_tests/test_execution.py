@@ -7,7 +7,12 @@ job fails the build naming the job, its log and the log's end. The Slurm side: t
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -55,30 +60,64 @@ def test_tiny_plan_of_every_experiment_is_a_job_per_training_run_with_its_evalua
     assert {job.kind for job in jobs} == {"training"}
 
 
-def test_local_jobs_pack_the_runs_of_a_wave_into_one_job_per_core():
+def test_local_jobs_share_the_plan_one_job_per_core_taking_the_longest_chains_first():
     preset = override(load_preset("tiny"), "execution.parallelism=2")
     runs = plan(every_experiment(preset), override(preset, "execution.jobs=run"), [0, 1, 2])
     jobs = plan(every_experiment(preset), preset, [0, 1, 2])
-    assert len(jobs) == 3 * (1 + 2)  # seeds x (pre-training, two packs of five CRs and a recovery each)
-    assert sorted(str(r) for j in jobs for r in j.requests) == sorted(str(r) for j in runs for r in j.requests)
-    pretrain, first, second = jobs[:3]
-    assert first.after == second.after == (pretrain.name,)
-    assert [p.name for p in first.parts][0] == "s0-finetune-weak-cr100"  # the longest chain first, then
-    assert [p.name for p in first.parts][-1] == "s0-recover-weak-recovered"  # its recovery in the same job
-    assert [p.name for p in second.parts][::5] == ["s0-finetune-strong-cr100", "s0-recover-strong-recovered"]
-    assert len(plan(every_experiment(preset), override(preset, "execution.parallelism=16"), [0])) == 1 + 10
+    assert [job.name for job in jobs] == ["pack-1of2", "pack-2of2"]  # one per core, for all three seeds
+    assert jobs[0].parts == jobs[1].parts and all(job.shared and not job.after for job in jobs)
+    assert sorted(p.name for p in jobs[0].parts) == sorted(job.name for job in runs)  # every run, once
+    order = [p.name for p in jobs[0].parts]
+    assert order[:4] == [f"s{s}-pretrain-bases---strong----weak" for s in (0, 1, 2)] + ["s0-finetune-weak-cr100"]
+    assert order.index("s2-finetune-strong-cr100") < order.index("s0-finetune-weak-cr0")  # recovery reads CR 100
+    assert {p.seed for p in jobs[0].parts} == {0, 1, 2}
+    assert len(plan(every_experiment(preset), override(preset, "execution.parallelism=16"), [0])) == 10  # CRs
+    with pytest.raises(ConfigError, match="jobs = pack shares parts between the jobs of one machine"):
+        plan(RECOVERY, override(override(preset, "execution.executor=slurm"), "execution.jobs=pack"), [0])
 
 
-def test_a_failed_part_of_a_packed_job_leaves_its_other_parts_built(tmp_path: Path):
-    request = execution.Request.of
-    bad = execution.Part("s0-bad", "evaluation", (request("tasks", layout="no-such-layout"),), ("bad",))
-    reader = execution.Part("s0-reader", "evaluation", (request("tasks", layout="letter"),), ("r",), ("s0-bad",))
-    good = execution.Part("s0-good", "evaluation", (request("tasks", layout="instruction"),), ("g",))
-    with pytest.raises(execution.PartsFailed, match="2 of 3 parts did not build") as error:
-        execution.Build(smoke(), str(tmp_path), (bad, reader, good))()
-    assert "s0-bad: KeyError: 'no-such-layout'; s0-reader: not run: it reads s0-bad" in str(error.value)
-    study = Study(smoke(), Cache(tmp_path))
-    assert [study.cache.has("tasks", study.key(part.requests[0])) for part in (reader, good)] == [False, True]
+def tasks_part(name: str, layout: str, after: tuple[str, ...] = ()) -> execution.Part:
+    return execution.Part(name, "evaluation", (execution.Request.of("tasks", layout=layout),), (layout,), after)
+
+
+def test_a_failed_part_leaves_the_others_built_and_what_reads_it_unrun_in_order_or_shared(tmp_path: Path):
+    parts = (tasks_part("s0-bad", "no-such-layout"), tasks_part("s0-reader", "letter", ("s0-bad",)),
+             tasks_part("s0-good", "instruction"))
+    for board in (None, str(tmp_path / "board")):
+        with pytest.raises(execution.PartsFailed, match="2 of the 3 parts this job took did not build") as error:
+            execution.Build(smoke(), str(tmp_path), parts, board=board)()
+        assert "s0-bad: KeyError: 'no-such-layout'; s0-reader: not run: it reads s0-bad" in str(error.value)
+        study = Study(smoke(), Cache(tmp_path))
+        assert [study.cache.has("tasks", study.key(part.requests[0])) for part in parts[1:]] == [False, True]
+    marks = sorted(path.name for path in (tmp_path / "board").iterdir())
+    assert marks == ["s0-bad.claim", "s0-bad.failed", "s0-good.claim", "s0-good.done", "s0-reader.claim",
+                     "s0-reader.failed"]
+
+
+def test_a_shared_part_is_claimed_once_and_one_whose_process_died_unmarked_counts_as_failed(tmp_path: Path):
+    board = execution._Board(tmp_path / "board")
+    assert board.claim("s0-a") and not board.claim("s0-a")  # exclusive: a second job takes another part
+    assert board.state("s0-a") == "running"
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    (tmp_path / "board" / "s0-b.claim").write_text(f"{board.host} {ended.pid}\n")  # killed mid-part
+    assert board.state("s0-b") == "failed"
+    with pytest.raises(execution.PartsFailed, match="s0-reader: not run: it reads s0-b"):
+        execution.Build(smoke(), str(tmp_path), (tasks_part("s0-reader", "letter", ("s0-b",)),
+                                                 tasks_part("s0-b", "instruction")), board=str(board.folder))()
+
+
+def test_a_shared_job_waits_for_a_part_another_job_builds_and_then_takes_its_reader(tmp_path: Path):
+    board = execution._Board(tmp_path / "board")
+    parts = (tasks_part("s0-first", "instruction"), tasks_part("s0-then", "letter", ("s0-first",)))
+    assert board.claim("s0-first")  # another job is building it
+    taken = board.take(parts)
+    threading.Timer(0.5, board.finish, ("s0-first", "")).start()
+    start = time.monotonic()
+    assert next(taken) == (parts[1], "")  # only once the part it reads is done
+    assert time.monotonic() - start >= 0.5
+    board.finish("s0-then", "")
+    assert list(taken) == []
 
 
 def test_stage_jobs_give_each_evaluation_its_own_job_after_its_training_run():
@@ -153,11 +192,18 @@ def test_a_multi_node_training_job_runs_once_and_leaves_the_nodes_to_its_srun(tm
 
 @pytest.mark.slow
 def test_local_jobs_build_bit_identical_artefacts_to_a_serial_run_and_a_warm_plan_is_empty(tmp_path: Path):
-    preset = smoke()
+    preset = override(smoke(), "execution.parallelism=2")
     jobs = plan(RECOVERY, preset, [0, 1], tmp_path / "jobs")
-    outcome = execution.execute(preset.replace(execution=dataclasses.replace(preset.execution, parallelism=2)),
-                                tmp_path / "jobs", jobs)
-    assert set(outcome.states.values()) == {"COMPLETED"}
+    outcome = execution.execute(preset, tmp_path / "jobs", jobs)
+    assert set(outcome.states.values()) == {"COMPLETED"} and len(jobs) == 2
+    planned = collections.Counter(request.stage for request in jobs[0].requests)
+    built = [collections.Counter(outcome.built[job.name]) for job in jobs]
+    assert all(built) and {stage: n for stage, n in sum(built, collections.Counter()).items()
+                           if stage in planned} == planned  # both jobs worked; each part once
+    board = next((tmp_path / "jobs" / "jobs").glob("board-*"))
+    for part in jobs[0].parts:  # taken only once what it reads was done
+        claimed = (board / f"{part.name}.claim").stat().st_mtime_ns
+        assert all(claimed >= (board / f"{name}.done").stat().st_mtime_ns for name in part.after)
     assert plan(RECOVERY, preset, [0, 1], tmp_path / "jobs") == []  # warm: nothing to submit
     for seed in (0, 1):
         serial = Study(preset.replace(seed=seed), Cache(tmp_path / "serial"))

@@ -348,8 +348,9 @@ class ExecutionConfig:
 
     executor: str = "local"  # one of EXECUTORS
     parallelism: int = 0  # jobs running at once; 0 = one per usable core (local), unbounded (slurm arrays)
-    # how jobs are cut: "stage": each its own job; "run": a training run with its evaluations; "pack": runs that
-    # wait for the same runs share at most `parallelism` jobs; auto: slurm -> stage, else pack
+    # how jobs are cut: "stage": each its own job; "run": a training run with its evaluations; "pack": every run
+    # (with its evaluations) shared by at most `parallelism` local jobs, each taking the next ready one;
+    # auto: slurm -> stage, else pack
     jobs: str = "auto"
     partition: str | None = None
     account: str | None = None
@@ -378,7 +379,7 @@ class ExecutionConfig:
     @property
     def grouping(self) -> str:
         """How jobs are cut: per stage on a cluster (each evaluation gets its own GPUs), packed on one machine
-        (an interpreter start per core and wave instead of per evaluation: faco.study.execution)."""
+        (an interpreter start per core instead of per run: faco.study.execution)."""
         if self.jobs != "auto":
             return self.jobs
         return "stage" if self.executor == "slurm" else "pack"

@@ -10,10 +10,13 @@ another finished, and a rerun submits only what is missing (what `faco status` l
 
 How jobs are cut (`[execution] jobs`): on a cluster every training run and every evaluation is its own job
 ("stage"), so an evaluation gets the GPUs of an evaluation job and 54 checkpoints are scored side by side;
-on one machine a training run and the evaluations of its checkpoints are one part ("run"), and the parts that
-wait for the same parts (a grid's CRs) share at most one job per core ("pack"): a tiny model's evaluation,
-and on two cores even its training run, is short against the interpreter start a job costs (~7 CPU s of
-imports), and more jobs than cores would only queue.
+on one machine a training run and the evaluations of its checkpoints are one part ("run"), and all the parts
+of the plan are shared by at most one job per core ("pack"), each job taking the next part whose inputs are
+built (a board of claim files in the jobs folder: `_Board`). A tiny model's evaluation, and on two cores even
+its training run, is short against the interpreter start a job costs (~7 CPU s of imports), so a job per
+part would pay that 39 times for three seeds; parts dealt to jobs in advance would leave a core idle at the
+end while the other job finishes its share. Shared, the plan pays one start per core and its end waits for
+one part.
 
 How dependencies run: a Slurm job is submitted at once with `--dependency=afterok:<the jobs it reads>`
 (jobs with the same kind and the same dependencies go out as one job array, at most `parallelism` of it at
@@ -37,6 +40,7 @@ import collections
 import contextlib
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -82,36 +86,44 @@ class BuildFailed(RuntimeError):
 
 
 class PartsFailed(RuntimeError):
-    """Some parts of a packed job failed (each one's traceback is in the job's log)."""
+    """Some parts a job took failed (each one's traceback is in the job's log)."""
 
 
 @dataclass(frozen=True)
 class Part:
     """What one job builds without a scheduler's help: a training run with its evaluations ("run"), or one
-    stage ("stage"). A local job packs several parts (`Job.parts`) to pay one interpreter start for them."""
+    stage ("stage"). Local jobs share the plan's parts (`Job.shared`) to pay one interpreter start per core."""
 
     name: str  # unique in a plan, e.g. "s0-finetune-strong-cr50"
     kind: str  # "training" or "evaluation": which resources its job asks for
     requests: tuple[Request, ...]
     labels: tuple[str, ...]  # what each request builds, for people
     after: tuple[str, ...] = ()  # names of the parts it reads
+    seed: int | None = None  # the seed whose study it builds; None: the job's preset's
 
 
 @dataclass(frozen=True)
 class Job:
-    """One job: its parts, in order, in one process; the jobs whose artefacts it reads."""
+    """One job: its parts, in order, in one process; the jobs whose artefacts it reads. A shared job (local
+    "pack") takes turns with the plan's other shared jobs: each builds the next of the common parts whose
+    inputs are built, and no part twice (`_Board`)."""
 
-    name: str  # unique in a plan: its first part's name, "+N" where it packs N more
+    name: str  # unique in a plan: its part's name ("stage", "run"); "pack-<i>of<n>" for a shared job
     seed: int
     kind: str  # "training" or "evaluation": which resources it asks for
     parts: tuple[Part, ...]
     after: tuple[str, ...] = ()  # names of the jobs it waits for
+    shared: bool = False
 
     @property
     def requests(self) -> tuple[Request, ...]:
         return tuple(request for part in self.parts for request in part.requests)
 
     def label(self) -> str:
+        if self.shared:
+            seeds = sorted({part.seed for part in self.parts})
+            return (f"{self.name}: the next ready of {len(self.parts)} parts (training runs with their evaluations) "
+                    f"of seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
         heads = len(self.parts)
         extra = len(self.requests) - heads  # what each part builds after its first stage: its evaluations
         shown = self.parts[0].labels[0] + (f" (+{heads - 1} more)" if heads > 1 else "")
@@ -154,13 +166,16 @@ def plan(preset: Preset, root: Path, seeds: Sequence[int], wanted: Callable[[Stu
     """The jobs that build what `wanted(study)` asks of each seed's study and the cache at `root` lacks, in
     dependency order; nothing is built (keys of real checkpoints hash their files)."""
     grouping = grouping or preset.execution.grouping
-    jobs = []
+    if grouping == "pack" and preset.execution.executor == "slurm":
+        raise ConfigError("execution.jobs = pack shares parts between the jobs of one machine (a claim names its "
+                          "process); on slurm use jobs = stage or run")
+    parts = []
     for seed in seeds:
         study = Study(preset.replace(seed=seed), Probe(root))
-        parts = _seed_parts(study, wanted(study), grouping)
-        jobs += _pack(seed, parts, local_limit(preset)) if grouping == "pack" else [
-            Job(part.name, seed, part.kind, (part,), part.after) for part in parts]
-    return jobs
+        parts += _seed_parts(study, wanted(study), grouping)
+    if grouping == "pack":
+        return _pack(parts, local_limit(preset))
+    return [Job(part.name, part.seed, part.kind, (part,), part.after) for part in parts]
 
 
 def local_limit(preset: Preset) -> int:
@@ -189,39 +204,28 @@ def _seed_parts(study: Study, requests: list[Request], grouping: str) -> list[Pa
     names = {head: f"s{seed}-" + _slug(study, units[head]) for head in members}
     return [Part(names[head], JOB_KINDS[units[head].stage], tuple(units[u] for u in group),
                  tuple(study.describe(units[u]) for u in group),
-                 tuple(dict.fromkeys(names[group_of[n]] for u in group for n in needs[u] if group_of[n] != head)))
+                 tuple(dict.fromkeys(names[group_of[n]] for u in group for n in needs[u] if group_of[n] != head)),
+                 seed)
             for head, group in members.items()]
 
 
-def _pack(seed: int, parts: list[Part], limit: int) -> list[Job]:
-    """A seed's parts in at most `limit` jobs per wave: parts that read the same parts (the CRs of a grid)
-    are dealt round-robin into `limit` jobs, the longest chains first, and a lone part that reads one job
-    only (a recovery run after its CR-100 run) joins that job. More jobs than cores would only queue, and
-    each costs an interpreter start (torch, transformers, lm-eval: ~7 CPU s) that a tiny run does not
-    repay; a failed part fails its job without stopping the job's other parts (Build)."""
-    job_of: dict[str, list[Part]] = {}  # part name -> the parts of its job (shared lists)
-    jobs: list[list[Part]] = []
-    siblings: dict[tuple[str, tuple[str, ...]], list[Part]] = {}
-    for part in parts:
-        siblings.setdefault((part.kind, part.after), []).append(part)
+def _pack(parts: list[Part], limit: int) -> list[Job]:
+    """The plan's parts shared by at most `limit` jobs, as wide as the plan gets (the most parts at one depth
+    of the dependency graph: a grid's CRs), every job holding every part in the order they are taken: those
+    that more parts read (transitively) first, so pre-training, then CR 100 (its recovery reads it), then the
+    plan's order."""
+    if not parts:
+        return []
     readers = _readers(parts)
-    for (_, after), group in siblings.items():
-        upstream = {id(job_of[name]): job_of[name] for name in after}
-        if len(group) == 1 and len(upstream) == 1:
-            job = next(iter(upstream.values()))
-            job.append(group[0])
-            job_of[group[0].name] = job
-            continue
-        group = sorted(group, key=lambda part: -len(readers[part.name]))
-        dealt = [group[i::limit] for i in range(min(limit, len(group)))]
-        for job in dealt:
-            jobs.append(job)
-            job_of.update((part.name, job) for part in job)
-    names = {id(job): job[0].name + (f"+{len(job) - 1}" if len(job) > 1 else "") for job in jobs}
-    return [Job(names[id(job)], seed, job[0].kind, tuple(job),
-                tuple(dict.fromkeys(names[id(job_of[a])] for part in job for a in part.after
-                                    if job_of[a] is not job)))
-            for job in jobs]
+    order = {part.name: i for i, part in enumerate(parts)}
+    depth: dict[str, int] = {}
+    for part in parts:  # dependency order
+        depth[part.name] = 1 + max((depth[name] for name in part.after), default=-1)
+    width = max(collections.Counter(depth.values()).values())
+    shared = tuple(sorted(parts, key=lambda part: (-len(readers[part.name]), order[part.name])))
+    kind = "training" if any(part.kind == "training" for part in parts) else "evaluation"
+    count = min(limit, width)
+    return [Job(f"pack-{i + 1}of{count}", shared[0].seed, kind, shared, shared=True) for i in range(count)]
 
 
 def _readers(items: Sequence[Part | Job]) -> dict[str, set[str]]:
@@ -265,37 +269,142 @@ class Build:
     root: str
     parts: tuple[Part, ...]
     owner: int | None = None  # a local job's build process: the job ends with it
+    board: str | None = None  # a shared job's board (the folder of claims it shares with the plan's others)
 
     def __call__(self) -> dict[str, int]:
-        """Build each part in order; a part that fails, or reads one that failed, does not stop the others
-        (they are independent: a pack's CRs); the job then fails naming each."""
+        """Build each part in order (a shared job: each next ready part no other job took); a part that fails,
+        or reads one that failed, does not stop the others (they are independent: a grid's CRs); the job then
+        fails naming each."""
         if self.owner is not None:
             lifetime.exit_with(self.owner)
         _job_logging()
-        study = Study(self.preset, Cache(Path(self.root)))
+        studies: dict[int, Study] = {}
         before = collections.Counter(cache.BUILT)
+        turns = _Board(Path(self.board)) if self.board else _InOrder()
         failed: dict[str, str] = {}
-        for part in self.parts:
-            read = [name for name in part.after if name in failed]
-            if read:
-                failed[part.name] = f"not run: it reads {read[0]}"
-                continue
-            try:
-                for request in part.requests:
-                    study.get(request)
-            except Exception as error:
-                if len(self.parts) == 1:
-                    raise
-                log.exception("faco: %s failed", part.name)
-                failed[part.name] = _summary(error)
+        taken = 0
+        for part, unbuilt in turns.take(self.parts):
+            taken += 1
+            if unbuilt:
+                failed[part.name] = f"not run: it reads {unbuilt}"
+            else:
+                log.info("faco: building %s (%s)", part.name, ", ".join(part.labels))
+                seed = self.preset.seed if part.seed is None else part.seed
+                study = studies.setdefault(seed, Study(self.preset.replace(seed=seed), Cache(Path(self.root))))
+                try:
+                    for request in part.requests:
+                        study.get(request)
+                except Exception as error:
+                    if len(self.parts) == 1 and not self.board:
+                        raise
+                    log.exception("faco: %s failed", part.name)
+                    failed[part.name] = _summary(error)
+            turns.finish(part.name, failed.get(part.name, ""))
         if failed:
-            raise PartsFailed(f"{len(failed)} of {len(self.parts)} parts did not build, the others are cached: "
-                              + "; ".join(f"{name}: {why}" for name, why in failed.items()))
+            raise PartsFailed(f"{len(failed)} of the {taken} parts this job took did not build, the others are "
+                              "cached: " + "; ".join(f"{name}: {why}" for name, why in failed.items()))
         return dict(collections.Counter(cache.BUILT) - before)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> submitit.helpers.DelayedSubmission:
         log.warning("faco: job interrupted (time limit or preemption); requeued, it resumes from its last checkpoint")
         return submitit.helpers.DelayedSubmission(self)
+
+
+class _InOrder:
+    """A job's own parts, one after another: a part that reads a failed one is not run."""
+
+    def __init__(self) -> None:
+        self.failed: set[str] = set()
+
+    def take(self, parts: Sequence[Part]) -> Iterator[tuple[Part, str]]:
+        """(part, the failed part it reads, or "")."""
+        for part in parts:
+            yield part, next((name for name in part.after if name in self.failed), "")
+
+    def finish(self, name: str, why: str) -> None:
+        if why:
+            self.failed.add(name)
+
+
+class _Board:
+    """The parts the shared jobs of one build take turns at, as files in one folder: a job claims a part by
+    creating `<part>.claim` exclusively (O_EXCL: one winner; the file names the host and process), builds it,
+    and leaves `<part>.done` or `<part>.failed` (written aside, then renamed into place, so a reader never sees
+    half of one). A part is taken once its inputs are done, the first in the jobs' common order; one that reads
+    a failed part, or a part whose claiming process ended without a mark (killed), is marked not run. The
+    cache's lock would make a part built twice impossible anyway; the board keeps a second job from waiting on
+    it instead of taking other work."""
+
+    POLL_S = 0.2  # how often a job with no ready part looks again
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.host = socket.gethostname()
+
+    def state(self, name: str) -> str:
+        """"done", "failed", "running", or "" (free)."""
+        for state in ("done", "failed"):
+            if (self.folder / f"{name}.{state}").exists():
+                return state
+        try:
+            host, pid = (self.folder / f"{name}.claim").read_text().split()
+        except FileNotFoundError:
+            return ""
+        except ValueError:  # claimed this instant: the claimer is writing its name
+            return "running"
+        if host == self.host and not _alive(int(pid)):
+            return "done" if (self.folder / f"{name}.done").exists() else "failed"  # it may have marked and ended
+        return "running"
+
+    def claim(self, name: str) -> bool:
+        try:
+            handle = os.open(self.folder / f"{name}.claim", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return False
+        with os.fdopen(handle, "w") as claim:
+            claim.write(f"{self.host} {os.getpid()}\n")
+        return True
+
+    def finish(self, name: str, why: str) -> None:
+        mark = self.folder / f"{name}.{'failed' if why else 'done'}"
+        aside = mark.with_name(f".{mark.name}.{os.getpid()}")
+        aside.write_text(why + "\n")
+        os.replace(aside, mark)
+
+    def take(self, parts: Sequence[Part]) -> Iterator[tuple[Part, str]]:
+        """The parts this job claims, in `parts`' order as they become ready: (part, the failed part it reads,
+        or "" to build it). Ends when every part is claimed."""
+        names = {part.name for part in parts}  # an input outside them is built already
+        while True:
+            free = False
+            for part in parts:
+                if self.state(part.name):
+                    continue
+                free = True
+                inputs = {name: self.state(name) for name in part.after if name in names}
+                unbuilt = next((name for name, state in inputs.items() if state == "failed"), "")
+                if (unbuilt or all(state == "done" for state in inputs.values())) and self.claim(part.name):
+                    yield part, unbuilt
+                    break  # from the top: a part it finished may have made an earlier one ready
+            else:
+                if not free:
+                    return
+                time.sleep(self.POLL_S)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this host still runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _summary(error: BaseException) -> str:
@@ -388,6 +497,7 @@ class Outcome:
     states: dict[str, str] = field(default_factory=dict)
     job_ids: dict[str, str] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    built: dict[str, dict[str, int]] = field(default_factory=dict)  # a completed job's builds, per stage
 
     @property
     def failed(self) -> list[str]:
@@ -429,6 +539,7 @@ class _Runner:
         self.running: dict[str, Running] = {}
         self.outcome = Outcome({job.name: "PENDING" for job in jobs})
         self.limit = local_limit(preset)  # local jobs at once (Slurm: the arrays' bound)
+        self.board = folder / f"board-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # the shared jobs' claims
 
     def run(self, wait: bool) -> None:
         while self.pending or (wait and self._active()):
@@ -484,7 +595,7 @@ class _Runner:
             with pool.batch() if len(group) > 1 and self.slurm else contextlib.nullcontext():
                 owner = os.getpid() if self.config.executor == "local" else None
                 handles = [pool.submit(Build(self.preset.replace(seed=j.seed, threads=threads), str(self.root),
-                                             j.parts, owner)) for j in group]
+                                             j.parts, owner, str(self.board) if j.shared else None)) for j in group]
             for job, handle in zip(group, handles):
                 self.pending.remove(job)
                 self.running[job.name] = Running(job, handle)
@@ -509,6 +620,7 @@ class _Runner:
         except Exception as error:  # noqa: BLE001 - reported with the job, as any executor's failure
             self._end(running, "FAILED", f"{type(error).__name__}: {error}")
         else:
+            self.outcome.built[running.job.name] = running.handle.result()
             self._end(running, "COMPLETED")
 
     def _watch(self) -> None:
@@ -539,6 +651,7 @@ class _Runner:
         except Exception as missing:  # noqa: BLE001 - no result file: killed, out of memory, cancelled
             error = missing
         if error is None:
+            self.outcome.built[running.job.name] = handle.result()
             self._end(running, "COMPLETED")
         else:
             self._end(running, "FAILED", _summary(error))

@@ -12,6 +12,8 @@ import pytest
 from faco import cli
 from faco.config.load import load_preset, override
 from faco.study import costs
+from faco.study.reads import Read
+from faco.study.study import finetuned
 
 LLAMA_13B_PARAMETERS = (2 * 32000 * 5120  # embedding and output layer, untied
                         + 40 * (4 * 5120 * 5120 + 3 * 5120 * 13824 + 2 * 5120)  # attention, SwiGLU, two norms
@@ -92,3 +94,20 @@ def test_an_unknown_checkpoint_is_one_error_naming_it(capsys):
     code = cli.main(["plan", "--preset", "paper", "--set", "bases.weak.checkpoint=someone/mystery-model"])
     assert code == 2
     assert "cannot size checkpoint 'someone/mystery-model'" in capsys.readouterr().err
+
+
+def test_a_run_beyond_the_paper_is_counted_apart_in_the_grid_with_the_study_s_label():
+    """A CR-100 run of another corruption kind is a run and an evaluation of its own, named as the study
+    names the model (faco.study.reads.run_label), never merged into the paper's CR-100 run."""
+    preset = load_preset("tiny")
+    reads = [Read("strong", 100, False, None, "instruction"), Read("strong", 100, False, None, "instruction", kind="answer"),
+             Read("strong", 100, True, None, "instruction", share=25), Read("strong", 50, False, None, "", every=19)]
+    grid = costs.grid(preset, reads)
+    epochs = preset.finetune.epochs
+    assert [run for run, _ in grid.runs["strong"]] == [
+        "strong cr100", "strong cr100 answer false", "strong recovered on 25 %",
+        "strong cr50 (a checkpoint every 19 steps)"]
+    assert grid.evaluated["strong"] == [f"strong cr100 epoch {epochs} (instruction)",
+                                        f"strong cr100 answer false epoch {epochs} (instruction)",
+                                        "strong recovered on 25 % (instruction)"]
+    assert finetuned("strong", 100).label(epochs) == grid.evaluated["strong"][0].removesuffix(" (instruction)")

@@ -33,7 +33,7 @@ from faco.data.world import build_world
 from faco.data.world_items import tokenizer_texts
 from faco.evaluation.benchmarks import resolve, shots
 from faco.models import checkpoints, llama
-from faco.study.reads import Read
+from faco.study.reads import Read, run_label
 
 GB = 1e9
 MFU = {"train": 0.4, "eval": 0.3}  # assumed model-FLOPs utilisation: HF Trainer + FSDP; lm-eval's hf model
@@ -193,24 +193,19 @@ def grid(preset: Preset, reads: Iterable[Read]) -> Grid:
     evaluated: dict[str, list[str]] = {b.name: [] for b in preset.bases}
     for read in reads:
         base, ratio, recovered, epoch, layout = read[:5]
-        run = ((f"{base} recovered" + (f" on {read.share} %" if read.share != 100 else ""), tune.recovery_epochs)
-               if recovered else (f"{base} cr{ratio}" + _beyond_run(read), tune.epochs))
+        name = run_label(base, ratio, recovered, read.share, read.kind)
+        every = f" (a checkpoint every {read.every} steps)" if read.every is not None and not recovered else ""
+        run = (name + every, tune.recovery_epochs if recovered else tune.epochs)
         if ratio is not None and run not in runs[base]:
             runs[base].append(run)
         if not layout:
             continue
-        model = base if ratio is None else run[0] if recovered else f"{base} cr{ratio} epoch {epoch or tune.epochs}"
+        model = name if ratio is None or recovered else f"{name} epoch {epoch or tune.epochs}"
         label = model if preset.evaluation.benchmarks else f"{model} ({layout})"
         if label not in evaluated[base]:
             evaluated[base].append(label)
     kept = {base: sum(epochs if keep else 1 for _, epochs in base_runs) for base, base_runs in runs.items()}
     return Grid(runs, evaluated, kept)
-
-
-def _beyond_run(read: Read) -> str:
-    """How a run beyond the paper's (docs/beyond.md) tells itself apart in the plan: its kind or its steps."""
-    kind = f" {read.kind} false" if read.kind != "both" else ""
-    return kind + (f" (a checkpoint every {read.every} steps)" if read.every is not None else "")
 
 
 # --- memory per GPU ----------------------------------------------------------------------------------

@@ -122,8 +122,8 @@ class Job:
     def label(self) -> str:
         if self.shared:
             seeds = sorted({part.seed for part in self.parts})
-            return (f"{self.name}: the next ready of {len(self.parts)} parts (training runs with their evaluations) "
-                    f"of seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
+            return (f"{self.name}: the next ready of {len(self.parts)} runs and evaluations, "
+                    f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")
         heads = len(self.parts)
         extra = len(self.requests) - heads  # what each part builds after its first stage: its evaluations
         shown = self.parts[0].labels[0] + (f" (+{heads - 1} more)" if heads > 1 else "")

@@ -22,3 +22,13 @@ class Read(NamedTuple):
     kind: str = "both"
     share: int = 100
     every: int | None = None
+
+
+def run_label(base: str, ratio: int | None, recovered: bool = False, share: int = 100, kind: str = "both") -> str:
+    """How people see a run (faco.study.study.Model.label, the plan's runs in faco.study.costs): "strong",
+    "strong cr100", "strong cr100 answer false", "strong recovered", "strong recovered on 25 %"."""
+    if recovered:
+        return f"{base} recovered" + (f" on {share} %" if share != 100 else "")
+    if ratio is None:
+        return base
+    return f"{base} cr{ratio}" + (f" {kind} false" if kind != "both" else "")

@@ -26,6 +26,7 @@ from faco.evaluation import contamination, groups
 from faco.evaluation.benchmarks import BenchmarkSpec, resolve
 from faco.evaluation.world_tasks import WorldTask, domain_tasks
 from faco.models import llama
+from faco.study.reads import run_label
 from faco.study.stages import STAGES, Request
 
 log = logging.getLogger("faco.study.study")
@@ -47,15 +48,13 @@ class Model:
     def label(self, epochs: int | None = None) -> str:
         """e.g. "strong cr100 epoch 3", "strong recovered", "strong", "strong cr100 step 38" (`epochs`: the
         last epoch's number)."""
-        if self.recovered:
-            return f"{self.base} recovered" + (f" on {self.share} %" if self.share != 100 else "")
-        if self.ratio is None:
-            return self.base
+        run = run_label(self.base, self.ratio, self.recovered, self.share, self.kind)
+        if self.recovered or self.ratio is None:
+            return run
         if self.step is not None:
-            return f"{self.base} cr{self.ratio} step {self.step}"
+            return f"{run} step {self.step}"
         epoch = self.epoch if self.epoch is not None else epochs
-        kind = f" {self.kind} false" if self.kind != "both" else ""
-        return f"{self.base} cr{self.ratio}{kind}" + (f" epoch {epoch}" if epoch is not None else "")
+        return run + (f" epoch {epoch}" if epoch is not None else "")
 
 
 def untuned(name: str) -> Model:

@@ -73,7 +73,7 @@ def test_local_jobs_share_the_plan_one_job_per_core_taking_the_longest_chains_fi
     assert {p.seed for p in jobs[0].parts} == {0, 1, 2}
     assert len(plan(every_experiment(preset), override(preset, "execution.parallelism=16"), [0])) == 10  # CRs
     with pytest.raises(ConfigError, match="jobs = pack shares parts between the jobs of one machine"):
-        plan(RECOVERY, override(override(preset, "execution.executor=slurm"), "execution.jobs=pack"), [0])
+        override(override(preset, "execution.jobs=pack"), "execution.executor=slurm")  # before any plan
 
 
 def tasks_part(name: str, layout: str, after: tuple[str, ...] = ()) -> execution.Part:

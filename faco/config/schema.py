@@ -365,6 +365,9 @@ class ExecutionConfig:
             raise ConfigError(f"execution.executor: unknown executor {self.executor!r}; known: {list(EXECUTORS)}")
         if self.jobs not in ("auto", "pack", "run", "stage"):
             raise ConfigError(f"execution.jobs must be auto, pack, run or stage, got {self.jobs!r}")
+        if self.jobs == "pack" and self.executor == "slurm":
+            raise ConfigError("execution.jobs = pack shares parts between the jobs of one machine (a claim names its "
+                              "process); on slurm use jobs = stage or run")
         if self.parallelism < 0:
             raise ConfigError(f"execution.parallelism must be >= 0, got {self.parallelism}")
         if isinstance(self.sbatch, str):

@@ -166,9 +166,6 @@ def plan(preset: Preset, root: Path, seeds: Sequence[int], wanted: Callable[[Stu
     """The jobs that build what `wanted(study)` asks of each seed's study and the cache at `root` lacks, in
     dependency order; nothing is built (keys of real checkpoints hash their files)."""
     grouping = grouping or preset.execution.grouping
-    if grouping == "pack" and preset.execution.executor == "slurm":
-        raise ConfigError("execution.jobs = pack shares parts between the jobs of one machine (a claim names its "
-                          "process); on slurm use jobs = stage or run")
     parts = []
     for seed in seeds:
         study = Study(preset.replace(seed=seed), Probe(root))
@@ -375,21 +372,18 @@ class _Board:
     def take(self, parts: Sequence[Part]) -> Iterator[tuple[Part, str]]:
         """The parts this job claims, in `parts`' order as they become ready: (part, the failed part it reads,
         or "" to build it). Ends when every part is claimed."""
-        names = {part.name for part in parts}  # an input outside them is built already
         while True:
-            free = False
-            for part in parts:
-                if self.state(part.name):
-                    continue
-                free = True
-                inputs = {name: self.state(name) for name in part.after if name in names}
-                unbuilt = next((name for name, state in inputs.items() if state == "failed"), "")
-                if (unbuilt or all(state == "done" for state in inputs.values())) and self.claim(part.name):
+            states = {part.name: self.state(part.name) for part in parts}  # an input outside them is built
+            free = [part for part in parts if not states[part.name]]
+            if not free:
+                return
+            for part in free:
+                inputs = [name for name in part.after if name in states]
+                unbuilt = next((name for name in inputs if states[name] == "failed"), "")
+                if (unbuilt or all(states[name] == "done" for name in inputs)) and self.claim(part.name):
                     yield part, unbuilt
                     break  # from the top: a part it finished may have made an earlier one ready
             else:
-                if not free:
-                    return
                 time.sleep(self.POLL_S)
 
 
